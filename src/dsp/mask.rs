@@ -1,0 +1,150 @@
+//! From the model's per-bin output to the two stems' masks, and from the mixture spectrum to the
+//! model's input features. Lin et al. 2018, §3.3: the vocal mask keeps P(vocal) where it reaches
+//! a threshold and is 0 elsewhere; the accompaniment mask is built the same way from 1 − P.
+
+use realfft::num_complex::Complex32;
+
+/// How P(vocal) becomes the vocal and accompaniment masks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaskRule {
+    /// Hard decision at 0.5: vocal mask 1 where P ≥ 0.5, accompaniment its complement.
+    Binary,
+    /// The paper's rule: vocal mask P where P ≥ threshold else 0; accompaniment likewise from 1 − P.
+    Paper { threshold: f32 },
+    /// The probabilities themselves; the two stems sum back to the mixture.
+    Soft,
+}
+
+impl MaskRule {
+    /// Parses a rule name (`binary`, `paper`, `soft`); `paper` takes `threshold`.
+    pub fn parse(name: &str, threshold: f32) -> Option<Self> {
+        match name {
+            "binary" => Some(MaskRule::Binary),
+            "paper" => Some(MaskRule::Paper { threshold }),
+            "soft" => Some(MaskRule::Soft),
+            _ => None,
+        }
+    }
+
+    /// The rule's name as the CLI and the contract spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MaskRule::Binary => "binary",
+            MaskRule::Paper { .. } => "paper",
+            MaskRule::Soft => "soft",
+        }
+    }
+
+    /// Vocal and accompaniment mask values for one bin with P(vocal) = `p`.
+    #[inline]
+    pub fn masks(&self, p: f32) -> (f32, f32) {
+        match *self {
+            MaskRule::Binary => {
+                if p >= 0.5 {
+                    (1.0, 0.0)
+                } else {
+                    (0.0, 1.0)
+                }
+            }
+            MaskRule::Paper { threshold } => {
+                let q = 1.0 - p;
+                (if p >= threshold { p } else { 0.0 }, if q >= threshold { q } else { 0.0 })
+            }
+            MaskRule::Soft => (p, 1.0 - p),
+        }
+    }
+}
+
+/// What the model's output values mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelOutput {
+    /// Logit of P(vocal); the runtime applies the sigmoid.
+    Logit,
+    /// P(vocal) itself.
+    Probability,
+}
+
+impl ModelOutput {
+    /// Converts one model output value to P(vocal), mapping NaN to 0 (not vocal) so a broken
+    /// model can never write NaN into the stems.
+    #[inline]
+    pub fn probability(self, v: f32) -> f32 {
+        let p = match self {
+            ModelOutput::Logit => 1.0 / (1.0 + (-v).exp()),
+            ModelOutput::Probability => v.clamp(0.0, 1.0),
+        };
+        if p.is_nan() { 0.0 } else { p }
+    }
+}
+
+/// Input features computed from the mixture spectrum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// |X| (the paper's input).
+    Magnitude,
+    /// ln(1 + |X|), which compresses the dynamic range.
+    Log1pMagnitude,
+}
+
+impl Feature {
+    /// Parses the contract's `feature` value.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "magnitude" => Some(Feature::Magnitude),
+            "log1p_magnitude" => Some(Feature::Log1pMagnitude),
+            _ => None,
+        }
+    }
+
+    /// The contract's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Magnitude => "magnitude",
+            Feature::Log1pMagnitude => "log1p_magnitude",
+        }
+    }
+
+    /// Writes the features of one spectrum into `out`.
+    pub fn compute_into(self, spectrum: &[Complex32], out: &mut [f32]) {
+        match self {
+            Feature::Magnitude => {
+                for (o, c) in out.iter_mut().zip(spectrum) {
+                    *o = c.norm();
+                }
+            }
+            Feature::Log1pMagnitude => {
+                for (o, c) in out.iter_mut().zip(spectrum) {
+                    *o = c.norm().ln_1p();
+                }
+            }
+        }
+    }
+}
+
+/// Applies the masks derived from `model_out` (one value per bin) to `mixture`, writing the vocal
+/// and accompaniment spectra, and returns the mean vocal mask over the top `top_bins` bins (used to
+/// split the band above the model's Nyquist frequency).
+pub fn apply_masks(
+    mixture: &[Complex32],
+    model_out: &[f32],
+    output: ModelOutput,
+    rule: MaskRule,
+    vocals: &mut [Complex32],
+    accompaniment: &mut [Complex32],
+    top_bins: usize,
+) -> f32 {
+    let n = mixture.len();
+    let top_start = n.saturating_sub(top_bins);
+    let mut top_sum = 0.0f32;
+    for (i, ((x, &raw), (v, a))) in
+        mixture.iter().zip(model_out).zip(vocals.iter_mut().zip(accompaniment.iter_mut())).enumerate()
+    {
+        let (mv, ma) = rule.masks(output.probability(raw));
+        *v = x * mv;
+        *a = x * ma;
+        if i >= top_start {
+            top_sum += mv;
+        }
+    }
+    if top_bins == 0 { 0.0 } else { top_sum / (n - top_start) as f32 }
+}

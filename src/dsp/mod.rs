@@ -1,0 +1,10 @@
+//! Signal processing shared by the offline, live and training paths: windows, the streaming
+//! STFT/iSTFT and the mask rules. Pure code on slices; buffers are allocated only in constructors.
+
+pub mod mask;
+pub mod stft;
+pub mod window;
+
+pub use mask::{Feature, MaskRule, ModelOutput};
+pub use stft::{StftAnalyzer, StftConfig, StftSynthesizer};
+pub use window::WindowKind;

@@ -1,0 +1,244 @@
+//! Streaming STFT and inverse STFT (weighted overlap-add) on realfft.
+//!
+//! Framing is the streaming one: frame `k` covers input samples `[k·hop − (win − hop), (k+1)·hop)`,
+//! i.e. each new hop of input completes one frame, and each synthesised frame completes one hop
+//! of output. The output therefore lags the input by exactly `win − hop` samples
+//! ([`StftConfig::latency_samples`]); offline callers drop that many leading samples. Every sample
+//! at index ≥ 0 is covered by the same number of frames, so the inverse normalises by the
+//! steady-state sum of squared windows and reconstructs exactly for any hop ≤ win/2.
+//!
+//! The window of `win` samples sits at the start of an `n_fft`-point buffer (zero-padded DFT, as in
+//! Lin et al. 2018: Hann 1024 in a 4096-point DFT). All buffers are allocated in `new`; pushing a
+//! hop or a frame never allocates.
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex32;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use super::window::WindowKind;
+use crate::{Error, Result};
+
+/// STFT geometry, as a model's contract states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StftConfig {
+    /// DFT size; the spectrum has `n_fft / 2 + 1` bins.
+    pub n_fft: usize,
+    /// Window length in samples (≤ `n_fft`; the rest of the DFT buffer is zero).
+    pub win_length: usize,
+    /// Hop between frames in samples (≤ `win_length / 2`).
+    pub hop: usize,
+    /// Window function used for analysis and synthesis.
+    pub window: WindowKind,
+}
+
+impl StftConfig {
+    /// Number of frequency bins per frame.
+    pub fn bins(&self) -> usize {
+        self.n_fft / 2 + 1
+    }
+
+    /// Delay of the streaming STFT→iSTFT round trip in samples.
+    pub fn latency_samples(&self) -> usize {
+        self.win_length - self.hop
+    }
+
+    /// Frames needed to carry `n` input samples all the way through synthesis.
+    pub fn frames_for(&self, n: usize) -> usize {
+        (n + self.latency_samples()).div_ceil(self.hop)
+    }
+
+    /// Checks that the geometry reconstructs exactly.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidArgument(format!("STFT {self:?}: {why}")));
+        if self.hop == 0 || self.win_length == 0 || self.n_fft == 0 {
+            return bad("sizes must be positive".into());
+        }
+        if self.win_length > self.n_fft {
+            return bad(format!("window {} longer than the DFT {}", self.win_length, self.n_fft));
+        }
+        if self.n_fft % 2 != 0 {
+            return bad("the DFT size must be even".into());
+        }
+        if self.hop * 2 > self.win_length {
+            return bad(format!(
+                "hop {} exceeds half the window {}: overlap-add would not reconstruct",
+                self.hop, self.win_length
+            ));
+        }
+        Ok(())
+    }
+
+    fn steady_state_inverse_norm(&self, window: &[f32]) -> Vec<f32> {
+        (0..self.hop)
+            .map(|j| {
+                let sum: f64 =
+                    (j..self.win_length).step_by(self.hop).map(|i| (window[i] as f64).powi(2)).sum();
+                (1.0 / sum) as f32
+            })
+            .collect()
+    }
+}
+
+/// Streaming analysis: one hop of samples in, one spectrum out.
+pub struct StftAnalyzer {
+    cfg: StftConfig,
+    window: Vec<f32>,
+    /// The last `win_length` input samples (oldest first).
+    history: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    frame: Vec<f32>,
+    scratch: Vec<Complex32>,
+}
+
+impl StftAnalyzer {
+    /// Plans the FFT and allocates every buffer.
+    pub fn new(cfg: StftConfig) -> Result<Self> {
+        cfg.validate()?;
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(cfg.n_fft);
+        let scratch = fft.make_scratch_vec();
+        Ok(StftAnalyzer {
+            window: cfg.window.build(cfg.win_length),
+            history: vec![0.0; cfg.win_length],
+            frame: vec![0.0; cfg.n_fft],
+            scratch,
+            fft,
+            cfg,
+        })
+    }
+
+    /// The geometry this analyzer was built with.
+    pub fn config(&self) -> &StftConfig {
+        &self.cfg
+    }
+
+    /// Forgets all past input (as if the signal started now).
+    pub fn reset(&mut self) {
+        self.history.fill(0.0);
+    }
+
+    /// Consumes exactly `hop` new samples and writes the spectrum of the frame they complete.
+    pub fn push_hop(&mut self, hop_samples: &[f32], spectrum: &mut [Complex32]) -> Result<()> {
+        let (hop, win) = (self.cfg.hop, self.cfg.win_length);
+        check_len("STFT input hop", hop, hop_samples.len())?;
+        check_len("STFT spectrum", self.cfg.bins(), spectrum.len())?;
+        self.history.copy_within(hop.., 0);
+        self.history[win - hop..].copy_from_slice(hop_samples);
+        for ((f, &h), &w) in self.frame.iter_mut().zip(&self.history).zip(&self.window) {
+            *f = h * w;
+        }
+        self.frame[win..].fill(0.0);
+        self.fft
+            .process_with_scratch(&mut self.frame, spectrum, &mut self.scratch)
+            .map_err(|e| Error::InvalidArgument(format!("forward FFT: {e}")))
+    }
+}
+
+/// Streaming synthesis: one (masked) spectrum in, one hop of finished samples out.
+pub struct StftSynthesizer {
+    cfg: StftConfig,
+    window: Vec<f32>,
+    inverse_norm: Vec<f32>,
+    /// Overlap-add accumulator covering the last frame's `win_length` samples.
+    accumulator: Vec<f32>,
+    ifft: Arc<dyn ComplexToReal<f32>>,
+    spectrum: Vec<Complex32>,
+    frame: Vec<f32>,
+    scratch: Vec<Complex32>,
+}
+
+impl StftSynthesizer {
+    /// Plans the inverse FFT and allocates every buffer.
+    pub fn new(cfg: StftConfig) -> Result<Self> {
+        cfg.validate()?;
+        let ifft = RealFftPlanner::<f32>::new().plan_fft_inverse(cfg.n_fft);
+        let window = cfg.window.build(cfg.win_length);
+        Ok(StftSynthesizer {
+            inverse_norm: cfg.steady_state_inverse_norm(&window),
+            window,
+            accumulator: vec![0.0; cfg.win_length],
+            spectrum: vec![Complex32::default(); cfg.bins()],
+            frame: vec![0.0; cfg.n_fft],
+            scratch: ifft.make_scratch_vec(),
+            ifft,
+            cfg,
+        })
+    }
+
+    /// Clears the overlap-add state.
+    pub fn reset(&mut self) {
+        self.accumulator.fill(0.0);
+    }
+
+    /// Adds one frame and writes the `hop` output samples it completes.
+    pub fn push_frame(&mut self, spectrum: &[Complex32], out: &mut [f32]) -> Result<()> {
+        let (hop, win, n) = (self.cfg.hop, self.cfg.win_length, self.cfg.n_fft);
+        check_len("iSTFT spectrum", self.cfg.bins(), spectrum.len())?;
+        check_len("iSTFT output hop", hop, out.len())?;
+        self.spectrum.copy_from_slice(spectrum);
+        // realfft's inverse requires a purely real DC and Nyquist bin; a real mask keeps them
+        // real in theory, rounding may not.
+        self.spectrum[0].im = 0.0;
+        let last = self.spectrum.len() - 1;
+        self.spectrum[last].im = 0.0;
+        self.ifft
+            .process_with_scratch(&mut self.spectrum, &mut self.frame, &mut self.scratch)
+            .map_err(|e| Error::InvalidArgument(format!("inverse FFT: {e}")))?;
+        let scale = 1.0 / n as f32;
+        for ((acc, &x), &w) in self.accumulator.iter_mut().zip(&self.frame).zip(&self.window) {
+            *acc += x * w * scale;
+        }
+        for ((o, &acc), &g) in out.iter_mut().zip(&self.accumulator).zip(&self.inverse_norm) {
+            *o = acc * g;
+        }
+        self.accumulator.copy_within(hop.., 0);
+        self.accumulator[win - hop..].fill(0.0);
+        Ok(())
+    }
+}
+
+fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::Mismatch { what: what.into(), expected: format!("{expected} samples"), got: format!("{got}") })
+    }
+}
+
+/// Whole-signal STFT: frames in time order, each `bins` long (convenience for tests and tools).
+pub fn stft(cfg: StftConfig, signal: &[f32]) -> Result<Vec<Vec<Complex32>>> {
+    let mut analyzer = StftAnalyzer::new(cfg)?;
+    let frames = cfg.frames_for(signal.len());
+    let mut hop_buf = vec![0.0; cfg.hop];
+    let mut out = Vec::with_capacity(frames);
+    for k in 0..frames {
+        let start = (k * cfg.hop).min(signal.len());
+        let end = ((k + 1) * cfg.hop).min(signal.len());
+        hop_buf.fill(0.0);
+        hop_buf[..end - start].copy_from_slice(&signal[start..end]);
+        let mut spec = vec![Complex32::default(); cfg.bins()];
+        analyzer.push_hop(&hop_buf, &mut spec)?;
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// Whole-signal inverse of [`stft`]: returns `len` samples aligned with the original signal.
+pub fn istft(cfg: StftConfig, frames: &[Vec<Complex32>], len: usize) -> Result<Vec<f32>> {
+    let mut synth = StftSynthesizer::new(cfg)?;
+    let mut out = Vec::with_capacity(frames.len() * cfg.hop);
+    let mut hop_buf = vec![0.0; cfg.hop];
+    for spec in frames {
+        synth.push_frame(spec, &mut hop_buf)?;
+        out.extend_from_slice(&hop_buf);
+    }
+    let skip = cfg.latency_samples();
+    if out.len() < skip + len {
+        return Err(Error::Mismatch {
+            what: "iSTFT frames".into(),
+            expected: format!("at least {}", cfg.frames_for(len)),
+            got: frames.len().to_string(),
+        });
+    }
+    Ok(out[skip..skip + len].to_vec())
+}
