@@ -1,0 +1,6 @@
+//! Audio I/O at the edges of the pipeline: streaming decoding (symphonia), resampling (rubato)
+//! and atomic WAV writing (hound). Samples are planar `f32` in [-1, 1].
+
+pub mod decode;
+pub mod encode;
+pub mod resample;
