@@ -1,0 +1,268 @@
+//! Choosing the inference backend once per process: real ONNX Runtime, loaded at run time from a
+//! shared library we find ourselves, or the pure-Rust tract engine. `ort` is built with
+//! `alternative-backend`, so it never links, downloads or searches for a library on its own: we
+//! hand it an API table with `ort::set_api`, which is how a missing or broken library becomes a
+//! clear error instead of a panic inside `ort`.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::{Error, Result};
+
+/// Environment variable naming the ONNX Runtime library (checked before `ORT_DYLIB_PATH`).
+pub const ORT_LIB_ENV: &str = "VOXMASK_ORT_LIB";
+/// The variable `ort` itself documents; honoured for users who already set it.
+pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+/// Oldest ONNX Runtime minor version whose API table matches what ort was built against.
+const MIN_ORT_MINOR: u32 = ort_sys::ORT_API_VERSION;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// ONNX Runtime when a usable library is found, else tract.
+    #[default]
+    Auto,
+    /// ONNX Runtime or an error.
+    OnnxRuntime,
+    /// tract, the pure-Rust engine built into voxmask.
+    Tract,
+}
+
+/// The backend in use for this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActiveBackend {
+    /// ONNX Runtime loaded from `path`.
+    OnnxRuntime { path: PathBuf, version: String },
+    /// The built-in tract engine.
+    Tract,
+}
+
+impl ActiveBackend {
+    /// Short name used in `--json` output and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActiveBackend::OnnxRuntime { .. } => "onnxruntime",
+            ActiveBackend::Tract => "tract",
+        }
+    }
+}
+
+impl std::fmt::Display for ActiveBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ActiveBackend::OnnxRuntime { path, version } => {
+                write!(f, "onnxruntime {version} ({})", path.display())
+            }
+            ActiveBackend::Tract => write!(f, "tract (built in)"),
+        }
+    }
+}
+
+/// The outcome of backend selection, including why ONNX Runtime was not used under `auto`.
+#[derive(Debug, Clone)]
+pub struct BackendSelection {
+    pub active: ActiveBackend,
+    /// Candidates that were tried and rejected, with the reason (for `--verbose`).
+    pub notes: Vec<String>,
+}
+
+static SELECTED: OnceLock<BackendSelection> = OnceLock::new();
+static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+
+/// The process's one ort environment, created on first use after [`init`].
+pub fn environment() -> Result<&'static ort::environment::Environment> {
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let env = ort::init()
+        .with_name("voxmask")
+        .build()
+        .map_err(|e| Error::Backend(format!("creating the inference environment: {e}")))?;
+    Ok(ENVIRONMENT.get_or_init(|| env))
+}
+
+/// Selects and installs the backend. The first call decides for the whole process; later calls
+/// return that decision, or an error if they ask for a different backend.
+pub fn init(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<&'static BackendSelection> {
+    if let Some(sel) = SELECTED.get() {
+        return match (choice, &sel.active) {
+            (BackendChoice::Tract, ActiveBackend::OnnxRuntime { .. })
+            | (BackendChoice::OnnxRuntime, ActiveBackend::Tract) => Err(Error::Backend(format!(
+                "the {} backend is already in use in this process",
+                sel.active.name()
+            ))),
+            _ => Ok(sel),
+        };
+    }
+    let selection = select(choice, ort_lib)?;
+    let installed = match &selection.active {
+        ActiveBackend::OnnxRuntime { .. } => true, // set_api already done in `try_load_ort`
+        ActiveBackend::Tract => install_tract()?,
+    };
+    if !installed {
+        return Err(Error::Backend("another backend was installed concurrently".into()));
+    }
+    Ok(SELECTED.get_or_init(|| selection))
+}
+
+/// The backend chosen by [`init`], if any.
+pub fn selected() -> Option<&'static BackendSelection> {
+    SELECTED.get()
+}
+
+fn select(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<BackendSelection> {
+    let mut notes = Vec::new();
+    if choice == BackendChoice::Tract {
+        return Ok(BackendSelection { active: ActiveBackend::Tract, notes });
+    }
+    for candidate in ort_candidates(ort_lib) {
+        match try_load_ort(&candidate.path) {
+            Ok(version) => {
+                notes.push(format!("using ONNX Runtime {version} from {} ({})", candidate.path.display(), candidate.source));
+                return Ok(BackendSelection {
+                    active: ActiveBackend::OnnxRuntime { path: candidate.path, version },
+                    notes,
+                });
+            }
+            Err(why) => {
+                let msg = format!("{} ({}): {why}", candidate.path.display(), candidate.source);
+                if choice == BackendChoice::OnnxRuntime && candidate.explicit {
+                    return Err(Error::Backend(format!("cannot use ONNX Runtime library {msg}")));
+                }
+                notes.push(msg);
+            }
+        }
+    }
+    match choice {
+        BackendChoice::OnnxRuntime => Err(Error::Backend(format!(
+            "no usable ONNX Runtime library found (tried: {}). Install one with `pip install onnxruntime` \
+             or point --ort-lib / {ORT_LIB_ENV} at libonnxruntime.so",
+            if notes.is_empty() { "nothing".to_string() } else { notes.join("; ") }
+        ))),
+        _ => {
+            notes.push("no usable ONNX Runtime library; running on tract".into());
+            Ok(BackendSelection { active: ActiveBackend::Tract, notes })
+        }
+    }
+}
+
+struct Candidate {
+    path: PathBuf,
+    source: &'static str,
+    /// Named by the user: failure to load it is an error, not a reason to move on.
+    explicit: bool,
+}
+
+fn ort_candidates(ort_lib: Option<&Path>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    if let Some(p) = ort_lib {
+        out.push(Candidate { path: p.to_path_buf(), source: "--ort-lib", explicit: true });
+    }
+    for (var, source) in [(ORT_LIB_ENV, "$VOXMASK_ORT_LIB"), (ORT_DYLIB_ENV, "$ORT_DYLIB_PATH")] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            out.push(Candidate { path: PathBuf::from(v), source, explicit: true });
+        }
+    }
+    if let Some(dir) = python_onnxruntime_capi() {
+        if let Some(lib) = newest_library_in(&dir) {
+            out.push(Candidate { path: lib, source: "python onnxruntime package", explicit: false });
+        }
+    }
+    // A bare file name makes dlopen search the system library paths.
+    out.push(Candidate { path: PathBuf::from(library_file_name()), source: "system library path", explicit: false });
+    out
+}
+
+fn library_file_name() -> String {
+    format!("{}onnxruntime{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+}
+
+/// The `onnxruntime/capi` folder of an installed Python package, found without importing it
+/// (importing onnxruntime takes long; finding its spec is instant).
+fn python_onnxruntime_capi() -> Option<PathBuf> {
+    let script = "import importlib.util as u\ns = u.find_spec('onnxruntime')\nprint(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')";
+    for python in ["python3", "python"] {
+        let Ok(out) = std::process::Command::new(python).args(["-c", script]).output() else { continue };
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !dir.is_empty() {
+            let capi = Path::new(&dir).join("capi");
+            if capi.is_dir() {
+                return Some(capi);
+            }
+        }
+    }
+    None
+}
+
+fn newest_library_in(dir: &Path) -> Option<PathBuf> {
+    let stem = library_file_name();
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&stem)))
+        .collect();
+    // Prefer the versioned file (libonnxruntime.so.1.x.y) if there is no plain one.
+    libs.sort();
+    libs.into_iter().next()
+}
+
+/// dlopens `path`, checks its version and installs its API table into ort.
+fn try_load_ort(path: &Path) -> std::result::Result<String, String> {
+    // SAFETY: loading a shared library runs its initialisers; this is the library the user or
+    // their Python installation provides for exactly this purpose.
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load: {e}"))?;
+    // SAFETY: the symbol's signature is ONNX Runtime's documented C entry point.
+    let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort_sys::OrtApiBase> =
+        unsafe { lib.get(b"OrtGetApiBase") }.map_err(|_| "does not export OrtGetApiBase: not ONNX Runtime".to_string())?;
+    let base = unsafe { get_base() };
+    if base.is_null() {
+        return Err("OrtGetApiBase returned null".into());
+    }
+    // SAFETY: `base` is non-null and points to the library's static API base.
+    let version_ptr = unsafe { ((*base).GetVersionString)() };
+    if version_ptr.is_null() {
+        return Err("no version string".into());
+    }
+    let version = unsafe { CStr::from_ptr(version_ptr) }.to_string_lossy().into_owned();
+    let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+    if !version.starts_with("1.") || minor < MIN_ORT_MINOR {
+        return Err(format!("version {version} is too old: voxmask needs ONNX Runtime 1.{MIN_ORT_MINOR} or newer"));
+    }
+    let api = unsafe { ((*base).GetApi)(ort_sys::ORT_API_VERSION) };
+    if api.is_null() {
+        return Err(format!("version {version} does not provide API version {}", ort_sys::ORT_API_VERSION));
+    }
+    // SAFETY: `api` points to a static OrtApi table of at least our API version; we copy it.
+    let table = unsafe { std::ptr::read(api) };
+    // The library must stay loaded for the rest of the process: ort calls into it through `table`.
+    std::mem::forget(lib);
+    if !ort::set_api(table) {
+        return Err("an inference backend was already installed".into());
+    }
+    Ok(version)
+}
+
+#[cfg(feature = "tract")]
+fn install_tract() -> Result<bool> {
+    Ok(ort::set_api(ort_tract::api()))
+}
+
+#[cfg(not(feature = "tract"))]
+fn install_tract() -> Result<bool> {
+    Err(Error::Backend(
+        "this voxmask was built without the `tract` feature and no ONNX Runtime library was found".into(),
+    ))
+}
+
+/// Sets the number of threads tract's matrix kernels may use (ONNX Runtime takes its thread
+/// count per session instead).
+pub fn set_tract_threads(threads: usize) {
+    #[cfg(feature = "tract")]
+    {
+        use tract_linalg::multithread::{Executor, set_default_executor};
+        set_default_executor(if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread });
+    }
+    #[cfg(not(feature = "tract"))]
+    let _ = threads;
+}

@@ -1,0 +1,213 @@
+//! Model runtime: loads a voxmask `.onnx` file, checks its contract (DESIGN.md, "Model contract")
+//! and its input/output signature before any backend sees it, and runs it on ONNX Runtime or
+//! tract through `ort`. The contract is read from the protobuf ourselves, so a file that is not
+//! a voxmask model is refused with the same message on either backend.
+
+pub mod backend;
+pub mod contract;
+pub mod onnx_proto;
+pub mod onnx_writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+use prost::Message;
+
+pub use backend::{ActiveBackend, BackendChoice};
+pub use contract::{Contract, INPUT_NAME, OUTPUT_NAME};
+
+use crate::{Error, Result};
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider (fails clearly when the library lacks it).
+    Cuda,
+}
+
+/// How to create inference sessions.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    pub backend: BackendChoice,
+    /// Explicit ONNX Runtime library (`--ort-lib`).
+    pub ort_lib: Option<PathBuf>,
+    /// Intra-op threads (0 = backend default).
+    pub threads: usize,
+    pub device: Device,
+}
+
+/// The parts of an ONNX file voxmask checks before handing it to a backend.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub contract: Contract,
+    /// All metadata as stored.
+    pub metadata: BTreeMap<String, String>,
+    /// Graph inputs and outputs: name and dimensions (`None` for a dynamic axis).
+    pub inputs: Vec<(String, Vec<Option<i64>>)>,
+    pub outputs: Vec<(String, Vec<Option<i64>>)>,
+    /// Total number of weights in the initializers.
+    pub parameters: u64,
+    pub opset: i64,
+    pub producer: String,
+}
+
+impl ModelInfo {
+    /// Decodes and checks a model; `path` is only used in messages.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let refuse = |reason: String| Error::ModelContract { path: path.to_path_buf(), reason };
+        let proto = onnx_proto::ModelProto::decode(bytes)
+            .map_err(|e| refuse(format!("not an ONNX protobuf ({e})")))?;
+        let metadata: BTreeMap<String, String> =
+            proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+        let contract = Contract::from_metadata(&metadata).map_err(refuse)?;
+        let graph = proto.graph.as_ref().ok_or_else(|| refuse("the file has no graph".into()))?;
+        let inputs: Vec<_> = onnx_writer::value_infos(&graph.input);
+        let initializer_names: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<_> = inputs.into_iter().filter(|(n, _)| !initializer_names.contains(&n.as_str())).collect();
+        let outputs = onnx_writer::value_infos(&graph.output);
+        let bins = contract.bins() as i64;
+        for (role, list, name) in [("input", &inputs, INPUT_NAME), ("output", &outputs, OUTPUT_NAME)] {
+            let Some((_, dims)) = list.iter().find(|(n, _)| n == name) else {
+                return Err(refuse(format!(
+                    "the graph has no {role} named `{name}` (its {role}s: {})",
+                    list.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            if dims.len() != 3 {
+                return Err(refuse(format!("{role} `{name}` has rank {}, expected 3 ([batch, frames, bins])", dims.len())));
+            }
+            if let Some(b) = dims[2].filter(|&b| b != bins) {
+                return Err(refuse(format!(
+                    "{role} `{name}` has {b} bins but the contract's n_fft {} gives {bins}",
+                    contract.stft.n_fft
+                )));
+            }
+        }
+        if inputs.len() != 1 {
+            return Err(refuse(format!("expected exactly one input (`{INPUT_NAME}`), found {}", inputs.len())));
+        }
+        let parameters = graph.initializer.iter().map(|t| t.dims.iter().product::<i64>().max(0) as u64).sum();
+        let opset = proto.opset_import.iter().filter(|o| o.domain.is_empty()).map(|o| o.version).max().unwrap_or(0);
+        Ok(ModelInfo { contract, metadata, inputs, outputs, parameters, opset, producer: proto.producer_name.clone() })
+    }
+
+    /// Reads and checks a model file.
+    pub fn read(path: &Path) -> Result<(Self, Vec<u8>)> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Ok((Self::from_bytes(&bytes, path)?, bytes))
+    }
+}
+
+/// A loaded model ready to run.
+pub struct Model {
+    session: Session,
+    info: ModelInfo,
+    path: PathBuf,
+    backend: &'static backend::BackendSelection,
+}
+
+impl Model {
+    /// Loads `path`, selecting the process's backend on first use.
+    pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        let (info, bytes) = ModelInfo::read(path)?;
+        Self::from_parts(info, &bytes, path, opts)
+    }
+
+    /// Builds a session from already-read bytes (the shipped model, tests).
+    pub fn from_bytes(bytes: &[u8], path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        let info = ModelInfo::from_bytes(bytes, path)?;
+        Self::from_parts(info, bytes, path, opts)
+    }
+
+    fn from_parts(info: ModelInfo, bytes: &[u8], path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        let backend = backend::init(opts.backend, opts.ort_lib.as_deref())?;
+        let fail = |what: &str, e: String| Error::Backend(format!("{}: {what}: {e}", path.display()));
+        let env = backend::environment()?;
+        let mut builder = Session::builder(env).map_err(|e| fail("creating a session", e.to_string()))?;
+        builder = builder
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| fail("setting the optimisation level", e.to_string()))?;
+        match backend.active {
+            ActiveBackend::Tract => {
+                if opts.device == Device::Cuda {
+                    return Err(Error::Backend(
+                        "--device cuda needs ONNX Runtime with its CUDA provider; the tract backend runs on the CPU only".into(),
+                    ));
+                }
+                backend::set_tract_threads(opts.threads.max(1));
+            }
+            ActiveBackend::OnnxRuntime { .. } => {
+                if opts.threads > 0 {
+                    builder = builder
+                        .with_intra_threads(opts.threads)
+                        .map_err(|e| fail("setting the thread count", e.to_string()))?;
+                }
+                if opts.device == Device::Cuda {
+                    use ort::ep::ExecutionProvider;
+                    let cuda = ort::ep::CUDA::default();
+                    if !ort::ep::CUDA::is_available().unwrap_or(false) {
+                        return Err(Error::Backend(format!(
+                            "--device cuda: the ONNX Runtime library {} was built without the CUDA execution provider \
+                             (install `onnxruntime-gpu`)",
+                            backend.active
+                        )));
+                    }
+                    cuda.register(&mut builder).map_err(|e| fail("enabling CUDA", e.to_string()))?;
+                }
+            }
+        }
+        let session = builder.commit_from_memory(bytes).map_err(|e| fail("loading the graph", e.to_string()))?;
+        Ok(Model { session, info, path: path.to_path_buf(), backend })
+    }
+
+    /// The model's contract.
+    pub fn contract(&self) -> &Contract {
+        &self.info.contract
+    }
+
+    /// Everything read from the file.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The file the model came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The backend running this model.
+    pub fn backend(&self) -> &'static ActiveBackend {
+        &self.backend.active
+    }
+
+    /// Runs the model on `input` (`[batch, frames, bins]`, row-major) and writes its output, of
+    /// the same shape, into `output`.
+    pub fn run(&mut self, input: &[f32], batch: usize, frames: usize, output: &mut [f32]) -> Result<()> {
+        let bins = self.info.contract.bins();
+        let n = batch * frames * bins;
+        if input.len() != n || output.len() != n {
+            return Err(Error::Mismatch {
+                what: "model input/output".into(),
+                expected: format!("{batch}×{frames}×{bins} = {n} values"),
+                got: format!("{} in, {} out", input.len(), output.len()),
+            });
+        }
+        let fail = |e: String| Error::Backend(format!("{}: inference failed: {e}", self.path.display()));
+        let tensor = TensorRef::from_array_view(([batch, frames, bins], input)).map_err(|e| fail(e.to_string()))?;
+        let outputs = self.session.run(ort::inputs![INPUT_NAME => tensor]).map_err(|e| fail(e.to_string()))?;
+        let (shape, values) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
+        if values.len() != n {
+            return Err(Error::ModelContract {
+                path: self.path.clone(),
+                reason: format!("output `{OUTPUT_NAME}` has shape {shape:?}, expected [{batch}, {frames}, {bins}]"),
+            });
+        }
+        output.copy_from_slice(values);
+        Ok(())
+    }
+}
