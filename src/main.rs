@@ -1,1 +1,461 @@
-fn main(){}
+//! `voxmask`: the command-line front end. Subcommands parse arguments, call the library and
+//! report; all separation logic lives in the library.
+//!
+//! Exit codes (also in the README):
+//!   0 success · 1 some inputs failed (the others were written) · 2 bad command line ·
+//!   3 the model or inference backend could not be loaded · 4 no input audio found.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use voxmask::audio::encode::SampleFormat;
+use voxmask::dsp::MaskRule;
+use voxmask::model::{BackendChoice, Device, Model, ModelInfo, RuntimeOptions};
+use voxmask::separate::{SeparateOptions, SeparationReport, output_paths, separate_file};
+
+const EXIT_PARTIAL: u8 = 1;
+const EXIT_MODEL: u8 = 3;
+const EXIT_NO_INPUT: u8 = 4;
+
+/// File extensions taken as audio when walking folders.
+const AUDIO_EXTENSIONS: &[&str] =
+    &["wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "opus", "aif", "aiff", "caf", "mka", "webm"];
+
+#[derive(Parser)]
+#[command(name = "voxmask", version, about = "Separate singing voice from accompaniment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Separate files or folders into vocals.wav and accompaniment.wav.
+    Separate(SeparateArgs),
+    /// Print a model's contract, signature and provenance.
+    Inspect {
+        /// The .onnx model.
+        model: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RuntimeArgs {
+    /// Model file (default: the shipped models/voxmask.onnx, or $VOXMASK_MODEL).
+    #[arg(long, short = 'm')]
+    model: Option<PathBuf>,
+    /// Inference backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+    /// ONNX Runtime shared library to load (else $VOXMASK_ORT_LIB, $ORT_DYLIB_PATH, Python's onnxruntime, system paths).
+    #[arg(long, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+    /// Inference threads per job.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Where inference runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+struct SeparateArgs {
+    /// Audio files or folders (walked recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output folder; stems go to OUTDIR/<input name>/.
+    #[arg(long, short = 'o', default_value = "separated")]
+    out_dir: PathBuf,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// Mask rule (default: the model's).
+    #[arg(long, value_enum)]
+    mask: Option<MaskArg>,
+    /// Threshold for --mask paper (default: the model's).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Output sample format (default: the input's depth; float for lossy inputs).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    overwrite: bool,
+    /// Files separated in parallel (each job loads its own session).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    jobs: usize,
+    /// Print one JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars or notes.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Explain backend selection and per-file timing.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+    /// Frames per model call (tuning and tests; default from the model size).
+    #[arg(long, hide = true)]
+    block_frames: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum BackendArg {
+    Auto,
+    Onnxruntime,
+    Tract,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MaskArg {
+    Binary,
+    Paper,
+    Soft,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Wav16,
+    Wav24,
+    Wav32f,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Separate(args) => run_separate(args),
+        Command::Inspect { model, json } => run_inspect(&model, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("voxmask: error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+struct Failure {
+    error: anyhow::Error,
+    code: u8,
+}
+
+fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
+    move |error| Failure { error, code }
+}
+
+impl RuntimeArgs {
+    fn options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            backend: match self.backend {
+                BackendArg::Auto => BackendChoice::Auto,
+                BackendArg::Onnxruntime => BackendChoice::OnnxRuntime,
+                BackendArg::Tract => BackendChoice::Tract,
+            },
+            ort_lib: self.ort_lib.clone(),
+            threads: self.threads,
+            device: match self.device {
+                DeviceArg::Cpu => Device::Cpu,
+                DeviceArg::Cuda => Device::Cuda,
+            },
+        }
+    }
+
+    fn model_path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.model {
+            return Ok(p.clone());
+        }
+        if let Some(p) = std::env::var_os("VOXMASK_MODEL").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        let shipped = Path::new("models").join("voxmask.onnx");
+        let mut candidates = vec![shipped.clone()];
+        // target/<profile>/voxmask → the source tree's models/ (running from a checkout).
+        if let Ok(exe) = std::env::current_exe() {
+            if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+                candidates.push(root.join(&shipped));
+            }
+        }
+        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+            anyhow!("no model given and no shipped model at {}; pass --model FILE.onnx", shipped.display())
+        })
+    }
+}
+
+fn run_inspect(path: &Path, json: bool) -> Result<ExitCode, Failure> {
+    let (info, _) = ModelInfo::read(path).map_err(|e| fail(EXIT_MODEL)(e.into()))?;
+    let c = &info.contract;
+    if json {
+        let value = json!({
+            "path": path,
+            "metadata": info.metadata,
+            "inputs": info.inputs,
+            "outputs": info.outputs,
+            "parameters": info.parameters,
+            "opset": info.opset,
+            "producer": info.producer,
+            "latency_ms": c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("model        {}", path.display());
+    println!("architecture {} ({} parameters, opset {}, producer {:?})", c.arch, info.parameters, info.opset, info.producer);
+    println!("sample rate  {} Hz", c.sample_rate);
+    println!(
+        "STFT         {} window {} / FFT {} ({} bins) / hop {}",
+        c.stft.window.name(),
+        c.stft.win_length,
+        c.stft.n_fft,
+        c.bins(),
+        c.stft.hop
+    );
+    println!("context      {} past frames, {} look-ahead frames", c.context_frames, c.lookahead_frames);
+    println!(
+        "latency      {} samples = {:.1} ms (STFT overlap + look-ahead)",
+        c.latency_samples(),
+        c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64
+    );
+    println!("feature      {}", c.feature.name());
+    println!("output       {:?} of P(vocal) per bin", c.output);
+    println!("mask rule    {} (threshold {})", c.mask_rule.name(), c.threshold);
+    for (name, dims) in info.inputs.iter().map(|i| ("input ", i)).chain(info.outputs.iter().map(|o| ("output", o))) {
+        let shape: Vec<String> = dims.1.iter().map(|d| d.map_or("?".into(), |v| v.to_string())).collect();
+        println!("{name}       {} [{}]", dims.0, shape.join(", "));
+    }
+    let provenance: Vec<_> = c.provenance().collect();
+    if provenance.is_empty() {
+        println!("provenance   (none recorded)");
+    }
+    for (k, v) in provenance {
+        println!("train.{k:<7}{v}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MB; 0 where unknown.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn collect_inputs(inputs: &[PathBuf], out_dir: &Path, notes: &mut Vec<String>) -> Vec<PathBuf> {
+    let out_real = out_dir.canonicalize().ok();
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, out_real.as_deref(), &mut files, notes);
+        } else {
+            // Named files are always attempted, so that a bad one gets its own error.
+            files.push(input.clone());
+        }
+    }
+    files
+}
+
+fn walk(dir: &Path, skip: Option<&Path>, files: &mut Vec<PathBuf>, notes: &mut Vec<String>) {
+    if skip.is_some_and(|s| dir.canonicalize().is_ok_and(|d| d == s)) {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            notes.push(format!("{}: cannot list folder: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, skip, files, notes);
+        } else {
+            let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if ext.as_deref().is_some_and(|e| AUDIO_EXTENSIONS.contains(&e)) {
+                files.push(p);
+            } else {
+                notes.push(format!("{}: skipped (not an audio file extension)", p.display()));
+            }
+        }
+    }
+}
+
+fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
+    let started = Instant::now();
+    let model_path = args.runtime.model_path().map_err(fail(EXIT_MODEL))?;
+    let runtime = args.runtime.options();
+    let jobs = args.jobs.max(1);
+    let mut notes = Vec::new();
+    let files = collect_inputs(&args.inputs, &args.out_dir, &mut notes);
+    let show = !args.quiet && !args.json;
+    if show {
+        for n in &notes {
+            eprintln!("voxmask: note: {n}");
+        }
+    }
+    if files.is_empty() {
+        return Err(Failure { error: anyhow!("no audio files found in the given inputs"), code: EXIT_NO_INPUT });
+    }
+    let mut models = Vec::with_capacity(jobs.min(files.len()));
+    for _ in 0..jobs.min(files.len()) {
+        models.push(
+            Model::load(&model_path, &runtime)
+                .with_context(|| format!("loading model {}", model_path.display()))
+                .map_err(fail(EXIT_MODEL))?,
+        );
+    }
+    let backend = models[0].backend().clone();
+    if args.verbose && !args.json {
+        if let Some(sel) = voxmask::model::backend::selected() {
+            for n in &sel.notes {
+                eprintln!("voxmask: backend: {n}");
+            }
+        }
+        eprintln!("voxmask: backend {backend}, model {}", model_path.display());
+    }
+    let contract = models[0].contract().clone();
+    let opts = SeparateOptions {
+        mask: args.mask.map(|m| match m {
+            MaskArg::Binary => MaskRule::Binary,
+            MaskArg::Paper => MaskRule::Paper { threshold: args.threshold.unwrap_or(contract.threshold) },
+            MaskArg::Soft => MaskRule::Soft,
+        }),
+        format: args.format.map(|f| match f {
+            FormatArg::Wav16 => SampleFormat::Int16,
+            FormatArg::Wav24 => SampleFormat::Int24,
+            FormatArg::Wav32f => SampleFormat::Float32,
+        }),
+        overwrite: args.overwrite,
+        block_frames: args.block_frames,
+    };
+    let opts = match (opts.mask, args.threshold) {
+        (None, Some(t)) if matches!(contract.mask_rule, MaskRule::Paper { .. }) => {
+            SeparateOptions { mask: Some(MaskRule::Paper { threshold: t }), ..opts }
+        }
+        _ => opts,
+    };
+    if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: 2 });
+    }
+
+    let bars = MultiProgress::with_draw_target(if show && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let overall = bars.add(ProgressBar::new(files.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} files {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    overall.set_prefix("total");
+
+    let queue = Mutex::new(files.iter().enumerate());
+    let results: Mutex<Vec<(usize, Result<SeparationReport, String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for mut model in models {
+            let (queue, results, bars, overall, opts, out_dir) = (&queue, &results, &bars, &overall, &opts, &args.out_dir);
+            scope.spawn(move || {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some((index, file)) = next else { break };
+                    let bar = bars.insert_before(overall, ProgressBar::new(0));
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {percent:>3}% {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_prefix(format!("job"));
+                    bar.set_message(file.display().to_string());
+                    let outcome = separate_file(&mut model, file, out_dir, opts, &mut |done, total| {
+                        if let Some(t) = total {
+                            bar.set_length(t);
+                        }
+                        bar.set_position(done);
+                    })
+                    .map_err(|e| e.to_string());
+                    bar.finish_and_clear();
+                    overall.inc(1);
+                    if let Ok(mut r) = results.lock() {
+                        r.push((index, outcome));
+                    }
+                }
+            });
+        }
+    });
+    overall.finish_and_clear();
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+
+    let wall = started.elapsed().as_secs_f64();
+    let mut failed = 0;
+    let mut audio_seconds = 0.0;
+    let mut entries = Vec::new();
+    for (i, outcome) in &results {
+        match outcome {
+            Ok(report) => {
+                audio_seconds += report.audio_seconds;
+                if show {
+                    eprintln!(
+                        "voxmask: {} -> {} ({:.1} s audio in {:.2} s)",
+                        report.input.display(),
+                        report.vocals.parent().map_or(String::new(), |p| p.display().to_string()),
+                        report.audio_seconds,
+                        report.wall_seconds
+                    );
+                }
+                entries.push(json!({"input": report.input, "ok": true, "vocals": report.vocals,
+                    "accompaniment": report.accompaniment, "sample_rate": report.sample_rate,
+                    "channels": report.channels, "audio_seconds": report.audio_seconds,
+                    "wall_seconds": report.wall_seconds}));
+            }
+            Err(message) => {
+                failed += 1;
+                if !args.quiet {
+                    eprintln!("voxmask: error: {message}");
+                }
+                let (v, a) = output_paths(&files[*i], &args.out_dir);
+                let _ = (v, a);
+                entries.push(json!({"input": files[*i], "ok": false, "error": message}));
+            }
+        }
+    }
+    if args.json {
+        let summary = json!({
+            "inputs": entries,
+            "model": model_path,
+            "backend": backend.name(),
+            "backend_detail": backend.to_string(),
+            "threads": args.runtime.threads,
+            "jobs": jobs,
+            "succeeded": results.len() - failed,
+            "failed": failed,
+            "audio_seconds": audio_seconds,
+            "wall_seconds": wall,
+            "realtime_factor": if wall > 0.0 { audio_seconds / wall } else { 0.0 },
+            "peak_rss_mb": peak_rss_mb(),
+        });
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    }
+    Ok(if failed > 0 { ExitCode::from(EXIT_PARTIAL) } else { ExitCode::SUCCESS })
+}

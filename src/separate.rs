@@ -1,0 +1,320 @@
+//! The offline pipeline: decode a file chunk by chunk, resample to the model's rate, run the
+//! [`MaskEngine`], resample the stems back, restore the band above the model's Nyquist
+//! frequency, and write `vocals` and `accompaniment` atomically. Memory stays bounded by the
+//! chunk size whatever the file's length.
+//!
+//! Full band: with `x` the input and `low = up(down(x))` what survives the trip through the
+//! model's rate, the residual `h = x − low` is the band the model never saw. It is split with
+//! the engine's high-band gain `g` (the vocal mask of the model's top bins, per sample):
+//! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
+//! to the input.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::audio::decode::{AudioInfo, AudioReader};
+use crate::audio::encode::{AudioWriter, SampleFormat};
+use crate::audio::resample::Resampler;
+use crate::dsp::MaskRule;
+use crate::engine::{EngineOutput, MaskEngine};
+use crate::model::Model;
+use crate::{Error, Result};
+
+/// Frames decoded per step (per channel); bounds memory together with the engine's window.
+const DECODE_CHUNK_FRAMES: usize = 1 << 16;
+/// Model input values per call the default block size aims at (channels × frames × bins).
+const MODEL_CALL_VALUES: usize = 1 << 19;
+
+/// What to do for one file.
+#[derive(Debug, Clone)]
+pub struct SeparateOptions {
+    /// Mask rule; `None` uses the model's.
+    pub mask: Option<MaskRule>,
+    /// Output sample format; `None` keeps the input's depth (float for lossy inputs).
+    pub format: Option<SampleFormat>,
+    /// Replace existing outputs.
+    pub overwrite: bool,
+    /// Frames finalised per model call; `None` picks a size from the model's bins.
+    pub block_frames: Option<usize>,
+}
+
+impl Default for SeparateOptions {
+    fn default() -> Self {
+        SeparateOptions { mask: None, format: None, overwrite: false, block_frames: None }
+    }
+}
+
+/// What a separation produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeparationReport {
+    pub input: PathBuf,
+    pub vocals: PathBuf,
+    pub accompaniment: PathBuf,
+    pub sample_rate: u32,
+    pub channels: usize,
+    pub frames: u64,
+    pub audio_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+/// The folder name for an input's stems: its file name without the extension (and without
+/// MUSDB18's `.stem` infix).
+pub fn output_stem_name(input: &Path) -> String {
+    let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "audio".into());
+    let base = match name.rfind('.') {
+        Some(i) if i > 0 => &name[..i],
+        _ => name.as_str(),
+    };
+    base.strip_suffix(".stem").unwrap_or(base).to_string()
+}
+
+/// Paths of the two stems for `input` under `out_dir`.
+pub fn output_paths(input: &Path, out_dir: &Path) -> (PathBuf, PathBuf) {
+    let dir = out_dir.join(output_stem_name(input));
+    (dir.join("vocals.wav"), dir.join("accompaniment.wav"))
+}
+
+/// The output format that keeps the input's depth.
+pub fn default_format(info: &AudioInfo) -> SampleFormat {
+    match (info.lossy, info.bits_per_sample) {
+        (false, Some(b)) if b <= 16 => SampleFormat::Int16,
+        (false, Some(b)) if b <= 24 => SampleFormat::Int24,
+        _ => SampleFormat::Float32,
+    }
+}
+
+/// Separates one file; `progress(done, total)` is called with input frames processed.
+pub fn separate_file(
+    model: &mut Model,
+    input: &Path,
+    out_dir: &Path,
+    opts: &SeparateOptions,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<SeparationReport> {
+    let started = Instant::now();
+    let mut reader = AudioReader::open(input)?;
+    let info = reader.info().clone();
+    let (vocals_path, accomp_path) = output_paths(input, out_dir);
+    refuse_to_overwrite_input(input, &[&vocals_path, &accomp_path])?;
+    let format = opts.format.unwrap_or_else(|| default_format(&info));
+    let dir = vocals_path.parent().unwrap_or(out_dir);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut vocals_out = AudioWriter::create(&vocals_path, info.sample_rate, info.channels, format, opts.overwrite)?;
+    let mut accomp_out = AudioWriter::create(&accomp_path, info.sample_rate, info.channels, format, opts.overwrite)?;
+
+    let contract = model.contract().clone();
+    let rule = opts.mask.unwrap_or(contract.mask_rule);
+    let channels = info.channels;
+    let block = opts
+        .block_frames
+        .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
+    let mut engine = MaskEngine::new(&contract, rule, channels, block)?;
+    let mut pipe = RatePipeline::new(info.sample_rate, contract.sample_rate, channels, engine.index_offset())?;
+
+    let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
+    let mut done = 0u64;
+    loop {
+        chunk.iter_mut().for_each(Vec::clear);
+        let n = reader.read_into(&mut chunk, DECODE_CHUNK_FRAMES)?;
+        if n == 0 {
+            break;
+        }
+        pipe.push(model, &mut engine, &chunk)?;
+        pipe.write_ready(&mut vocals_out, &mut accomp_out, None)?;
+        done += n as u64;
+        progress(done, info.frames);
+    }
+    if done == 0 {
+        return Err(Error::EmptyAudio { path: input.to_path_buf() });
+    }
+    pipe.finish(model, &mut engine)?;
+    pipe.write_ready(&mut vocals_out, &mut accomp_out, Some(done))?;
+    vocals_out.finish()?;
+    accomp_out.finish()?;
+    Ok(SeparationReport {
+        input: input.to_path_buf(),
+        vocals: vocals_path,
+        accompaniment: accomp_path,
+        sample_rate: info.sample_rate,
+        channels,
+        frames: done,
+        audio_seconds: done as f64 / info.sample_rate as f64,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
+    let Ok(input_real) = input.canonicalize() else { return Ok(()) };
+    for out in outputs {
+        if out.canonicalize().is_ok_and(|o| o == input_real) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: output {} would overwrite the input; choose another output folder",
+                input.display(),
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Native-rate bookkeeping around the engine: resamplers, aligned queues and the band split.
+struct RatePipeline {
+    channels: usize,
+    passthrough: bool,
+    down: Resampler,
+    up_vocals: Resampler,
+    up_accomp: Resampler,
+    up_gain: Resampler,
+    up_low: Resampler,
+    /// Engine samples still to drop so that stems align with the input.
+    skip: usize,
+    engine_out: EngineOutput,
+    model_rate_in: Vec<Vec<f32>>,
+    input: Vec<Vec<f32>>,
+    low: Vec<Vec<f32>>,
+    vocals: Vec<Vec<f32>>,
+    accomp: Vec<Vec<f32>>,
+    gain: Vec<Vec<f32>>,
+    out_v: Vec<Vec<f32>>,
+    out_a: Vec<Vec<f32>>,
+    written: u64,
+}
+
+impl RatePipeline {
+    fn new(native: u32, model_rate: u32, channels: usize, skip: usize) -> Result<Self> {
+        let mk = |from, to| Resampler::new(from, to, channels, DECODE_CHUNK_FRAMES);
+        let queues = || vec![Vec::new(); channels];
+        Ok(RatePipeline {
+            channels,
+            passthrough: native == model_rate,
+            down: mk(native, model_rate)?,
+            up_vocals: mk(model_rate, native)?,
+            up_accomp: mk(model_rate, native)?,
+            up_gain: mk(model_rate, native)?,
+            up_low: mk(model_rate, native)?,
+            skip,
+            engine_out: EngineOutput::new(channels),
+            model_rate_in: queues(),
+            input: queues(),
+            low: queues(),
+            vocals: queues(),
+            accomp: queues(),
+            gain: queues(),
+            out_v: queues(),
+            out_a: queues(),
+            written: 0,
+        })
+    }
+
+    fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[Vec<f32>]) -> Result<()> {
+        let slices: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
+        if self.passthrough {
+            engine.push(model, &slices, &mut self.engine_out)?;
+        } else {
+            for (q, c) in self.input.iter_mut().zip(chunk) {
+                q.extend_from_slice(c);
+            }
+            self.model_rate_in.iter_mut().for_each(Vec::clear);
+            self.down.process(&slices, &mut self.model_rate_in)?;
+            let m: Vec<&[f32]> = self.model_rate_in.iter().map(Vec::as_slice).collect();
+            self.up_low.process(&m, &mut self.low)?;
+            engine.push(model, &m, &mut self.engine_out)?;
+        }
+        self.collect_engine_output()
+    }
+
+    fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
+        if !self.passthrough {
+            self.model_rate_in.iter_mut().for_each(Vec::clear);
+            self.down.finish(&mut self.model_rate_in)?;
+            let m: Vec<&[f32]> = self.model_rate_in.iter().map(Vec::as_slice).collect();
+            self.up_low.process(&m, &mut self.low)?;
+            self.up_low.finish(&mut self.low)?;
+            engine.push(model, &m, &mut self.engine_out)?;
+        }
+        engine.finish(model, &mut self.engine_out)?;
+        self.collect_engine_output()?;
+        if !self.passthrough {
+            self.up_vocals.finish(&mut self.vocals)?;
+            self.up_accomp.finish(&mut self.accomp)?;
+            self.up_gain.finish(&mut self.gain)?;
+        }
+        Ok(())
+    }
+
+    fn collect_engine_output(&mut self) -> Result<()> {
+        let drop = self.skip.min(self.engine_out.len());
+        self.engine_out.drain_front(drop);
+        self.skip -= drop;
+        let out = &mut self.engine_out;
+        if self.passthrough {
+            for c in 0..self.channels {
+                self.vocals[c].append(&mut out.vocals[c]);
+                self.accomp[c].append(&mut out.accompaniment[c]);
+            }
+            return Ok(());
+        }
+        let v: Vec<&[f32]> = out.vocals.iter().map(Vec::as_slice).collect();
+        self.up_vocals.process(&v, &mut self.vocals)?;
+        let a: Vec<&[f32]> = out.accompaniment.iter().map(Vec::as_slice).collect();
+        self.up_accomp.process(&a, &mut self.accomp)?;
+        let g: Vec<&[f32]> = out.high_gain.iter().map(Vec::as_slice).collect();
+        self.up_gain.process(&g, &mut self.gain)?;
+        out.drain_front(out.len());
+        Ok(())
+    }
+
+    /// Writes every frame for which all streams are available; with `total` (end of input),
+    /// writes exactly up to `total` frames, padding a resampler's rounding shortfall with silence.
+    fn write_ready(&mut self, vocals_out: &mut AudioWriter, accomp_out: &mut AudioWriter, total: Option<u64>) -> Result<()> {
+        let mut ready = self.vocals[0].len().min(self.accomp[0].len());
+        if !self.passthrough {
+            ready = ready.min(self.input[0].len()).min(self.low[0].len()).min(self.gain[0].len());
+        }
+        if let Some(total) = total {
+            let remaining = (total - self.written) as usize;
+            if ready < remaining {
+                for q in self.all_queues_mut() {
+                    q.resize(remaining.max(q.len()), 0.0);
+                }
+            }
+            ready = remaining;
+        }
+        if ready == 0 {
+            return Ok(());
+        }
+        for c in 0..self.channels {
+            self.out_v[c].clear();
+            self.out_a[c].clear();
+            if self.passthrough {
+                self.out_v[c].extend_from_slice(&self.vocals[c][..ready]);
+                self.out_a[c].extend_from_slice(&self.accomp[c][..ready]);
+            } else {
+                for i in 0..ready {
+                    let high = self.input[c][i] - self.low[c][i];
+                    let g = self.gain[c][i].clamp(0.0, 1.0);
+                    self.out_v[c].push(self.vocals[c][i] + g * high);
+                    self.out_a[c].push(self.accomp[c][i] + (1.0 - g) * high);
+                }
+            }
+        }
+        let v: Vec<&[f32]> = self.out_v.iter().map(Vec::as_slice).collect();
+        vocals_out.write(&v)?;
+        let a: Vec<&[f32]> = self.out_a.iter().map(Vec::as_slice).collect();
+        accomp_out.write(&a)?;
+        for q in self.all_queues_mut() {
+            q.drain(..ready.min(q.len()));
+        }
+        self.written += ready as u64;
+        Ok(())
+    }
+
+    fn all_queues_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.input
+            .iter_mut()
+            .chain(&mut self.low)
+            .chain(&mut self.vocals)
+            .chain(&mut self.accomp)
+            .chain(&mut self.gain)
+    }
+}

@@ -1,0 +1,334 @@
+//! `voxmask separate` end to end: the real binary on real decoded files (generated tones and
+//! noise, the fixtures of every supported format, and the bundled real excerpt), with tiny models
+//! written by the project's ONNX writer.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use voxmask::audio::decode::read_all;
+
+/// Separation of tones by a fixed frequency mask: error budget for resampling and the STFT edges.
+const TONE_SEPARATION_DB: f64 = -35.0;
+/// Soft-mask stems must sum back to the input this closely (float output).
+const SOFT_SUM_DB: f64 = -80.0;
+/// Chunked vs whole-file processing, and ONNX Runtime vs tract.
+const SAME_OUTPUT_DB: f64 = -80.0;
+
+fn sep(args: &[&str]) -> std::process::Output {
+    run(voxmask().arg("separate").arg("--quiet").args(args))
+}
+
+#[test]
+fn fixed_mask_splits_tones_and_keeps_the_full_band() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 2_000.0);
+    let rate = 44_100;
+    let n = rate as usize * 2;
+    let low = sine(440.0, rate, n, 0.3);
+    let mid = sine(5_000.0, rate, n, 0.2);
+    // 15 kHz is above the model's 11 kHz Nyquist: it must survive, in the accompaniment.
+    let high = sine(15_000.0, rate, n, 0.1);
+    let mix: Vec<f32> = (0..n).map(|i| low[i] + mid[i] + high[i]).collect();
+    let input = dir.path().join("tones.wav");
+    write_wav(&input, rate, &[mix.clone(), mix.clone()], 16);
+    let out = dir.path().join("out");
+    let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (vspec, vocals) = read_wav(&out.join("tones/vocals.wav"));
+    let (aspec, accomp) = read_wav(&out.join("tones/accompaniment.wav"));
+    assert_eq!((vspec.sample_rate, vspec.channels, vspec.bits_per_sample), (rate, 2, 16));
+    assert_eq!((aspec.sample_rate, aspec.channels, aspec.bits_per_sample), (rate, 2, 16));
+    assert_eq!(vocals[0].len(), n);
+    let expected_acc: Vec<f32> = (0..n).map(|i| mid[i] + high[i]).collect();
+    let inner = rate as usize / 10..n - rate as usize / 10;
+    for ch in 0..2 {
+        let dv = diff_db(&mix, &vocals[ch], &low, inner.clone());
+        let da = diff_db(&mix, &accomp[ch], &expected_acc, inner.clone());
+        assert!(dv < TONE_SEPARATION_DB, "vocals error {dv:.1} dB");
+        assert!(da < TONE_SEPARATION_DB, "accompaniment error {da:.1} dB");
+        // The 15 kHz tone itself is in the accompaniment at full level.
+        let hi_err = diff_db(&high, &accomp[ch], &expected_acc, inner.clone());
+        assert!(hi_err < -20.0, "15 kHz content lost: {hi_err:.1} dB");
+    }
+}
+
+#[test]
+fn soft_mask_stems_sum_back_to_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 3, 2);
+    for rate in [44_100u32, 22_050, 16_000] {
+        let n = rate as usize * 3 / 2;
+        let x: Vec<f32> = noise(n, 3, 0.3).iter().zip(sine(700.0, rate, n, 0.3)).map(|(a, b)| a + b).collect();
+        let input = dir.path().join(format!("mix{rate}.wav"));
+        write_wav(&input, rate, &[x.clone()], 32);
+        let out = dir.path().join("out");
+        let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--mask", "soft"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (spec, v) = read_wav(&out.join(format!("mix{rate}/vocals.wav")));
+        let (_, a) = read_wav(&out.join(format!("mix{rate}/accompaniment.wav")));
+        assert_eq!(spec.sample_format, hound::SampleFormat::Float);
+        let sum: Vec<f32> = v[0].iter().zip(&a[0]).map(|(v, a)| v + a).collect();
+        let d = diff_db(&x, &sum, &x, 0..n);
+        assert!(d < SOFT_SUM_DB, "{rate} Hz: stems sum to the input within {d:.1} dB");
+        // And the model did split something: neither stem is the whole input.
+        assert!(diff_db(&x, &v[0], &x, 0..n) > -20.0 && diff_db(&x, &a[0], &x, 0..n) > -20.0);
+    }
+}
+
+fn separate_to(input: &Path, out: &Path, model: &Path, extra: &[&str]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut args = vec![input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--format", "wav32f"];
+    args.extend_from_slice(extra);
+    let o = sep(&args);
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    let stem = voxmask::separate::output_stem_name(input);
+    (read_wav(&out.join(&stem).join("vocals.wav")).1, read_wav(&out.join(&stem).join("accompaniment.wav")).1)
+}
+
+#[test]
+fn chunked_processing_equals_whole_file_processing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 4, 3);
+    let rate = 44_100;
+    let n = rate as usize * 3;
+    let x: Vec<f32> = noise(n, 9, 0.2).iter().zip(sine(300.0, rate, n, 0.4)).map(|(a, b)| a + b).collect();
+    let input = dir.path().join("chunks.wav");
+    write_wav(&input, rate, &[x.clone(), noise(n, 11, 0.5)], 32);
+    let (v1, a1) = separate_to(&input, &dir.path().join("whole"), &model, &["--block-frames", "100000"]);
+    for block in ["1", "7", "64"] {
+        let (v2, a2) = separate_to(&input, &dir.path().join(format!("b{block}")), &model, &["--block-frames", block]);
+        for ch in 0..2 {
+            let dv = diff_db(&x, &v1[ch], &v2[ch], 0..n);
+            let da = diff_db(&x, &a1[ch], &a2[ch], 0..n);
+            assert!(dv < SAME_OUTPUT_DB && da < SAME_OUTPUT_DB, "block {block}: {dv:.1} / {da:.1} dB");
+        }
+    }
+}
+
+fn onnxruntime_available() -> bool {
+    let o = run(voxmask().args(["separate", "--backend", "onnxruntime", "--json", "-m", "/nonexistent.onnx", "x.wav"]));
+    // A missing model is checked before the backend; probe with a real one instead.
+    let _ = o;
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1000.0);
+    let input = dir.path().join("probe.wav");
+    write_wav(&input, 22_050, &[sine(100.0, 22_050, 2048, 0.1)], 16);
+    let o = run(voxmask().args(["separate", "-q", "--backend", "onnxruntime", "-o"]).arg(dir.path().join("o")).arg("-m").arg(&model).arg(&input));
+    o.status.success()
+}
+
+#[test]
+fn onnxruntime_and_tract_give_the_same_stems() {
+    if !onnxruntime_available() {
+        let required = std::env::var_os("VOXMASK_REQUIRE_ORT").is_some();
+        eprintln!("SKIPPED onnxruntime_and_tract_give_the_same_stems: no ONNX Runtime library (pip install onnxruntime)");
+        assert!(!required, "VOXMASK_REQUIRE_ORT is set but ONNX Runtime is not usable");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 2, 1);
+    let rate = 44_100;
+    let n = rate as usize * 2;
+    let x: Vec<f32> = noise(n, 5, 0.3).iter().zip(sine(220.0, rate, n, 0.3)).map(|(a, b)| a + b).collect();
+    let input = dir.path().join("backends.wav");
+    write_wav(&input, rate, &[x.clone()], 32);
+    let (vt, at) = separate_to(&input, &dir.path().join("tract"), &model, &["--backend", "tract"]);
+    let (vo, ao) = separate_to(&input, &dir.path().join("ort"), &model, &["--backend", "onnxruntime"]);
+    let dv = diff_db(&x, &vt[0], &vo[0], 0..n);
+    let da = diff_db(&x, &at[0], &ao[0], 0..n);
+    assert!(dv < SAME_OUTPUT_DB && da < SAME_OUTPUT_DB, "tract vs onnxruntime: {dv:.1} / {da:.1} dB");
+}
+
+#[test]
+fn every_supported_format_separates_at_its_own_rate_and_channel_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1_000.0);
+    let out = dir.path().join("out");
+    // (fixture, expected output bits, float?)
+    let cases = [
+        ("tone_s16.wav", 16, false),
+        ("tone_s24.wav", 24, false),
+        ("tone_f32.wav", 32, true),
+        ("tone.flac", 16, false),
+        ("tone.mp3", 32, true),
+        ("tone.ogg", 32, true),
+        ("tone.m4a", 32, true),
+        ("stems.mp4", 32, true),
+        ("six_ch.wav", 16, false),
+        ("rate_8000.wav", 16, false),
+        ("rate_192000.wav", 16, false),
+    ];
+    let inputs: Vec<String> = cases.iter().map(|(f, _, _)| fixture(f).to_string_lossy().into_owned()).collect();
+    let mut args = inputs.iter().map(String::as_str).collect::<Vec<_>>();
+    args.extend(["-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--jobs", "2"]);
+    let o = sep(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (file, bits, float) in cases {
+        let (info, samples) = read_all(&fixture(file)).unwrap();
+        let stem = voxmask::separate::output_stem_name(Path::new(file));
+        for name in ["vocals.wav", "accompaniment.wav"] {
+            let (spec, data) = read_wav(&out.join(&stem).join(name));
+            assert_eq!(spec.sample_rate, info.sample_rate, "{file}");
+            assert_eq!(spec.channels as usize, info.channels, "{file}");
+            assert_eq!(data[0].len(), samples[0].len(), "{file}: length");
+            assert_eq!(spec.bits_per_sample, bits, "{file}: depth");
+            assert_eq!(spec.sample_format == hound::SampleFormat::Float, float, "{file}: float");
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_fail_alone_with_a_clear_error_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1_000.0);
+    let out = dir.path().join("out");
+    let bad = [
+        ("empty.wav", "no audio"),
+        ("truncated.wav", "truncated"),
+        ("nan_f32.wav", "NaN"),
+        ("tone.opus", "unsupported"),
+        ("not_audio.txt", "unsupported"),
+        ("rate_384000.wav", "sample rate"),
+    ];
+    let mut args: Vec<String> = bad.iter().map(|(f, _)| fixture(f).to_string_lossy().into_owned()).collect();
+    args.push(fixture("tone_s16.wav").to_string_lossy().into_owned());
+    args.push(dir.path().join("missing.wav").to_string_lossy().into_owned());
+    let o = run(voxmask().arg("separate").args(&args).arg("-o").arg(&out).arg("-m").arg(&model));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    for (file, cause) in bad {
+        let line = err.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no error line for {file}:\n{err}"));
+        assert!(line.to_lowercase().contains(&cause.to_lowercase()), "{file}: {line}");
+        let stem = voxmask::separate::output_stem_name(Path::new(file));
+        let folder = out.join(&stem);
+        let leftovers: Vec<_> = std::fs::read_dir(&folder).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(leftovers.is_empty(), "{file}: left {leftovers:?}");
+    }
+    assert!(err.contains("missing.wav"), "{err}");
+    assert!(out.join("tone_s16/vocals.wav").is_file(), "the good file was not separated");
+}
+
+#[test]
+fn outputs_are_kept_unless_overwrite_and_inputs_are_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1_000.0);
+    let out = dir.path().join("out");
+    let input = dir.path().join("song.wav");
+    write_wav(&input, 22_050, &[sine(300.0, 22_050, 22_050, 0.5)], 16);
+    let m = model.to_str().unwrap();
+    assert!(sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", m]).status.success());
+    let vocals = out.join("song/vocals.wav");
+    std::fs::write(&vocals, b"keep me").unwrap();
+    let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", m]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&vocals).unwrap(), b"keep me");
+    let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", m, "--overwrite"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(&vocals).unwrap(), b"keep me");
+    // An input that is itself where an output would go is refused, not overwritten.
+    let nested = dir.path().join("x/vocals");
+    std::fs::create_dir_all(&nested).unwrap();
+    let victim = nested.join("vocals.wav");
+    std::fs::copy(&input, &victim).unwrap();
+    let before = std::fs::read(&victim).unwrap();
+    let o = sep(&[victim.to_str().unwrap(), "-o", dir.path().join("x").to_str().unwrap(), "-m", m, "--overwrite"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("overwrite the input"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&victim).unwrap(), before);
+}
+
+#[test]
+fn folders_are_walked_non_audio_is_skipped_and_json_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1_000.0);
+    let album = dir.path().join("album");
+    std::fs::create_dir_all(album.join("disc2")).unwrap();
+    write_wav(&album.join("a.wav"), 22_050, &[sine(200.0, 22_050, 11_025, 0.4)], 16);
+    write_wav(&album.join("disc2/b.wav"), 44_100, &[noise(22_050, 1, 0.2), noise(22_050, 2, 0.2)], 24);
+    std::fs::write(album.join("cover.txt"), "not audio").unwrap();
+    let out = dir.path().join("stems");
+    let o = run(voxmask()
+        .args(["separate", "--json", "--jobs", "2", "-m"])
+        .arg(&model)
+        .arg(&album)
+        .arg("-o")
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON object on stdout");
+    assert_eq!(v["succeeded"], 2);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["jobs"], 2);
+    assert!(["tract", "onnxruntime"].contains(&v["backend"].as_str().unwrap()));
+    let audio = v["audio_seconds"].as_f64().unwrap();
+    assert!((audio - 1.0).abs() < 1e-6, "audio seconds {audio}");
+    assert!(v["realtime_factor"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    assert!(out.join("a/vocals.wav").is_file() && out.join("b/accompaniment.wav").is_file());
+    // Not in --json mode, the skipped file is noted.
+    let o = run(voxmask().args(["separate", "--overwrite", "-m"]).arg(&model).arg(&album).arg("-o").arg(&out));
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("cover.txt: skipped"), "{}", stderr(&o));
+}
+
+#[test]
+fn models_that_break_the_contract_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wav");
+    write_wav(&input, 22_050, &[sine(200.0, 22_050, 4096, 0.4)], 16);
+    let c = contract(22_050, 0, 0, voxmask::dsp::MaskRule::Binary);
+    let mut meta = c.to_metadata();
+    meta.retain(|(k, _)| k != "voxmask.hop_length");
+    let no_hop = dir.path().join("no_hop.onnx");
+    std::fs::write(&no_hop, voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap()).unwrap();
+    let wrong_bins = dir.path().join("wrong_bins.onnx");
+    std::fs::write(&wrong_bins, voxmask::model::onnx_writer::fixed_mask_model(100, &[0.0; 100], &c.to_metadata()).unwrap()).unwrap();
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"definitely not protobuf \xff\xff\xff").unwrap();
+    for (model, reason) in [(&no_hop, "voxmask.hop_length"), (&wrong_bins, "bins"), (&garbage, "not an ONNX")] {
+        let o = sep(&[input.to_str().unwrap(), "-o", dir.path().join("o").to_str().unwrap(), "-m", model.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(stderr(&o).contains(reason), "{}: {}", model.display(), stderr(&o));
+        let o = run(voxmask().arg("inspect").arg(model));
+        assert_eq!(o.status.code(), Some(3));
+    }
+}
+
+#[test]
+fn inspect_prints_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 3, 2);
+    let o = run(voxmask().arg("inspect").arg(&model));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for needle in ["22050 Hz", "FFT 1024", "hop 256", "3 past frames, 2 look-ahead", "soft", "spec [batch, frames, 513]"] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    // Latency: (1024 − 256) + 2·256 = 1280 samples at 22.05 kHz.
+    assert!(text.contains("1280 samples = 58.0 ms"), "{text}");
+    let o = run(voxmask().arg("inspect").arg("--json").arg(&model));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["metadata"]["voxmask.lookahead_frames"], "2");
+}
+
+#[test]
+fn the_bundled_real_excerpt_separates() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1_000.0);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/nightowl.mp3");
+    let (info, x) = read_all(&sample).unwrap();
+    let out = dir.path().join("out");
+    let o = sep(&[sample.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (spec, v) = read_wav(&out.join("nightowl/vocals.wav"));
+    let (_, a) = read_wav(&out.join("nightowl/accompaniment.wav"));
+    assert_eq!((spec.sample_rate, spec.channels as usize), (info.sample_rate, info.channels));
+    assert_eq!(v[0].len(), x[0].len());
+    // A binary mask: the stems add up to the mixture (mp3 input is written as float).
+    let n = x[0].len();
+    let sum: Vec<f32> = v[0].iter().zip(&a[0]).map(|(v, a)| v + a).collect();
+    assert!(diff_db(&x[0], &sum, &x[0], 0..n) < -60.0);
+    assert!(diff_db(&x[0], &v[0], &x[0], 0..n) > -20.0, "the low band was not removed from the vocals");
+}

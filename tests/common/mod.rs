@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests: the real binaries, generated audio, tiny models
+//! written by the project's own ONNX writer, and error measures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
+use voxmask::model::Contract;
+use voxmask::model::onnx_writer::{fixed_mask_model, tiny_conv_model};
+
+/// Path of the built `voxmask` binary.
+pub fn voxmask() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_voxmask"))
+}
+
+/// Runs a command, returning its output (never panics on a non-zero exit).
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary could not be started")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The repository's `tests/fixtures/audio` folder.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio").join(name)
+}
+
+/// `../shared` beside the checkout (or `$VOXMASK_SHARED_DIR`), if present.
+pub fn shared_dir() -> Option<PathBuf> {
+    let p = std::env::var_os("VOXMASK_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    p.is_dir().then_some(p)
+}
+
+/// A contract at `rate` with a 1024-point STFT, hop 256.
+pub fn contract(rate: u32, context: usize, lookahead: usize, rule: MaskRule) -> Contract {
+    Contract {
+        sample_rate: rate,
+        stft: StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann },
+        context_frames: context,
+        lookahead_frames: lookahead,
+        feature: Feature::Log1pMagnitude,
+        output: ModelOutput::Logit,
+        mask_rule: rule,
+        threshold: 0.5,
+        arch: "test".into(),
+        extra: Default::default(),
+    }
+}
+
+/// Writes a model whose mask says "vocal" below `cutoff_hz` and "accompaniment" above.
+pub fn lowpass_model(dir: &Path, rate: u32, cutoff_hz: f32) -> PathBuf {
+    let c = contract(rate, 0, 0, MaskRule::Binary);
+    let bins = c.bins();
+    let logits: Vec<f32> = (0..bins)
+        .map(|k| if (k as f32) * rate as f32 / c.stft.n_fft as f32 <= cutoff_hz { 30.0 } else { -30.0 })
+        .collect();
+    let path = dir.join(format!("lowpass_{rate}.onnx"));
+    std::fs::write(&path, fixed_mask_model(bins, &logits, &c.to_metadata()).unwrap()).unwrap();
+    path
+}
+
+/// Writes a small convolutional model with real context and look-ahead (soft mask).
+pub fn conv_model(dir: &Path, rate: u32, past: usize, lookahead: usize) -> PathBuf {
+    let c = contract(rate, past, lookahead, MaskRule::Soft);
+    let path = dir.join(format!("conv_{rate}_{past}_{lookahead}.onnx"));
+    std::fs::write(&path, tiny_conv_model(c.bins(), 7, past, lookahead, &c.to_metadata()).unwrap()).unwrap();
+    path
+}
+
+pub fn sine(freq: f32, rate: u32, len: usize, amp: f32) -> Vec<f32> {
+    (0..len).map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()).collect()
+}
+
+pub fn noise(len: usize, seed: u64, amp: f32) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            amp * (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+/// Writes planar channels as a WAV (`bits` 16, 24 or 32 = float).
+pub fn write_wav(path: &Path, rate: u32, channels: &[Vec<f32>], bits: u16) {
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if bits == 32 { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..channels[0].len() {
+        for c in channels {
+            match bits {
+                32 => w.write_sample(c[i]).unwrap(),
+                16 => w.write_sample((c[i] * 32767.0).round() as i16).unwrap(),
+                _ => w.write_sample((c[i] * 8_388_607.0).round() as i32).unwrap(),
+            }
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// Reads a WAV as planar f32 with its spec.
+pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<Vec<f32>>) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    let n = spec.channels as usize;
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
+        hound::SampleFormat::Int => {
+            let scale = (1u32 << (spec.bits_per_sample - 1)) as f32;
+            r.samples::<i32>().map(|s| s.unwrap() as f32 / scale).collect()
+        }
+    };
+    let mut out = vec![Vec::with_capacity(samples.len() / n); n];
+    for (i, s) in samples.into_iter().enumerate() {
+        out[i % n].push(s);
+    }
+    (spec, out)
+}
+
+/// Energy of `a − b` relative to the energy of `reference`, in dB, over the sample range.
+pub fn diff_db(reference: &[f32], a: &[f32], b: &[f32], range: std::ops::Range<usize>) -> f64 {
+    let e: f64 = range.clone().map(|i| (a[i] as f64 - b[i] as f64).powi(2)).sum();
+    let s: f64 = range.map(|i| (reference[i] as f64).powi(2)).sum();
+    10.0 * (e.max(1e-30) / s).log10()
+}
