@@ -1,0 +1,226 @@
+//! `voxmask-train`: trains a voxmask network on DSD100 / MUSDB18 / MUSDB18-HQ and exports it to
+//! ONNX with the model contract. Exit codes: 0 done · 1 training failed · 2 bad command line ·
+//! 130 interrupted (checkpoint saved; continue with `--resume`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, anyhow, bail};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use voxmask::train::export::export_onnx;
+use voxmask::train::net::Preset;
+use voxmask::train::trainer::{LossChoice, RunOptions, TrainConfig, TrainOutcome, load_checkpoint, train, training_contract};
+
+#[derive(Parser)]
+#[command(name = "voxmask-train", version, about = "Train a voxmask vocal-mask network", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Export a checkpoint to an ONNX model with the full voxmask contract.
+    Export {
+        /// Checkpoint (`best.ckpt` or `last.ckpt` in a run folder).
+        checkpoint: PathBuf,
+        /// Output .onnx file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Dataset folder (DSD100, MUSDB18 .stem.mp4, MUSDB18-HQ).
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Network preset.
+    #[arg(long, value_enum, default_value_t = PresetArg::Default)]
+    preset: PresetArg,
+    /// Run folder for checkpoints, log.csv and curves.png (default: runs/<preset>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out (or the folder given here) from its last checkpoint.
+    #[arg(long, value_name = "RUN_DIR", num_args = 0..=1, default_missing_value = "")]
+    resume: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<u64>,
+    #[arg(long)]
+    steps_per_epoch: Option<u64>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Frames per training excerpt (default preset).
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Loss: the paper's cross-entropy, or cross-entropy plus self-adjusting Dice.
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// Use at most N training and N validation tracks (quick runs).
+    #[arg(long)]
+    max_tracks: Option<usize>,
+    /// Validation tracks by name (DSD100; MUSDB18 defaults to the official list).
+    #[arg(long, value_delimiter = ',')]
+    valid: Vec<String>,
+    /// CPU threads for the tensor library.
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// No progress bar or per-epoch lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetArg {
+    Default,
+    Lin2018,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    Bce,
+    BceDice,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("voxmask-train: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn device(arg: DeviceArg) -> anyhow::Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda => {
+            if !candle_core::utils::cuda_is_available() {
+                bail!("--device cuda: this voxmask-train was built without CUDA (build with --features cuda)");
+            }
+            Device::new_cuda(0).context("opening CUDA device 0")
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Export { checkpoint, output }) = cli.command {
+        let (mut net, state, _) = load_checkpoint(&checkpoint, &Device::Cpu)
+            .with_context(|| format!("reading checkpoint {}", checkpoint.display()))?;
+        net.contract = training_contract(net.preset, &state);
+        let bytes = export_onnx(&net)?;
+        if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = output.with_extension("onnx.tmp");
+        std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+        eprintln!(
+            "voxmask-train: exported {} ({} epochs, validation vocals SDR {:.2} dB) to {} ({} bytes)",
+            checkpoint.display(),
+            state.best_epoch,
+            state.best_sdr_vocals,
+            output.display(),
+            bytes.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let a = cli.train;
+    let preset = match a.preset {
+        PresetArg::Default => Preset::Default,
+        PresetArg::Lin2018 => Preset::Lin2018,
+    };
+    if let Some(n) = a.threads {
+        // candle's CPU kernels use rayon's global pool.
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().ok();
+    }
+    let resume_dir = a.resume.clone().filter(|p| !p.as_os_str().is_empty());
+    let out = resume_dir
+        .clone()
+        .or(a.out.clone())
+        .unwrap_or_else(|| PathBuf::from("runs").join(preset.name()));
+    let resume = a.resume.is_some();
+    if resume && !out.join("last.ckpt").is_file() {
+        bail!("--resume: no checkpoint at {}", out.join("last.ckpt").display());
+    }
+    let dataset = match (&a.dataset, resume) {
+        (Some(d), _) => d.clone(),
+        (None, true) => PathBuf::new(), // taken from the checkpoint
+        (None, false) => return Err(anyhow!("--dataset is required (or --resume RUN_DIR)")),
+    };
+    let mut cfg = TrainConfig::for_preset(dataset, preset);
+    if let Some(v) = a.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = a.steps_per_epoch {
+        cfg.steps_per_epoch = v.max(1);
+    }
+    if let Some(v) = a.batch {
+        cfg.batch = v.max(1);
+    }
+    if let (Some(v), Preset::Default) = (a.frames, preset) {
+        cfg.frames = v.max(1);
+    }
+    if let Some(v) = a.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(l) = a.loss {
+        cfg.loss = match l {
+            LossArg::Bce => LossChoice::Bce,
+            LossArg::BceDice => LossChoice::BceDice,
+        };
+    }
+    cfg.max_tracks = a.max_tracks;
+    cfg.valid_tracks = a.valid.clone();
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    }
+    let run = RunOptions { out: out.clone(), resume, device: device(a.device)?, quiet: a.quiet, interrupt };
+    match train(cfg, &run)? {
+        TrainOutcome::Finished(state) => {
+            eprintln!(
+                "voxmask-train: done: {} epochs, best validation vocals SDR {:.2} dB at epoch {} ({}); export with `voxmask-train export {} -o models/voxmask.onnx`",
+                state.epoch,
+                state.best_sdr_vocals,
+                state.best_epoch,
+                out.join("best.ckpt").display(),
+                out.join("best.ckpt").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TrainOutcome::Interrupted(state) => {
+            eprintln!(
+                "voxmask-train: interrupted at step {}; checkpoint saved, continue with `voxmask-train --resume {}`",
+                state.step,
+                out.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+    }
+}

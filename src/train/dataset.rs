@@ -1,0 +1,321 @@
+//! Training and evaluation datasets, detected from the folder layout:
+//!
+//! - DSD100: `Mixtures/{Dev,Test}/<track>/mixture.wav` + `Sources/{Dev,Test}/<track>/{vocals,bass,drums,other}.wav`
+//!   (Dev trains, Test evaluates; validation is a fraction or a list of Dev tracks);
+//! - MUSDB18: `.stem.mp4` files in `train/` and `test/`, or one flat folder of them
+//!   (streams: mixture, drums, bass, other, vocals; official 14-track validation subset);
+//! - MUSDB18-HQ: `{train,test}/<track>/{mixture,vocals,bass,drums,other}.wav`;
+//! - plain: `<track>/{mixture,vocals,accompaniment}.wav` (evaluation of users' own data).
+//!
+//! accompaniment = drums + bass + other. The training mixture is rebuilt as vocals +
+//! accompaniment (the stored mixture of MUSDB18 is coded separately and differs by codec noise).
+
+use std::path::{Path, PathBuf};
+
+use crate::audio::decode::{AudioInfo, read_all, read_track};
+use crate::audio::resample::Resampler;
+use crate::{Error, Result};
+
+/// The official MUSDB18 validation tracks (sigsep `musdb`, `split='valid'`).
+pub const MUSDB_VALIDATION: &[&str] = &[
+    "Actions - One Minute Smile",
+    "Clara Berry And Wooldog - Waltz For My Victims",
+    "Johnny Lokke - Promises & Lies",
+    "Patrick Talbot - A Reason To Leave",
+    "Triviul - Angelsaint",
+    "Alexander Ross - Goodbye Bolero",
+    "Fergessen - Nos Palpitants",
+    "Leaf - Summerghost",
+    "Skelpolu - Human Mistakes",
+    "Young Griffo - Pennies",
+    "ANiMAL - Rockshow",
+    "James May - On The Line",
+    "Meaxic - Take A Step",
+    "Traffic Experiment - Sirens",
+];
+
+/// Which layout a folder has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Dsd100,
+    Musdb18,
+    Musdb18Hq,
+    Plain,
+}
+
+/// Which tracks to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Training tracks (without the validation ones).
+    Train,
+    /// Validation tracks (from the training part of the dataset).
+    Valid,
+    /// The test part.
+    Test,
+    /// Everything found.
+    All,
+}
+
+/// How the stems of one track are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackSource {
+    /// Separate files; accompaniment is the sum of `accompaniment` files.
+    Files { mixture: Option<PathBuf>, vocals: PathBuf, accompaniment: Vec<PathBuf> },
+    /// One MUSDB18 stem file (streams 0 mixture, 1 drums, 2 bass, 3 other, 4 vocals).
+    Stem(PathBuf),
+}
+
+/// One track of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub name: String,
+    pub source: TrackSource,
+    /// Part of the dataset it came from (`train`, `test`, `Dev`, ...).
+    pub subset: String,
+}
+
+/// Decoded stems of one track at a common rate: `[channel][sample]`.
+#[derive(Debug, Clone)]
+pub struct Stems {
+    pub sample_rate: u32,
+    pub mixture: Vec<Vec<f32>>,
+    pub vocals: Vec<Vec<f32>>,
+    pub accompaniment: Vec<Vec<f32>>,
+}
+
+/// Detects the layout of `root`.
+pub fn detect_layout(root: &Path) -> Result<Layout> {
+    if !root.is_dir() {
+        return Err(Error::io(root, std::io::Error::new(std::io::ErrorKind::NotFound, "dataset folder not found")));
+    }
+    if root.join("Mixtures").is_dir() && root.join("Sources").is_dir() {
+        return Ok(Layout::Dsd100);
+    }
+    let has_stems = |d: &Path| list_sorted(d).iter().any(|p| is_stem_file(p));
+    if has_stems(root) || has_stems(&root.join("train")) || has_stems(&root.join("test")) {
+        return Ok(Layout::Musdb18);
+    }
+    for sub in ["train", "test"] {
+        if list_sorted(&root.join(sub)).iter().any(|d| d.join("vocals.wav").is_file() && d.join("drums.wav").is_file()) {
+            return Ok(Layout::Musdb18Hq);
+        }
+    }
+    if list_sorted(root).iter().any(|d| d.join("vocals.wav").is_file()) {
+        return Ok(Layout::Plain);
+    }
+    Err(Error::InvalidArgument(format!(
+        "{}: not a DSD100, MUSDB18, MUSDB18-HQ or <track>/{{mixture,vocals,accompaniment}}.wav folder",
+        root.display()
+    )))
+}
+
+fn is_stem_file(p: &Path) -> bool {
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".stem.mp4"))
+}
+
+fn list_sorted(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Lists the tracks of `split`. `valid` overrides the validation list (DSD100: names, or None
+/// to take every `valid_every`-th Dev track).
+pub fn list_tracks(root: &Path, split: Split, valid: Option<&[String]>) -> Result<(Layout, Vec<Track>)> {
+    let layout = detect_layout(root)?;
+    let mut tracks = Vec::new();
+    let incomplete = |dir: &Path, missing: &str| {
+        Error::InvalidArgument(format!("{}: incomplete track, missing {missing}", dir.display()))
+    };
+    match layout {
+        Layout::Dsd100 => {
+            for subset in ["Dev", "Test"] {
+                for mix_dir in list_sorted(&root.join("Mixtures").join(subset)).into_iter().filter(|p| p.is_dir()) {
+                    let name = file_name(&mix_dir);
+                    let src = root.join("Sources").join(subset).join(&name);
+                    let mut acc = Vec::new();
+                    for stem in ["bass", "drums", "other"] {
+                        let p = src.join(format!("{stem}.wav"));
+                        if !p.is_file() {
+                            return Err(incomplete(&src, &format!("{stem}.wav")));
+                        }
+                        acc.push(p);
+                    }
+                    let vocals = src.join("vocals.wav");
+                    if !vocals.is_file() {
+                        return Err(incomplete(&src, "vocals.wav"));
+                    }
+                    let mixture = mix_dir.join("mixture.wav");
+                    tracks.push(Track {
+                        name,
+                        source: TrackSource::Files { mixture: mixture.is_file().then_some(mixture), vocals, accompaniment: acc },
+                        subset: subset.into(),
+                    });
+                }
+            }
+        }
+        Layout::Musdb18 => {
+            let mut dirs = vec![(root.to_path_buf(), "train")];
+            if root.join("train").is_dir() || root.join("test").is_dir() {
+                dirs = vec![(root.join("train"), "train"), (root.join("test"), "test")];
+            }
+            for (dir, subset) in dirs {
+                for p in list_sorted(&dir).into_iter().filter(|p| is_stem_file(p)) {
+                    let name = file_name(&p).trim_end_matches(".stem.mp4").to_string();
+                    tracks.push(Track { name, source: TrackSource::Stem(p), subset: subset.into() });
+                }
+            }
+        }
+        Layout::Musdb18Hq => {
+            for subset in ["train", "test"] {
+                for dir in list_sorted(&root.join(subset)).into_iter().filter(|p| p.is_dir()) {
+                    let mut acc = Vec::new();
+                    for stem in ["bass", "drums", "other"] {
+                        let p = dir.join(format!("{stem}.wav"));
+                        if !p.is_file() {
+                            return Err(incomplete(&dir, &format!("{stem}.wav")));
+                        }
+                        acc.push(p);
+                    }
+                    let vocals = dir.join("vocals.wav");
+                    if !vocals.is_file() {
+                        return Err(incomplete(&dir, "vocals.wav"));
+                    }
+                    let mixture = dir.join("mixture.wav");
+                    tracks.push(Track {
+                        name: file_name(&dir),
+                        source: TrackSource::Files { mixture: mixture.is_file().then_some(mixture), vocals, accompaniment: acc },
+                        subset: subset.into(),
+                    });
+                }
+            }
+        }
+        Layout::Plain => {
+            for dir in list_sorted(root).into_iter().filter(|p| p.is_dir()) {
+                let vocals = dir.join("vocals.wav");
+                let acc = dir.join("accompaniment.wav");
+                if !vocals.is_file() || !acc.is_file() {
+                    return Err(incomplete(&dir, "vocals.wav or accompaniment.wav"));
+                }
+                let mixture = dir.join("mixture.wav");
+                tracks.push(Track {
+                    name: file_name(&dir),
+                    source: TrackSource::Files { mixture: mixture.is_file().then_some(mixture), vocals, accompaniment: vec![acc] },
+                    subset: "test".into(),
+                });
+            }
+        }
+    }
+    let train_subset = |t: &Track| t.subset == "train" || t.subset == "Dev";
+    let in_valid = |t: &Track, i: usize| match (valid, layout) {
+        (Some(list), _) => list.iter().any(|n| n == &t.name),
+        (None, Layout::Dsd100) => i % 5 == 4, // every fifth Dev track: a 20% validation fraction
+        (None, _) => MUSDB_VALIDATION.contains(&t.name.as_str()),
+    };
+    let selected = tracks
+        .into_iter()
+        .filter(|t| train_subset(t) || split == Split::Test || split == Split::All)
+        .enumerate()
+        .filter(|(i, t)| match split {
+            Split::All => true,
+            Split::Test => !train_subset(t) || layout == Layout::Plain,
+            Split::Train => train_subset(t) && !in_valid(t, *i),
+            Split::Valid => train_subset(t) && in_valid(t, *i),
+        })
+        .map(|(_, t)| t)
+        .collect();
+    Ok((layout, selected))
+}
+
+fn check_same(path: &Path, a: &AudioInfo, rate: u32, channels: usize) -> Result<()> {
+    if a.sample_rate != rate || a.channels != channels {
+        return Err(Error::Mismatch {
+            what: format!("{}: stem format", path.display()),
+            expected: format!("{rate} Hz, {channels} channels"),
+            got: format!("{} Hz, {} channels", a.sample_rate, a.channels),
+        });
+    }
+    Ok(())
+}
+
+fn add_into(acc: &mut Vec<Vec<f32>>, x: &[Vec<f32>]) {
+    if acc.is_empty() {
+        *acc = x.to_vec();
+        return;
+    }
+    for (a, b) in acc.iter_mut().zip(x) {
+        if a.len() < b.len() {
+            a.resize(b.len(), 0.0);
+        }
+        for (s, v) in a.iter_mut().zip(b) {
+            *s += v;
+        }
+    }
+}
+
+/// Decodes a track's stems, optionally resampled to `rate`, all cut to the shortest stem.
+pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
+    let (native, mut mixture, vocals, accompaniment) = match &track.source {
+        TrackSource::Stem(path) => {
+            let (info, mixture) = read_track(path, 0)?;
+            let (vi, vocals) = read_track(path, 4)?;
+            check_same(path, &vi, info.sample_rate, info.channels)?;
+            let mut acc = Vec::new();
+            for idx in 1..=3 {
+                let (ai, a) = read_track(path, idx)?;
+                check_same(path, &ai, info.sample_rate, info.channels)?;
+                add_into(&mut acc, &a);
+            }
+            (info.sample_rate, mixture, vocals, acc)
+        }
+        TrackSource::Files { mixture, vocals, accompaniment } => {
+            let (vi, v) = read_all(vocals)?;
+            let mut acc = Vec::new();
+            for p in accompaniment {
+                let (ai, a) = read_all(p)?;
+                check_same(p, &ai, vi.sample_rate, vi.channels)?;
+                add_into(&mut acc, &a);
+            }
+            let mix = match mixture {
+                Some(p) => {
+                    let (mi, m) = read_all(p)?;
+                    check_same(p, &mi, vi.sample_rate, vi.channels)?;
+                    m
+                }
+                None => Vec::new(),
+            };
+            (vi.sample_rate, mix, v, acc)
+        }
+    };
+    if mixture.is_empty() {
+        mixture = vocals.clone();
+        add_into(&mut mixture, &accompaniment);
+    }
+    let mut stems = Stems { sample_rate: native, mixture, vocals, accompaniment };
+    let len = [&stems.mixture, &stems.vocals, &stems.accompaniment].iter().map(|s| s[0].len()).min().unwrap_or(0);
+    for s in [&mut stems.mixture, &mut stems.vocals, &mut stems.accompaniment] {
+        s.iter_mut().for_each(|c| c.truncate(len));
+    }
+    if let Some(rate) = rate.filter(|&r| r != native) {
+        for s in [&mut stems.mixture, &mut stems.vocals, &mut stems.accompaniment] {
+            *s = resample_all(s, native, rate)?;
+        }
+        stems.sample_rate = rate;
+    }
+    Ok(stems)
+}
+
+/// Resamples a whole signal (`[channel][sample]`).
+pub fn resample_all(x: &[Vec<f32>], from: u32, to: u32) -> Result<Vec<Vec<f32>>> {
+    let mut r = Resampler::new(from, to, x.len(), 1 << 14)?;
+    let mut out = vec![Vec::new(); x.len()];
+    let slices: Vec<&[f32]> = x.iter().map(Vec::as_slice).collect();
+    r.process(&slices, &mut out)?;
+    r.finish(&mut out)?;
+    Ok(out)
+}

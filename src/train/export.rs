@@ -1,0 +1,142 @@
+//! ONNX export of a trained [`Net`] through the project's ONNX writer, with the full model
+//! contract (and training provenance) in the metadata. The graphs compute exactly what the
+//! candle forward computes; `tests/train.rs` checks both backends against it.
+
+use crate::model::onnx_writer::{Attr, Conv2d, GraphBuilder};
+use crate::model::{INPUT_NAME, OUTPUT_NAME};
+use crate::train::net::{LIN_PATCH, NORM_MEAN, NORM_SCALE, Net, Preset, TCN_HIDDEN, TCN_KERNEL, TCN_LAYERS};
+use crate::{Error, Result};
+
+/// Serialises `net` as an ONNX model (bytes).
+pub fn export_onnx(net: &Net) -> Result<Vec<u8>> {
+    let mut g = GraphBuilder::new(&format!("voxmask-{}", net.preset.name()));
+    g.doc_string(&format!(
+        "voxmask {} network: features [batch, frames, bins] -> logit of P(vocal) per bin",
+        net.preset.name()
+    ));
+    let bins = net.contract.bins();
+    g.voxmask_io(bins)?;
+    let out = match net.preset {
+        Preset::Default => tcn_graph(net, &mut g)?,
+        Preset::Lin2018 => lin2018_graph(net, &mut g)?,
+    };
+    g.identity(&out, OUTPUT_NAME);
+    for (k, v) in net.contract.to_metadata() {
+        g.metadata(&k, &v);
+    }
+    g.to_bytes()
+}
+
+/// Our `[K·Cin, Cout]` tap-major matrix as an ONNX `[Cout, Cin, K, 1]` kernel.
+fn taps_to_conv(w: &[f32], k: usize, cin: usize, cout: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for j in 0..k {
+        for c in 0..cin {
+            for o in 0..cout {
+                out[(o * cin + c) * k + j] = w[(j * cin + c) * cout + o];
+            }
+        }
+    }
+    out
+}
+
+fn tcn_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
+    let bins = net.contract.bins();
+    let mean = g.initializer_f32(NORM_MEAN, &[bins as i64], &net.weight(NORM_MEAN)?)?;
+    let scale = g.initializer_f32(NORM_SCALE, &[bins as i64], &net.weight(NORM_SCALE)?)?;
+    let centred = g.fresh("centred");
+    g.node("Sub", &[INPUT_NAME, &mean], &[&centred], Vec::new());
+    let normed = g.mul(&centred, &scale);
+    // [B, T, F] → [B, F, T, 1]: bins become channels, time the convolved axis.
+    let t = g.transpose(&normed, &[0, 2, 1]);
+    let mut h = g.unsqueeze(&t, &[3]);
+    let mut cin = bins;
+    for (i, layer) in TCN_LAYERS.iter().enumerate() {
+        let conv = Conv2d::new(cin, TCN_HIDDEN, (TCN_KERNEL, 1))
+            .with_pads([layer.past, 0, layer.future, 0])
+            .with_dilations((layer.dilation, 1));
+        let w = taps_to_conv(&net.weight(&format!("tcn{i}.w"))?, TCN_KERNEL, cin, TCN_HIDDEN);
+        let y = g.conv2d(&format!("tcn{i}"), &h, &conv, &w, Some(&net.weight(&format!("tcn{i}.b"))?))?;
+        let y = g.relu(&y);
+        h = if cin == TCN_HIDDEN { g.add(&y, &h) } else { y };
+        cin = TCN_HIDDEN;
+    }
+    let w = taps_to_conv(&net.weight("out.w")?, 1, TCN_HIDDEN, bins);
+    let y = g.conv2d("out", &h, &Conv2d::new(TCN_HIDDEN, bins, (1, 1)), &w, Some(&net.weight("out.b")?))?;
+    let y = g.squeeze(&y, &[3]);
+    Ok(g.transpose(&y, &[0, 2, 1]))
+}
+
+fn lin2018_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
+    let bins = net.contract.bins() as i64;
+    let half = (LIN_PATCH / 2) as i64;
+    let patch = LIN_PATCH as i64;
+    // Patches around every frame: pad time by 4 frames each side, take 9 shifted views.
+    let pads = g.initializer_i64("patch.pads", &[6], &[0, half, 0, 0, half, 0])?;
+    let padded = g.fresh("padded");
+    g.node("Pad", &[INPUT_NAME, &pads], &[&padded], Vec::new());
+    let axis = g.initializer_i64("patch.axis", &[1], &[1])?;
+    let mut views = Vec::new();
+    for j in 0..patch {
+        let starts = g.initializer_i64(&format!("patch.start{j}"), &[1], &[j])?;
+        let end = if j + 1 == patch { i64::MAX } else { j - (patch - 1) };
+        let ends = g.initializer_i64(&format!("patch.end{j}"), &[1], &[end])?;
+        let v = g.fresh("view");
+        g.node("Slice", &[&padded, &starts, &ends, &axis], &[&v], Vec::new());
+        views.push(g.unsqueeze(&v, &[2]));
+    }
+    let stacked = g.fresh("patches");
+    let view_refs: Vec<&str> = views.iter().map(String::as_str).collect();
+    g.node("Concat", &view_refs, &[&stacked], vec![Attr::Int("axis", 2)]);
+    let shape = g.initializer_i64("patch.shape", &[4], &[-1, 1, patch, bins])?;
+    let mut h = g.fresh("nchw");
+    g.node("Reshape", &[&stacked, &shape], &[&h], Vec::new());
+    let convs: [(usize, usize); 4] = [(1, 32), (32, 16), (16, 64), (64, 32)];
+    let mut width = bins as usize;
+    for (i, (cin, cout)) in convs.iter().enumerate() {
+        let conv = Conv2d::new(*cin, *cout, (3, 12)).with_pads([1, 5, 1, 6]);
+        let y = g.conv2d(&format!("conv{i}"), &h, &conv, &net.weight(&format!("conv{i}.w"))?, Some(&net.weight(&format!("conv{i}.b"))?))?;
+        h = g.relu(&y);
+        if i == 1 || i == 3 {
+            let pad = (width.div_ceil(12) * 12 - width) as i64;
+            let pooled = g.fresh("pool");
+            g.node(
+                "MaxPool",
+                &[&h],
+                &[&pooled],
+                vec![Attr::Ints("kernel_shape", vec![1, 12]), Attr::Ints("strides", vec![1, 12]), Attr::Ints("pads", vec![0, 0, 0, pad])],
+            );
+            h = pooled;
+            width = width.div_ceil(12);
+        }
+    }
+    let flat = (32 * LIN_PATCH * width) as i64;
+    let shape = g.initializer_i64("flatten.shape", &[2], &[-1, flat])?;
+    let mut x = g.fresh("flat");
+    g.node("Reshape", &[&h, &shape], &[&x], Vec::new());
+    let sizes = [flat as usize, 2048, 512, LIN_PATCH * bins as usize];
+    for i in 0..3 {
+        let w = g.initializer_f32(&format!("fc{i}.w"), &[sizes[i] as i64, sizes[i + 1] as i64], &net.weight(&format!("fc{i}.w"))?)?;
+        let b = g.initializer_f32(&format!("fc{i}.b"), &[sizes[i + 1] as i64], &net.weight(&format!("fc{i}.b"))?)?;
+        let y = g.matmul(&x, &w);
+        x = g.add(&y, &b);
+        if i < 2 {
+            x = g.relu(&x);
+        }
+    }
+    // Keep the centre frame of each patch and restore [batch, frames, bins].
+    let shape = g.initializer_i64("centre.shape", &[3], &[-1, patch, bins])?;
+    let grid = g.fresh("grid");
+    g.node("Reshape", &[&x, &shape], &[&grid], Vec::new());
+    let (s, e) = (g.initializer_i64("centre.start", &[1], &[half])?, g.initializer_i64("centre.end", &[1], &[half + 1])?);
+    let centre = g.fresh("centre");
+    g.node("Slice", &[&grid, &s, &e, &axis], &[&centre], Vec::new());
+    let in_shape = g.fresh("in_shape");
+    g.node("Shape", &[INPUT_NAME], &[&in_shape], Vec::new());
+    let out = g.fresh("logits");
+    g.node("Reshape", &[&centre, &in_shape], &[&out], Vec::new());
+    if width == 0 {
+        return Err(Error::Train("lin2018 export: empty frequency axis".into()));
+    }
+    Ok(out)
+}

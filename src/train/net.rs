@@ -1,0 +1,287 @@
+//! The two network presets, in candle, with their ONNX export.
+//!
+//! - `default`: a dilated temporal convolution network over spectrogram frames (22.05 kHz,
+//!   Hann 1024 / hop 256, 513 bins, log-magnitude input). Each frame's 513 bins are the channels
+//!   of 1-D convolutions along time: kernel 3 with dilations 1, 2, 4, 8, residual connections,
+//!   and a final per-frame projection back to one logit per bin. Only the first layer looks one
+//!   frame ahead; the others are causal, so the network sees 29 past frames and 1 future frame
+//!   (46 ms of algorithmic latency at 22.05 kHz), and costs about 1.5 MFLOP per frame.
+//! - `lin2018`: the network of Lin et al. 2018 exactly as DESIGN.md lists it: 9 × 2049 linear
+//!   magnitude patches, conv 3×12 (32) → conv 3×12 (16) → max-pool 1×12 → conv 3×12 (64) →
+//!   conv 3×12 (32) → max-pool 1×12 → flatten 4320 → dropout → FC 2048 → dropout → FC 512 →
+//!   FC 18441 logits; ReLU, SAME padding, Xavier init, bias 0.1. Inference keeps the centre frame.
+//!
+//! Both map features `[batch, frames, bins]` to logits of the same shape, which is the voxmask
+//! model contract; the export writes the same computation as an ONNX graph.
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{Init, VarBuilder, VarMap};
+
+use crate::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
+use crate::model::Contract;
+use crate::{Error, Result};
+
+/// Network presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Default,
+    Lin2018,
+}
+
+impl Preset {
+    /// Parses a preset name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "default" => Some(Preset::Default),
+            "lin2018" => Some(Preset::Lin2018),
+            _ => None,
+        }
+    }
+
+    /// The preset's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Default => "default",
+            Preset::Lin2018 => "lin2018",
+        }
+    }
+
+    /// The contract a model of this preset satisfies (before training provenance is added).
+    pub fn contract(self) -> Contract {
+        match self {
+            Preset::Default => Contract {
+                sample_rate: 22_050,
+                stft: StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann },
+                context_frames: TCN_LAYERS.iter().map(|l| l.past).sum(),
+                lookahead_frames: TCN_LAYERS.iter().map(|l| l.future).sum(),
+                feature: Feature::Log1pMagnitude,
+                output: ModelOutput::Logit,
+                mask_rule: MaskRule::Soft,
+                threshold: 0.5,
+                arch: format!("tcn-{TCN_HIDDEN}x{}", TCN_LAYERS.len()),
+                extra: Default::default(),
+            },
+            Preset::Lin2018 => Contract {
+                sample_rate: 22_050,
+                stft: StftConfig { n_fft: 4096, win_length: 1024, hop: 256, window: WindowKind::Hann },
+                context_frames: LIN_PATCH / 2,
+                lookahead_frames: LIN_PATCH / 2,
+                feature: Feature::Magnitude,
+                output: ModelOutput::Logit,
+                mask_rule: MaskRule::Paper { threshold: 0.15 },
+                threshold: 0.15,
+                arch: "lin2018-cnn".into(),
+                extra: Default::default(),
+            },
+        }
+    }
+}
+
+/// One temporal convolution layer of the default network.
+#[derive(Debug, Clone, Copy)]
+pub struct TcnLayer {
+    pub dilation: usize,
+    /// Frames of context on each side: past + future = (kernel − 1) · dilation.
+    pub past: usize,
+    pub future: usize,
+}
+
+/// Kernel size of every temporal layer.
+pub const TCN_KERNEL: usize = 3;
+/// Hidden channels of the default network.
+pub const TCN_HIDDEN: usize = 192;
+/// The default network's temporal layers.
+pub const TCN_LAYERS: [TcnLayer; 4] = [
+    TcnLayer { dilation: 1, past: 1, future: 1 },
+    TcnLayer { dilation: 2, past: 4, future: 0 },
+    TcnLayer { dilation: 4, past: 8, future: 0 },
+    TcnLayer { dilation: 8, past: 16, future: 0 },
+];
+/// Frames per lin2018 patch.
+pub const LIN_PATCH: usize = 9;
+const LIN_BINS: usize = 2049;
+const LIN_POOL: usize = 12;
+/// Conv channels and FC sizes of lin2018.
+const LIN_CONV: [(usize, usize); 4] = [(1, 32), (32, 16), (16, 64), (64, 32)];
+const LIN_FC: [usize; 3] = [2048, 512, LIN_PATCH * LIN_BINS];
+const LIN_DROPOUT: f32 = 0.5;
+
+/// A network of either preset with its weights.
+pub struct Net {
+    pub preset: Preset,
+    pub contract: Contract,
+    pub varmap: VarMap,
+    pub device: Device,
+}
+
+/// Names of the fixed (non-trained) input normalisation tensors.
+pub const NORM_MEAN: &str = "norm.mean";
+pub const NORM_SCALE: &str = "norm.scale";
+
+impl Net {
+    /// Creates a freshly initialised network. `norm` holds the per-bin mean and 1/std of the
+    /// input features measured on the training data (the default preset only).
+    pub fn new(preset: Preset, device: &Device, norm: Option<(&[f32], &[f32])>) -> Result<Self> {
+        let contract = preset.contract();
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let bins = contract.bins();
+        match preset {
+            Preset::Default => {
+                let (mean, scale) = match norm {
+                    Some((m, s)) => (m.to_vec(), s.to_vec()),
+                    None => (vec![0.0; bins], vec![1.0; bins]),
+                };
+                vb.get_with_hints(bins, NORM_MEAN, Init::Const(0.0))?;
+                vb.get_with_hints(bins, NORM_SCALE, Init::Const(1.0))?;
+                let mut vm = varmap.clone();
+                vm.set_one(NORM_MEAN, Tensor::from_vec(mean, bins, device)?)?;
+                vm.set_one(NORM_SCALE, Tensor::from_vec(scale, bins, device)?)?;
+                let mut cin = bins;
+                for (i, _) in TCN_LAYERS.iter().enumerate() {
+                    let fan_in = TCN_KERNEL * cin;
+                    let bound = (6.0 / fan_in as f64).sqrt();
+                    vb.get_with_hints((fan_in, TCN_HIDDEN), &format!("tcn{i}.w"), Init::Uniform { lo: -bound, up: bound })?;
+                    vb.get_with_hints(TCN_HIDDEN, &format!("tcn{i}.b"), Init::Const(0.0))?;
+                    cin = TCN_HIDDEN;
+                }
+                let bound = (3.0 / TCN_HIDDEN as f64).sqrt();
+                vb.get_with_hints((TCN_HIDDEN, bins), "out.w", Init::Uniform { lo: -bound, up: bound })?;
+                vb.get_with_hints(bins, "out.b", Init::Const(0.0))?;
+            }
+            Preset::Lin2018 => {
+                for (i, (cin, cout)) in LIN_CONV.iter().enumerate() {
+                    let (fan_in, fan_out) = (cin * 3 * 12, cout * 3 * 12);
+                    let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                    vb.get_with_hints((*cout, *cin, 3, 12), &format!("conv{i}.w"), Init::Uniform { lo: -b, up: b })?;
+                    vb.get_with_hints(*cout, &format!("conv{i}.b"), Init::Const(0.1))?;
+                }
+                let mut fin = lin_flatten();
+                for (i, fout) in LIN_FC.iter().enumerate() {
+                    let b = (6.0 / (fin + fout) as f64).sqrt();
+                    vb.get_with_hints((fin, *fout), &format!("fc{i}.w"), Init::Uniform { lo: -b, up: b })?;
+                    vb.get_with_hints(*fout, &format!("fc{i}.b"), Init::Const(0.1))?;
+                    fin = *fout;
+                }
+            }
+        }
+        Ok(Net { preset, contract, varmap, device: device.clone() })
+    }
+
+    fn var(&self, name: &str) -> Result<Tensor> {
+        let data = self.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        data.get(name)
+            .map(|v| v.as_tensor().clone())
+            .ok_or_else(|| Error::Train(format!("missing weight `{name}`")))
+    }
+
+    /// Weights the optimiser updates (everything but the input normalisation).
+    pub fn trainable(&self) -> Result<Vec<(String, Var)>> {
+        let data = self.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        let mut v: Vec<(String, Var)> = data
+            .iter()
+            .filter(|(k, _)| !k.starts_with("norm."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
+    }
+
+    /// Number of trainable weights.
+    pub fn parameter_count(&self) -> Result<usize> {
+        Ok(self.trainable()?.iter().map(|(_, v)| v.elem_count()).sum())
+    }
+
+    /// Logits `[batch, frames, bins]` for features of the same shape. `train` enables dropout.
+    pub fn forward(&self, features: &Tensor, train: bool) -> Result<Tensor> {
+        match self.preset {
+            Preset::Default => self.forward_tcn(features),
+            Preset::Lin2018 => self.forward_lin2018(features, train),
+        }
+    }
+
+    fn forward_tcn(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let mut h = x.broadcast_sub(&self.var(NORM_MEAN)?)?.broadcast_mul(&self.var(NORM_SCALE)?)?;
+        for (i, layer) in TCN_LAYERS.iter().enumerate() {
+            let cin = h.dim(2)?;
+            let padded = h.pad_with_zeros(1, layer.past, layer.future)?;
+            let taps = (0..TCN_KERNEL)
+                .map(|j| padded.narrow(1, j * layer.dilation, t))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let stacked = Tensor::cat(&taps, 2)?.reshape((b * t, TCN_KERNEL * cin))?;
+            let y = stacked
+                .matmul(&self.var(&format!("tcn{i}.w"))?)?
+                .broadcast_add(&self.var(&format!("tcn{i}.b"))?)?
+                .relu()?
+                .reshape((b, t, TCN_HIDDEN))?;
+            h = if cin == TCN_HIDDEN { (y + h)? } else { y };
+        }
+        let bins = self.contract.bins();
+        let out = h
+            .reshape((b * t, TCN_HIDDEN))?
+            .matmul(&self.var("out.w")?)?
+            .broadcast_add(&self.var("out.b")?)?
+            .reshape((b, t, bins))?;
+        Ok(out)
+    }
+
+    /// lin2018 on whole patches: `[n, 9, 2049]` magnitudes → `[n, 9·2049]` logits.
+    pub fn forward_lin2018_patches(&self, patches: &Tensor, train: bool) -> Result<Tensor> {
+        let n = patches.dim(0)?;
+        let mut h = patches.unsqueeze(1)?;
+        for i in 0..LIN_CONV.len() {
+            // SAME padding for a 3×12 kernel: 1/1 in time, 5/6 in frequency (TensorFlow's split).
+            let padded = h.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 5, 6)?;
+            h = padded
+                .conv2d(&self.var(&format!("conv{i}.w"))?, 0, 1, 1, 1)?
+                .broadcast_add(&self.var(&format!("conv{i}.b"))?.reshape((1, (), 1, 1))?)?
+                .relu()?;
+            if i == 1 || i == 3 {
+                let w = h.dim(3)?;
+                let pad = w.div_ceil(LIN_POOL) * LIN_POOL - w;
+                // Post-ReLU values are ≥ 0, so zero padding equals SAME max-pooling's.
+                h = h.pad_with_zeros(3, 0, pad)?.max_pool2d_with_stride((1, LIN_POOL), (1, LIN_POOL))?;
+            }
+        }
+        let mut h = h.reshape((n, lin_flatten()))?;
+        for i in 0..LIN_FC.len() {
+            if train && i < 2 {
+                h = candle_nn::ops::dropout(&h, LIN_DROPOUT)?;
+            }
+            h = h.matmul(&self.var(&format!("fc{i}.w"))?)?.broadcast_add(&self.var(&format!("fc{i}.b"))?)?;
+            if i + 1 < LIN_FC.len() {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+
+    fn forward_lin2018(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, t, f) = x.dims3()?;
+        let half = LIN_PATCH / 2;
+        let padded = x.pad_with_zeros(1, half, half)?;
+        let patches = (0..LIN_PATCH)
+            .map(|j| padded.narrow(1, j, t))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let patches = Tensor::stack(&patches, 2)?.reshape((b * t, LIN_PATCH, f))?;
+        let out = self.forward_lin2018_patches(&patches, train)?.reshape((b * t, LIN_PATCH, f))?;
+        Ok(out.narrow(1, half, 1)?.reshape((b, t, f))?)
+    }
+
+    /// Reads a weight as a flat `Vec<f32>` (export, tests).
+    pub fn weight(&self, name: &str) -> Result<Vec<f32>> {
+        Ok(self.var(name)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+fn lin_flatten() -> usize {
+    let pooled = LIN_BINS.div_ceil(LIN_POOL).div_ceil(LIN_POOL);
+    LIN_CONV[3].1 * LIN_PATCH * pooled
+}
+
+impl Module for Net {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        Net::forward(self, xs, false).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+}

@@ -1,0 +1,522 @@
+//! The training loop behind `voxmask-train`: batches from [`SpectralData`], the loss kernels as
+//! candle ops, AdamW with warm-up and cosine decay, validation by separating the validation
+//! tracks and scoring them with BSS Eval v4 (`crate::eval`), checkpoints every epoch and on
+//! Ctrl-C, exact `--resume`, a CSV log and a PNG of the curves.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use realfft::num_complex::Complex32;
+use serde::{Deserialize, Serialize};
+
+use crate::dsp::mask::apply_masks;
+use crate::dsp::stft::{istft, stft};
+use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
+use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
+use crate::model::Contract;
+use crate::train::data::{Augment, SpectralData, step_rng};
+use crate::train::dataset::{Split, Stems, list_tracks, load_stems};
+use crate::train::net::{LIN_PATCH, Net, Preset};
+use crate::train::ops::{LossKind, loss};
+use crate::train::optim::{AdamW, AdamWConfig, learning_rate};
+use crate::{Error, Result};
+
+/// Which loss drives training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LossChoice {
+    /// Pixel-wise sigmoid cross-entropy against the IBM (the paper's loss).
+    Bce,
+    /// BCE plus the self-adjusting Dice loss (for the vocal/background imbalance).
+    BceDice,
+}
+
+/// Everything that defines a training run (stored in the checkpoint, so `--resume` needs only
+/// the output folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub dataset: PathBuf,
+    pub preset: String,
+    pub epochs: u64,
+    pub steps_per_epoch: u64,
+    pub batch: usize,
+    /// Frames per training excerpt (lin2018 always uses 9-frame patches).
+    pub frames: usize,
+    pub lr: f64,
+    pub warmup_steps: u64,
+    pub weight_decay: f64,
+    pub label_smoothing: f32,
+    pub loss: LossChoice,
+    pub seed: u64,
+    /// Use at most this many training / validation tracks (quick runs, tests).
+    pub max_tracks: Option<usize>,
+    /// Validation track names (DSD100; MUSDB18 uses the official list when empty).
+    pub valid_tracks: Vec<String>,
+    pub remix: f32,
+}
+
+impl TrainConfig {
+    /// Defaults for a preset.
+    pub fn for_preset(dataset: PathBuf, preset: Preset) -> Self {
+        let (batch, frames, lr) = match preset {
+            Preset::Default => (16, 128, 1e-3),
+            Preset::Lin2018 => (107, LIN_PATCH, 1e-4),
+        };
+        TrainConfig {
+            dataset,
+            preset: preset.name().into(),
+            epochs: 60,
+            steps_per_epoch: 100,
+            batch,
+            frames,
+            lr,
+            warmup_steps: 200,
+            weight_decay: if preset == Preset::Lin2018 { 0.0 } else { 1e-4 },
+            label_smoothing: 0.02,
+            loss: LossChoice::Bce,
+            seed: 1,
+            max_tracks: None,
+            valid_tracks: Vec::new(),
+            remix: 0.5,
+        }
+    }
+}
+
+/// One line of the training log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: u64,
+    pub step: u64,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    /// BSS Eval v4 SDR, median over 1 s frames then over tracks, at the model's rate.
+    pub val_sdr_vocals: f64,
+    pub val_sdr_accompaniment: f64,
+    /// MDX "new SDR" of the vocals, median over tracks.
+    pub val_mdx_vocals: f64,
+    pub wall_seconds: f64,
+}
+
+/// Progress of a run, saved next to each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Optimiser steps taken.
+    pub step: u64,
+    pub best_sdr_vocals: f64,
+    pub best_epoch: u64,
+    pub history: Vec<EpochLog>,
+    pub wall_seconds: f64,
+    pub train_tracks: usize,
+    pub valid_tracks: usize,
+}
+
+/// Where a run keeps its files.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn last(&self) -> PathBuf {
+        self.0.join("last.ckpt")
+    }
+    pub fn best(&self) -> PathBuf {
+        self.0.join("best.ckpt")
+    }
+    pub fn csv(&self) -> PathBuf {
+        self.0.join("log.csv")
+    }
+    pub fn png(&self) -> PathBuf {
+        self.0.join("curves.png")
+    }
+}
+
+/// The JSON sidecar of a checkpoint file.
+pub fn state_path(ckpt: &Path) -> PathBuf {
+    ckpt.with_extension("json")
+}
+
+/// Writes weights (+ optimiser moments) and the state, each atomically.
+fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Path) -> Result<()> {
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    {
+        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        for (k, v) in data.iter() {
+            tensors.insert(k.clone(), v.as_tensor().clone());
+        }
+    }
+    if let Some(opt) = opt {
+        tensors.extend(opt.state());
+    }
+    let tmp = path.with_extension("ckpt.tmp");
+    candle_core::safetensors::save(&tensors, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    let json = serde_json::to_string_pretty(state).map_err(|e| Error::Train(e.to_string()))?;
+    let sp = state_path(path);
+    let tmp = sp.with_extension("json.tmp");
+    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &sp).map_err(|e| Error::io(&sp, e))?;
+    Ok(())
+}
+
+/// Loads a checkpoint's network (and the raw tensors, for the optimiser).
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState, HashMap<String, Tensor>)> {
+    let sp = state_path(path);
+    let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| Error::Train(format!("{}: {e}", sp.display())))?;
+    let preset = Preset::parse(&state.config.preset)
+        .ok_or_else(|| Error::Train(format!("{}: unknown preset {:?}", sp.display(), state.config.preset)))?;
+    if !path.is_file() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint not found")));
+    }
+    let tensors = candle_core::safetensors::load(path, device)
+        .map_err(|e| Error::Train(format!("{}: not a readable checkpoint: {e}", path.display())))?;
+    let mut net = Net::new(preset, device, None)?;
+    {
+        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        for (name, var) in data.iter() {
+            let t = tensors.get(name).ok_or_else(|| Error::Train(format!("{}: lacks weight `{name}`", path.display())))?;
+            if t.shape() != var.shape() {
+                return Err(Error::Train(format!("{}: `{name}` has shape {:?}, expected {:?}", path.display(), t.shape(), var.shape())));
+            }
+            var.set(t)?;
+        }
+    }
+    net.contract = training_contract(preset, &state);
+    Ok((net, state, tensors))
+}
+
+/// The preset's contract plus the training provenance of `state`.
+pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
+    let mut c = preset.contract();
+    let p = crate::model::contract::PROVENANCE_PREFIX;
+    let best = state.history.iter().find(|h| h.epoch == state.best_epoch);
+    let mut put = |k: &str, v: String| {
+        c.extra.insert(format!("{p}{k}"), v);
+    };
+    put("preset", preset.name().into());
+    put("dataset", state.config.dataset.display().to_string());
+    put("tracks", format!("{} train, {} validation", state.train_tracks, state.valid_tracks));
+    put("epochs", state.best_epoch.to_string());
+    put("steps", best.map_or(state.step, |b| b.step).to_string());
+    put("seed", state.config.seed.to_string());
+    put("loss", format!("{:?}, label smoothing {}", state.config.loss, state.config.label_smoothing));
+    put("augmentation", format!("remix {} , gains {:?} dB, random channel and excerpt", state.config.remix, Augment::default().gain_db));
+    if let Some(b) = best {
+        put("valid_sdr_vocals", format!("{:.2} dB (BSS Eval v4 median, at the model rate)", b.val_sdr_vocals));
+        put("valid_sdr_accompaniment", format!("{:.2} dB", b.val_sdr_accompaniment));
+    }
+    put("voxmask_version", env!("CARGO_PKG_VERSION").into());
+    c
+}
+
+/// Separated estimates of one validation track.
+struct Scored {
+    loss: f64,
+    sdr_vocals: f64,
+    sdr_accomp: f64,
+    mdx_vocals: f64,
+}
+
+/// Logits for a whole sequence `[channels, frames, bins]`, computed block by block with the
+/// contract's context on each side so that memory stays bounded and results equal one pass.
+pub fn forward_long(net: &Net, features: &[f32], channels: usize, frames: usize) -> Result<Vec<f32>> {
+    let c = &net.contract;
+    let bins = c.bins();
+    let block = match net.preset {
+        Preset::Default => 2048,
+        Preset::Lin2018 => 32,
+    };
+    let (ctx, la) = (c.context_frames, c.lookahead_frames);
+    let mut out = vec![0.0f32; channels * frames * bins];
+    let mut start = 0;
+    while start < frames {
+        let end = (start + block).min(frames);
+        let (lo, hi) = (start.saturating_sub(ctx), (end + la).min(frames));
+        let mut window = Vec::with_capacity(channels * (hi - lo) * bins);
+        for ch in 0..channels {
+            window.extend_from_slice(&features[(ch * frames + lo) * bins..(ch * frames + hi) * bins]);
+        }
+        let x = Tensor::from_vec(window, (channels, hi - lo, bins), &net.device)?;
+        let y = net.forward(&x, false)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        for ch in 0..channels {
+            let src = (ch * (hi - lo) + (start - lo)) * bins;
+            let dst = (ch * frames + start) * bins;
+            out[dst..dst + (end - start) * bins].copy_from_slice(&y[src..src + (end - start) * bins]);
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
+    let c = net.contract.clone();
+    let bins = c.bins();
+    let channels = stems.vocals.len();
+    let len = stems.vocals[0].len();
+    let mut spectra = Vec::new();
+    let mut features = Vec::new();
+    let mut targets = Vec::new();
+    let mut frames = 0;
+    for ch in 0..channels {
+        let mix: Vec<f32> = stems.vocals[ch].iter().zip(&stems.accompaniment[ch]).map(|(v, a)| v + a).collect();
+        let xs = stft(c.stft, &mix)?;
+        let vs = stft(c.stft, &stems.vocals[ch])?;
+        let as_ = stft(c.stft, &stems.accompaniment[ch])?;
+        frames = xs.len();
+        let mut feat = vec![0.0f32; bins];
+        let mut tgt = vec![0.0f32; bins];
+        for ((x, v), a) in xs.iter().zip(&vs).zip(&as_) {
+            c.feature.compute_into(x, &mut feat);
+            features.extend_from_slice(&feat);
+            let vm: Vec<f32> = v.iter().map(|z| z.norm()).collect();
+            let am: Vec<f32> = a.iter().map(|z| z.norm()).collect();
+            ibm_targets(&vm, &am, smoothing, &mut tgt)?;
+            targets.extend_from_slice(&tgt);
+        }
+        spectra.push(xs);
+    }
+    let logits = forward_long(net, &features, channels, frames)?;
+    let loss = bce_with_logits(&logits, &targets, None, &BceOptions::default(), None)?;
+    let mut est_v = Vec::new();
+    let mut est_a = Vec::new();
+    let (mut sv, mut sa) = (vec![Complex32::default(); bins], vec![Complex32::default(); bins]);
+    for (ch, xs) in spectra.iter().enumerate() {
+        let (mut fv, mut fa) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+        for (f, x) in xs.iter().enumerate() {
+            let row = (ch * frames + f) * bins;
+            apply_masks(x, &logits[row..row + bins], c.output, c.mask_rule, &mut sv, &mut sa, 1);
+            fv.push(sv.clone());
+            fa.push(sa.clone());
+        }
+        est_v.push(istft(c.stft, &fv, len)?);
+        est_a.push(istft(c.stft, &fa, len)?);
+    }
+    let refs = vec![stems.vocals.clone(), stems.accompaniment.clone()];
+    let ests = vec![est_v, est_a];
+    let win = c.sample_rate as usize;
+    let cfg = BssConfig { win, hop: win, filter_len: 512, threads: 1 };
+    let scores = bss_eval_v4(&refs, &ests, &cfg)?;
+    Ok(Scored {
+        loss,
+        sdr_vocals: nan_median(&scores[0].sdr),
+        sdr_accomp: nan_median(&scores[1].sdr),
+        mdx_vocals: mdx_sdr(&refs[0], &ests[0])?,
+    })
+}
+
+/// Validation loss and scores over tracks (medians over tracks, as SiSEC reports).
+pub fn validate(net: &Net, tracks: &[(String, Stems)], smoothing: f32) -> Result<(f64, f64, f64, f64)> {
+    let mut losses = Vec::new();
+    let (mut v, mut a, mut m) = (Vec::new(), Vec::new(), Vec::new());
+    for (_, stems) in tracks {
+        let s = score_track(net, stems, smoothing)?;
+        losses.push(s.loss);
+        v.push(s.sdr_vocals);
+        a.push(s.sdr_accomp);
+        m.push(s.mdx_vocals);
+    }
+    let mean_loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+    Ok((mean_loss, nan_median(&v), nan_median(&a), nan_median(&m)))
+}
+
+/// Options of one invocation that are not part of the run's identity.
+pub struct RunOptions {
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub quiet: bool,
+    /// Set by Ctrl-C: save and stop at the next step boundary.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+fn load_split(cfg: &TrainConfig, split: Split, rate: u32) -> Result<Vec<(String, Stems)>> {
+    let valid = (!cfg.valid_tracks.is_empty()).then_some(cfg.valid_tracks.as_slice());
+    let (_, mut tracks) = list_tracks(&cfg.dataset, split, valid)?;
+    if let Some(n) = cfg.max_tracks {
+        tracks.truncate(n);
+    }
+    tracks.iter().map(|t| Ok((t.name.clone(), load_stems(t, Some(rate))?))).collect()
+}
+
+/// Outcome of [`train`].
+#[derive(Debug)]
+pub enum TrainOutcome {
+    Finished(TrainState),
+    Interrupted(TrainState),
+}
+
+/// Runs (or resumes) training.
+pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
+    let dir = RunDir(run.out.clone());
+    std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
+    let started = Instant::now();
+    let (cfg, resumed, mut state, saved) = if run.resume && dir.last().is_file() {
+        let (net, state, tensors) = load_checkpoint(&dir.last(), &run.device)?;
+        (state.config.clone(), Some(net), Some(state), Some(tensors))
+    } else {
+        (cfg, None, None, None)
+    };
+    let preset = Preset::parse(&cfg.preset).ok_or_else(|| Error::InvalidArgument(format!("unknown preset {:?}", cfg.preset)))?;
+    let contract = preset.contract();
+    let say = |msg: String| {
+        if !run.quiet {
+            eprintln!("voxmask-train: {msg}");
+        }
+    };
+    say(format!("loading {} ...", cfg.dataset.display()));
+    let train_tracks = load_split(&cfg, Split::Train, contract.sample_rate)?;
+    let valid_tracks = load_split(&cfg, Split::Valid, contract.sample_rate)?;
+    if train_tracks.is_empty() || valid_tracks.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: found {} training and {} validation tracks; both are needed",
+            cfg.dataset.display(),
+            train_tracks.len(),
+            valid_tracks.len()
+        )));
+    }
+    let data = SpectralData::new(&contract, &train_tracks, cfg.frames)?;
+    say(format!("{} training tracks, {} validation tracks", data.tracks.len(), valid_tracks.len()));
+    let net = match resumed {
+        Some(net) => net,
+        None => {
+            let (mean, scale) = data.feature_stats(&contract);
+            Net::new(preset, &run.device, Some((&mean, &scale)))?
+        }
+    };
+    let mut opt = AdamW::new(net.trainable()?, AdamWConfig { weight_decay: cfg.weight_decay, ..Default::default() })?;
+    let mut state = match state.take() {
+        Some(s) => {
+            if let Some(t) = &saved {
+                opt.load_state(t, s.step)?;
+            }
+            say(format!("resuming at epoch {} step {}", s.epoch, s.step));
+            s
+        }
+        None => TrainState {
+            config: cfg.clone(),
+            epoch: 0,
+            step: 0,
+            best_sdr_vocals: f64::NEG_INFINITY,
+            best_epoch: 0,
+            history: Vec::new(),
+            wall_seconds: 0.0,
+            train_tracks: data.tracks.len(),
+            valid_tracks: valid_tracks.len(),
+        },
+    };
+    let wall_before = state.wall_seconds;
+    let total_steps = cfg.epochs * cfg.steps_per_epoch;
+    let bar = ProgressBar::with_draw_target(
+        Some(total_steps),
+        if run.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {per_sec} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(state.step);
+    let aug = Augment { remix: cfg.remix, ..Augment::default() };
+    let kind_bce = LossKind::Bce(BceOptions { label_smoothing: 0.0, ..BceOptions::default() });
+    let (mut features, mut targets) = (Vec::new(), Vec::new());
+    while state.epoch < cfg.epochs {
+        bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, cfg.epochs));
+        let mut loss_sum = 0.0;
+        let mut loss_n = 0u64;
+        let epoch_end = (state.epoch + 1) * cfg.steps_per_epoch;
+        while state.step < epoch_end {
+            if run.interrupt.load(Ordering::SeqCst) {
+                state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
+                save_checkpoint(&net, Some(&opt), &state, &dir.last())?;
+                bar.abandon_with_message("interrupted; checkpoint saved");
+                return Ok(TrainOutcome::Interrupted(state));
+            }
+            let mut rng = step_rng(cfg.seed, state.step);
+            data.batch(&contract, &mut rng, &aug, cfg.batch, cfg.frames, cfg.label_smoothing, &mut features, &mut targets)?;
+            let bins = contract.bins();
+            let x = Tensor::from_slice(&features, (cfg.batch, cfg.frames, bins), &run.device)?;
+            let y = Tensor::from_slice(&targets, (cfg.batch, cfg.frames, bins), &Device::Cpu)?;
+            let logits = match preset {
+                Preset::Default => net.forward(&x, true)?,
+                Preset::Lin2018 => net.forward_lin2018_patches(&x, true)?.reshape((cfg.batch, cfg.frames, bins))?,
+            };
+            // The loss kernels run on the CPU; on a GPU the logits come over for them.
+            let logits_cpu = logits.to_device(&Device::Cpu)?;
+            let mut value = loss(&logits_cpu, &y, kind_bce.clone())?;
+            if cfg.loss == LossChoice::BceDice {
+                let dice = LossKind::Dice(DiceOptions::default());
+                value = (value + loss(&logits_cpu, &y, dice)?)?;
+            }
+            let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !v.is_finite() {
+                bar.abandon();
+                return Err(Error::Train(format!(
+                    "loss became {v} at step {}; stopping. The last good checkpoint is {}",
+                    state.step,
+                    dir.last().display()
+                )));
+            }
+            let grads = value.backward()?;
+            let lr = learning_rate(state.step, total_steps, cfg.warmup_steps, cfg.lr, 0.05);
+            opt.step(&grads, lr)?;
+            state.step += 1;
+            loss_sum += v;
+            loss_n += 1;
+            bar.set_position(state.step);
+            bar.set_message(format!("loss {:.4}", loss_sum / loss_n as f64));
+        }
+        let (val_loss, sdr_v, sdr_a, mdx_v) = validate(&net, &valid_tracks, cfg.label_smoothing)?;
+        state.epoch += 1;
+        state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
+        let log = EpochLog {
+            epoch: state.epoch,
+            step: state.step,
+            lr: learning_rate(state.step.saturating_sub(1), total_steps, cfg.warmup_steps, cfg.lr, 0.05),
+            train_loss: loss_sum / loss_n.max(1) as f64,
+            val_loss,
+            val_sdr_vocals: sdr_v,
+            val_sdr_accompaniment: sdr_a,
+            val_mdx_vocals: mdx_v,
+            wall_seconds: state.wall_seconds,
+        };
+        bar.suspend(|| {
+            say(format!(
+                "epoch {} loss {:.4} val loss {:.4} val SDR vocals {:.2} dB accompaniment {:.2} dB",
+                log.epoch, log.train_loss, log.val_loss, log.val_sdr_vocals, log.val_sdr_accompaniment
+            ))
+        });
+        state.history.push(log);
+        let improved = sdr_v > state.best_sdr_vocals || (state.best_sdr_vocals.is_infinite() && sdr_v.is_finite());
+        if improved {
+            state.best_sdr_vocals = sdr_v;
+            state.best_epoch = state.epoch;
+        }
+        save_checkpoint(&net, Some(&opt), &state, &dir.last())?;
+        if improved {
+            save_checkpoint(&net, None, &state, &dir.best())?;
+        }
+        write_csv(&dir.csv(), &state.history)?;
+        if let Err(e) = crate::train::plot::curves(&dir.png(), &state.history) {
+            bar.suspend(|| say(format!("note: could not draw {}: {e}", dir.png().display())));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(TrainOutcome::Finished(state))
+}
+
+fn write_csv(path: &Path, history: &[EpochLog]) -> Result<()> {
+    let mut s = String::from("epoch,step,lr,train_loss,val_loss,val_sdr_vocals,val_sdr_accompaniment,val_mdx_vocals,wall_seconds\n");
+    for h in history {
+        s.push_str(&format!(
+            "{},{},{:.6e},{:.6},{:.6},{:.4},{:.4},{:.4},{:.1}\n",
+            h.epoch, h.step, h.lr, h.train_loss, h.val_loss, h.val_sdr_vocals, h.val_sdr_accompaniment, h.val_mdx_vocals, h.wall_seconds
+        ));
+    }
+    std::fs::write(path, s).map_err(|e| Error::io(path, e))
+}
