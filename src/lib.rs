@@ -8,6 +8,7 @@ pub mod error;
 
 pub use error::{Error, Result};
 pub mod audio;
+pub mod dataset;
 pub mod dsp;
 pub mod engine;
 pub mod model;

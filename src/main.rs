@@ -243,7 +243,7 @@ fn run_inspect(path: &Path, json: bool) -> Result<ExitCode, Failure> {
         println!("provenance   (none recorded)");
     }
     for (k, v) in provenance {
-        println!("train.{k:<7}{v}");
+        println!("{:<12} {v}", format!("train.{k}"));
     }
     Ok(ExitCode::SUCCESS)
 }

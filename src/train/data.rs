@@ -10,7 +10,7 @@ use realfft::num_complex::Complex32;
 use crate::dsp::stft::stft;
 use crate::loss::ibm_targets;
 use crate::model::Contract;
-use crate::train::dataset::Stems;
+use crate::dataset::Stems;
 use crate::{Error, Result};
 
 /// Spectra of one channel of one track: `frames × bins`, row-major.

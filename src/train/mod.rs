@@ -2,7 +2,6 @@
 //! candle, the loss kernels as candle ops, AdamW, the trainer and ONNX export.
 
 pub mod data;
-pub mod dataset;
 pub mod export;
 pub mod net;
 pub mod ops;

@@ -20,7 +20,7 @@ use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
 use crate::model::Contract;
 use crate::train::data::{Augment, SpectralData, step_rng};
-use crate::train::dataset::{Split, Stems, list_tracks, load_stems};
+use crate::dataset::{Split, Stems, list_tracks, load_stems};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
 use crate::train::optim::{AdamW, AdamWConfig, learning_rate};

@@ -1,4 +1,4 @@
-//! Training and evaluation datasets, detected from the folder layout:
+//! Datasets for training and evaluation (`voxmask-train`, `voxmask eval`), detected from the folder layout:
 //!
 //! - DSD100: `Mixtures/{Dev,Test}/<track>/mixture.wav` + `Sources/{Dev,Test}/<track>/{vocals,bass,drums,other}.wav`
 //!   (Dev trains, Test evaluates; validation is a fraction or a list of Dev tracks);
