@@ -127,6 +127,28 @@ fn file_name(p: &Path) -> String {
 /// Lists the tracks of `split`. `valid` overrides the validation list (DSD100: names, or None
 /// to take every `valid_every`-th Dev track).
 pub fn list_tracks(root: &Path, split: Split, valid: Option<&[String]>) -> Result<(Layout, Vec<Track>)> {
+    list_tracks_with(root, split, valid, false)
+}
+
+/// [`list_tracks`] that keeps incomplete tracks (their missing stem paths included as expected)
+/// instead of failing on the first, so an evaluation can report each bad track and score the
+/// rest; see [`missing_files`].
+pub fn list_tracks_lenient(root: &Path, split: Split, valid: Option<&[String]>) -> Result<(Layout, Vec<Track>)> {
+    list_tracks_with(root, split, valid, true)
+}
+
+/// Stem files of `track` that do not exist (empty for a complete track).
+pub fn missing_files(track: &Track) -> Vec<PathBuf> {
+    match &track.source {
+        TrackSource::Stem(p) => vec![p.clone()],
+        TrackSource::Files { vocals, accompaniment, .. } => std::iter::once(vocals).chain(accompaniment).cloned().collect(),
+    }
+    .into_iter()
+    .filter(|p| !p.is_file())
+    .collect()
+}
+
+fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient: bool) -> Result<(Layout, Vec<Track>)> {
     let layout = detect_layout(root)?;
     let mut tracks = Vec::new();
     let incomplete = |dir: &Path, missing: &str| {
@@ -141,13 +163,13 @@ pub fn list_tracks(root: &Path, split: Split, valid: Option<&[String]>) -> Resul
                     let mut acc = Vec::new();
                     for stem in ["bass", "drums", "other"] {
                         let p = src.join(format!("{stem}.wav"));
-                        if !p.is_file() {
+                        if !p.is_file() && !lenient {
                             return Err(incomplete(&src, &format!("{stem}.wav")));
                         }
                         acc.push(p);
                     }
                     let vocals = src.join("vocals.wav");
-                    if !vocals.is_file() {
+                    if !vocals.is_file() && !lenient {
                         return Err(incomplete(&src, "vocals.wav"));
                     }
                     let mixture = mix_dir.join("mixture.wav");
@@ -177,13 +199,13 @@ pub fn list_tracks(root: &Path, split: Split, valid: Option<&[String]>) -> Resul
                     let mut acc = Vec::new();
                     for stem in ["bass", "drums", "other"] {
                         let p = dir.join(format!("{stem}.wav"));
-                        if !p.is_file() {
+                        if !p.is_file() && !lenient {
                             return Err(incomplete(&dir, &format!("{stem}.wav")));
                         }
                         acc.push(p);
                     }
                     let vocals = dir.join("vocals.wav");
-                    if !vocals.is_file() {
+                    if !vocals.is_file() && !lenient {
                         return Err(incomplete(&dir, "vocals.wav"));
                     }
                     let mixture = dir.join("mixture.wav");
@@ -199,7 +221,7 @@ pub fn list_tracks(root: &Path, split: Split, valid: Option<&[String]>) -> Resul
             for dir in list_sorted(root).into_iter().filter(|p| p.is_dir()) {
                 let vocals = dir.join("vocals.wav");
                 let acc = dir.join("accompaniment.wav");
-                if !vocals.is_file() || !acc.is_file() {
+                if (!vocals.is_file() || !acc.is_file()) && !lenient {
                     return Err(incomplete(&dir, "vocals.wav or accompaniment.wav"));
                 }
                 let mixture = dir.join("mixture.wav");

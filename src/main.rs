@@ -21,6 +21,8 @@ use voxmask::dsp::MaskRule;
 use voxmask::model::{BackendChoice, Device, Model, ModelInfo, RuntimeOptions};
 use voxmask::separate::{SeparateOptions, SeparationReport, output_paths, separate_file};
 
+mod eval_cmd;
+
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_MODEL: u8 = 3;
 const EXIT_NO_INPUT: u8 = 4;
@@ -40,6 +42,8 @@ struct Cli {
 enum Command {
     /// Separate files or folders into vocals.wav and accompaniment.wav.
     Separate(SeparateArgs),
+    /// Score separations with BSS Eval v4 (model, oracle masks, or existing stems).
+    Eval(eval_cmd::EvalArgs),
     /// Print a model's contract, signature and provenance.
     Inspect {
         /// The .onnx model.
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Separate(args) => run_separate(args),
         Command::Inspect { model, json } => run_inspect(&model, json),
+        Command::Eval(args) => eval_cmd::run(args),
     };
     match result {
         Ok(code) => code,

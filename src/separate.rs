@@ -120,7 +120,7 @@ pub fn separate_file(
             break;
         }
         pipe.push(model, &mut engine, &chunk)?;
-        pipe.write_ready(&mut vocals_out, &mut accomp_out, None)?;
+        pipe.write_ready(&mut |v, a| write_pair(&mut vocals_out, &mut accomp_out, v, a), None)?;
         done += n as u64;
         progress(done, info.frames);
     }
@@ -128,7 +128,7 @@ pub fn separate_file(
         return Err(Error::EmptyAudio { path: input.to_path_buf() });
     }
     pipe.finish(model, &mut engine)?;
-    pipe.write_ready(&mut vocals_out, &mut accomp_out, Some(done))?;
+    pipe.write_ready(&mut |v, a| write_pair(&mut vocals_out, &mut accomp_out, v, a), Some(done))?;
     vocals_out.finish()?;
     accomp_out.finish()?;
     Ok(SeparationReport {
@@ -141,6 +141,64 @@ pub fn separate_file(
         audio_seconds: done as f64 / info.sample_rate as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+fn write_pair(vocals_out: &mut AudioWriter, accomp_out: &mut AudioWriter, v: &[&[f32]], a: &[&[f32]]) -> Result<()> {
+    vocals_out.write(v)?;
+    accomp_out.write(a)
+}
+
+/// Separates audio already in memory (`[channel][sample]` at `sample_rate`) exactly as
+/// [`separate_file`] would separate a file holding it (same chunking, resampling and band split),
+/// returning `(vocals, accompaniment)` of the input's length. `voxmask eval` scores this.
+pub fn separate_planar(
+    model: &mut Model,
+    audio: &[Vec<f32>],
+    sample_rate: u32,
+    opts: &SeparateOptions,
+) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    let channels = audio.len();
+    let len = audio.first().map_or(0, Vec::len);
+    if channels == 0 || len == 0 {
+        return Err(Error::InvalidArgument("separate_planar: no audio samples".into()));
+    }
+    if let Some(c) = audio.iter().position(|c| c.len() != len) {
+        return Err(Error::Mismatch {
+            what: format!("separate_planar: channel {c} length"),
+            expected: format!("{len} samples"),
+            got: audio[c].len().to_string(),
+        });
+    }
+    let contract = model.contract().clone();
+    let rule = opts.mask.unwrap_or(contract.mask_rule);
+    let block = opts
+        .block_frames
+        .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
+    let mut engine = MaskEngine::new(&contract, rule, channels, block)?;
+    let mut pipe = RatePipeline::new(sample_rate, contract.sample_rate, channels, engine.index_offset())?;
+    let mut vocals: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
+    let mut accomp: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
+    let mut sink = |v: &[&[f32]], a: &[&[f32]]| -> Result<()> {
+        for (out, x) in vocals.iter_mut().zip(v).chain(accomp.iter_mut().zip(a)) {
+            out.extend_from_slice(x);
+        }
+        Ok(())
+    };
+    let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
+    let mut start = 0;
+    while start < len {
+        let end = (start + DECODE_CHUNK_FRAMES).min(len);
+        for (c, ch) in chunk.iter_mut().enumerate() {
+            ch.clear();
+            ch.extend_from_slice(&audio[c][start..end]);
+        }
+        pipe.push(model, &mut engine, &chunk)?;
+        pipe.write_ready(&mut sink, None)?;
+        start = end;
+    }
+    pipe.finish(model, &mut engine)?;
+    pipe.write_ready(&mut sink, Some(len as u64))?;
+    Ok((vocals, accomp))
 }
 
 fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
@@ -266,7 +324,11 @@ impl RatePipeline {
 
     /// Writes every frame for which all streams are available; with `total` (end of input),
     /// writes exactly up to `total` frames, padding a resampler's rounding shortfall with silence.
-    fn write_ready(&mut self, vocals_out: &mut AudioWriter, accomp_out: &mut AudioWriter, total: Option<u64>) -> Result<()> {
+    fn write_ready(
+        &mut self,
+        sink: &mut dyn FnMut(&[&[f32]], &[&[f32]]) -> Result<()>,
+        total: Option<u64>,
+    ) -> Result<()> {
         let mut ready = self.vocals[0].len().min(self.accomp[0].len());
         if !self.passthrough {
             ready = ready.min(self.input[0].len()).min(self.low[0].len()).min(self.gain[0].len());
@@ -299,9 +361,8 @@ impl RatePipeline {
             }
         }
         let v: Vec<&[f32]> = self.out_v.iter().map(Vec::as_slice).collect();
-        vocals_out.write(&v)?;
         let a: Vec<&[f32]> = self.out_a.iter().map(Vec::as_slice).collect();
-        accomp_out.write(&a)?;
+        sink(&v, &a)?;
         for q in self.all_queues_mut() {
             q.drain(..ready.min(q.len()));
         }

@@ -30,6 +30,7 @@
 
 mod corr;
 mod linalg;
+pub mod run;
 
 use std::thread;
 
