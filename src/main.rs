@@ -19,7 +19,7 @@ use serde_json::json;
 use voxmask::audio::encode::SampleFormat;
 use voxmask::dsp::MaskRule;
 use voxmask::model::{BackendChoice, Device, Model, ModelInfo, RuntimeOptions};
-use voxmask::separate::{SeparateOptions, SeparationReport, output_paths, separate_file};
+use voxmask::separate::{SeparateOptions, SeparationReport, separate_file, unique_stem_names};
 
 mod eval_cmd;
 
@@ -353,6 +353,7 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
         }),
         overwrite: args.overwrite,
         block_frames: args.block_frames,
+        stem_name: None,
     };
     let opts = match (opts.mask, args.threshold) {
         (None, Some(t)) if matches!(contract.mask_rule, MaskRule::Paper { .. }) => {
@@ -376,7 +377,8 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     );
     overall.set_prefix("total");
 
-    let queue = Mutex::new(files.iter().enumerate());
+    let names = unique_stem_names(&files);
+    let queue = Mutex::new(files.iter().zip(&names).enumerate());
     let results: Mutex<Vec<(usize, Result<SeparationReport, String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for mut model in models {
@@ -384,15 +386,16 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
             scope.spawn(move || {
                 loop {
                     let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let Some((index, file)) = next else { break };
+                    let Some((index, (file, name))) = next else { break };
+                    let opts = SeparateOptions { stem_name: Some(name.clone()), ..opts.clone() };
                     let bar = bars.insert_before(overall, ProgressBar::new(0));
                     bar.set_style(
                         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {percent:>3}% {msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
-                    bar.set_prefix(format!("job"));
+                    bar.set_prefix("job");
                     bar.set_message(file.display().to_string());
-                    let outcome = separate_file(&mut model, file, out_dir, opts, &mut |done, total| {
+                    let outcome = separate_file(&mut model, file, out_dir, &opts, &mut |done, total| {
                         if let Some(t) = total {
                             bar.set_length(t);
                         }
@@ -436,11 +439,8 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
             }
             Err(message) => {
                 failed += 1;
-                if !args.quiet {
-                    eprintln!("voxmask: error: {message}");
-                }
-                let (v, a) = output_paths(&files[*i], &args.out_dir);
-                let _ = (v, a);
+                // Errors are printed even with --quiet: a failed file must never pass silently.
+                eprintln!("voxmask: error: {message}");
                 entries.push(json!({"input": files[*i], "ok": false, "error": message}));
             }
         }

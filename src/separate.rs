@@ -36,11 +36,13 @@ pub struct SeparateOptions {
     pub overwrite: bool,
     /// Frames finalised per model call; `None` picks a size from the model's bins.
     pub block_frames: Option<usize>,
+    /// Folder name for the stems under the output folder; `None` uses [`output_stem_name`].
+    pub stem_name: Option<String>,
 }
 
 impl Default for SeparateOptions {
     fn default() -> Self {
-        SeparateOptions { mask: None, format: None, overwrite: false, block_frames: None }
+        SeparateOptions { mask: None, format: None, overwrite: false, block_frames: None, stem_name: None }
     }
 }
 
@@ -68,10 +70,37 @@ pub fn output_stem_name(input: &Path) -> String {
     base.strip_suffix(".stem").unwrap_or(base).to_string()
 }
 
-/// Paths of the two stems for `input` under `out_dir`.
-pub fn output_paths(input: &Path, out_dir: &Path) -> (PathBuf, PathBuf) {
-    let dir = out_dir.join(output_stem_name(input));
+/// Paths of the two stems in the folder `name` under `out_dir`.
+pub fn output_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let dir = out_dir.join(name);
     (dir.join("vocals.wav"), dir.join("accompaniment.wav"))
+}
+
+/// Folder names for a batch of inputs: each input's [`output_stem_name`], made unique within
+/// the batch (the file name with its extension, then a numeric suffix) so that `song.mp3` and
+/// `song.flac` do not write over each other.
+pub fn unique_stem_names(inputs: &[PathBuf]) -> Vec<String> {
+    let base: Vec<String> = inputs.iter().map(|p| output_stem_name(p)).collect();
+    let mut names: Vec<String> = inputs
+        .iter()
+        .zip(&base)
+        .map(|(p, b)| {
+            if base.iter().filter(|o| *o == b).count() > 1 {
+                p.file_name().map_or_else(|| b.clone(), |n| n.to_string_lossy().into_owned())
+            } else {
+                b.clone()
+            }
+        })
+        .collect();
+    for i in 0..names.len() {
+        let mut k = 2;
+        let original = names[i].clone();
+        while names[..i].contains(&names[i]) {
+            names[i] = format!("{original}-{k}");
+            k += 1;
+        }
+    }
+    names
 }
 
 /// The output format that keeps the input's depth.
@@ -94,7 +123,8 @@ pub fn separate_file(
     let started = Instant::now();
     let mut reader = AudioReader::open(input)?;
     let info = reader.info().clone();
-    let (vocals_path, accomp_path) = output_paths(input, out_dir);
+    let name = opts.stem_name.clone().unwrap_or_else(|| output_stem_name(input));
+    let (vocals_path, accomp_path) = output_paths(out_dir, &name);
     refuse_to_overwrite_input(input, &[&vocals_path, &accomp_path])?;
     let format = opts.format.unwrap_or_else(|| default_format(&info));
     let dir = vocals_path.parent().unwrap_or(out_dir);
