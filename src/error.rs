@@ -65,6 +65,10 @@ pub enum Error {
     /// A caller passed an argument that cannot work.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// An audio host or device is missing, refuses a configuration or failed while streaming.
+    #[error("audio device: {0}")]
+    AudioDevice(String),
 }
 
 #[cfg(feature = "train")]

@@ -13,6 +13,8 @@ pub mod dsp;
 pub mod engine;
 pub mod model;
 pub mod separate;
+#[cfg(feature = "live")]
+pub mod stream;
 pub mod eval;
 pub mod loss;
 #[cfg(feature = "train")]

@@ -3,7 +3,9 @@
 //!
 //! Exit codes (also in the README):
 //!   0 success · 1 some inputs failed (the others were written) · 2 bad command line ·
-//!   3 the model or inference backend could not be loaded · 4 no input audio found.
+//!   3 the model or inference backend could not be loaded · 4 no input audio found ·
+//!   5 (live, devices) no audio host/device or an unsupported configuration ·
+//!   6 (live) the session failed while running: device lost, server stopped; recordings kept.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,9 @@ use voxmask::model::{BackendChoice, Device, Model, ModelInfo, RuntimeOptions};
 use voxmask::separate::{SeparateOptions, SeparationReport, separate_file, unique_stem_names};
 
 mod eval_cmd;
+
+#[cfg(feature = "live")]
+mod live_cmd;
 
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_MODEL: u8 = 3;
@@ -52,6 +57,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Separate live audio from an input device to an output device.
+    #[cfg(feature = "live")]
+    Live(live_cmd::LiveArgs),
+    /// List audio hosts and devices with their default configurations.
+    #[cfg(feature = "live")]
+    Devices(live_cmd::DevicesArgs),
 }
 
 #[derive(Args, Clone)]
@@ -144,6 +155,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Separate(args) => run_separate(args),
         Command::Inspect { model, json } => run_inspect(&model, json),
+        #[cfg(feature = "live")]
+        Command::Live(args) => live_cmd::run_live(args),
+        #[cfg(feature = "live")]
+        Command::Devices(args) => live_cmd::run_devices(args),
         Command::Eval(args) => eval_cmd::run(args),
     };
     match result {
