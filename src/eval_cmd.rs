@@ -455,7 +455,9 @@ fn fmt_db(x: f64) -> String {
 }
 
 fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[voxmask::eval::run::Aggregate; 2]) -> String {
-    let width = items.iter().map(|i| i.name().chars().count()).max().unwrap_or(5).clamp(18, 40);
+    let n = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let label = format!("median of {n} track(s)");
+    let width = items.iter().map(|i| i.name().chars().count()).chain([label.len()]).max().unwrap_or(5).clamp(18, 40);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -503,12 +505,11 @@ fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[vo
             }
         }
     }
-    let n = results.iter().filter(|(_, r)| r.is_ok()).count();
     let [v, a] = agg;
     let _ = writeln!(
         s,
         "{:<width$}  {} {} {} {}  {} {} {} {}  {} {}",
-        name(&format!("median of {n} track(s)")),
+        label,
         fmt_db(v.sdr),
         fmt_db(v.sir),
         fmt_db(v.sar),
