@@ -47,7 +47,8 @@ impl AdamW {
         let mut sq = 0.0f64;
         let mut gs = Vec::with_capacity(self.vars.len());
         for (name, var) in &self.vars {
-            let g = grads.get(var).ok_or_else(|| Error::Train(format!("no gradient for `{name}`")))?.clone();
+            // Detached: the optimiser state must not keep the autodiff graph of every step alive.
+            let g = grads.get(var).ok_or_else(|| Error::Train(format!("no gradient for `{name}`")))?.detach();
             sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
             gs.push(g);
         }
@@ -66,9 +67,9 @@ impl AdamW {
             let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + self.cfg.eps)?)?;
             let decayed = (var.as_tensor() * (1.0 - lr * self.cfg.weight_decay))?;
-            var.set(&(decayed - (update * lr)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            var.set(&(decayed - (update * lr)?)?.detach())?;
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(norm)
     }
