@@ -171,6 +171,12 @@ fn default_model_latency_is_at_most_50_ms() {
     let engine = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
     assert_eq!(engine.latency_samples(), contract.latency_samples(), "engine latency = contract latency at the model's rate");
     assert!(engine.latency_ms() <= 50.0, "latency {:.1} ms exceeds 50 ms", engine.latency_ms());
+    // For the README: what resampling adds at common device rates (256-frame periods).
+    for rate in [44_100u32, 48_000] {
+        let cfg = EngineConfig { device_rate: rate, granularity: 256, ..cfg };
+        let e = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
+        eprintln!("engine latency at {rate} Hz: {} samples = {:.1} ms", e.latency_samples(), e.latency_ms());
+    }
 }
 
 #[test]
