@@ -201,7 +201,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let flag = interrupt.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
     }
-    let run = RunOptions { out: out.clone(), resume, device: device(a.device)?, quiet: a.quiet, interrupt };
+    let run = RunOptions {
+        out: out.clone(),
+        resume,
+        device: device(a.device)?,
+        quiet: a.quiet,
+        interrupt,
+        epochs_override: a.epochs.filter(|_| resume),
+    };
     match train(cfg, &run)? {
         TrainOutcome::Finished(state) => {
             eprintln!(

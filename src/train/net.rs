@@ -16,6 +16,8 @@
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
 use crate::model::Contract;
@@ -121,10 +123,18 @@ pub const NORM_SCALE: &str = "norm.scale";
 impl Net {
     /// Creates a freshly initialised network. `norm` holds the per-bin mean and 1/std of the
     /// input features measured on the training data (the default preset only).
-    pub fn new(preset: Preset, device: &Device, norm: Option<(&[f32], &[f32])>) -> Result<Self> {
+    ///
+    /// Weights are drawn from a generator seeded with `seed` (candle's own CPU generator cannot
+    /// be seeded), so a run is reproducible from its seed.
+    pub fn new(preset: Preset, device: &Device, norm: Option<(&[f32], &[f32])>, seed: u64) -> Result<Self> {
         let contract = preset.contract();
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let vb = SeededInit {
+            vb: VarBuilder::from_varmap(&varmap, DType::F32, device),
+            varmap: varmap.clone(),
+            rng: std::cell::RefCell::new(StdRng::seed_from_u64(seed)),
+            device: device.clone(),
+        };
         let bins = contract.bins();
         match preset {
             Preset::Default => {
@@ -132,8 +142,8 @@ impl Net {
                     Some((m, s)) => (m.to_vec(), s.to_vec()),
                     None => (vec![0.0; bins], vec![1.0; bins]),
                 };
-                vb.get_with_hints(bins, NORM_MEAN, Init::Const(0.0))?;
-                vb.get_with_hints(bins, NORM_SCALE, Init::Const(1.0))?;
+                vb.vb.get_with_hints(bins, NORM_MEAN, Init::Const(0.0))?;
+                vb.vb.get_with_hints(bins, NORM_SCALE, Init::Const(1.0))?;
                 let mut vm = varmap.clone();
                 vm.set_one(NORM_MEAN, Tensor::from_vec(mean, bins, device)?)?;
                 vm.set_one(NORM_SCALE, Tensor::from_vec(scale, bins, device)?)?;
@@ -272,6 +282,33 @@ impl Net {
     /// Reads a weight as a flat `Vec<f32>` (export, tests).
     pub fn weight(&self, name: &str) -> Result<Vec<f32>> {
         Ok(self.var(name)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+/// Creates variables like `VarBuilder::get_with_hints`, but draws uniform initialisations from a
+/// seeded generator.
+struct SeededInit<'a> {
+    vb: VarBuilder<'a>,
+    varmap: VarMap,
+    rng: std::cell::RefCell<StdRng>,
+    device: Device,
+}
+
+impl SeededInit<'_> {
+    fn get_with_hints<S: Into<candle_core::Shape>>(&self, shape: S, name: &str, init: Init) -> Result<Tensor> {
+        let shape: candle_core::Shape = shape.into();
+        let t = self.vb.get_with_hints(shape.clone(), name, Init::Const(0.0))?;
+        let values: Vec<f32> = match init {
+            Init::Uniform { lo, up } => {
+                let mut rng = self.rng.borrow_mut();
+                (0..shape.elem_count()).map(|_| rng.random_range(lo as f32..up as f32)).collect()
+            }
+            Init::Const(c) => vec![c as f32; shape.elem_count()],
+            _ => return Err(Error::Train(format!("unsupported initialisation for `{name}`"))),
+        };
+        let src = Tensor::from_vec(values, shape, &self.device)?;
+        self.varmap.clone().set_one(name, &src)?;
+        Ok(t)
     }
 }
 

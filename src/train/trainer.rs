@@ -4,6 +4,7 @@
 //! Ctrl-C, exact `--resume`, a CSV log and a PNG of the curves.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,9 @@ use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
 use crate::train::optim::{AdamW, AdamWConfig, learning_rate};
 use crate::{Error, Result};
+
+/// Steps between progress lines when stderr is not a terminal.
+const LOG_EVERY: u64 = 50;
 
 /// Which loss drives training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,7 +181,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState,
     }
     let tensors = candle_core::safetensors::load(path, device)
         .map_err(|e| Error::Train(format!("{}: not a readable checkpoint: {e}", path.display())))?;
-    let mut net = Net::new(preset, device, None)?;
+    let mut net = Net::new(preset, device, None, 0)?;
     {
         let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
         for (name, var) in data.iter() {
@@ -334,6 +338,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Set by Ctrl-C: save and stop at the next step boundary.
     pub interrupt: Arc<AtomicBool>,
+    /// On resume, train to this many epochs instead of the checkpoint's (extends the schedule).
+    pub epochs_override: Option<u64>,
 }
 
 fn load_split(cfg: &TrainConfig, split: Split, rate: u32) -> Result<Vec<(String, Stems)>> {
@@ -358,7 +364,10 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     std::fs::create_dir_all(&dir.0).map_err(|e| Error::io(&dir.0, e))?;
     let started = Instant::now();
     let (cfg, resumed, mut state, saved) = if run.resume && dir.last().is_file() {
-        let (net, state, tensors) = load_checkpoint(&dir.last(), &run.device)?;
+        let (net, mut state, tensors) = load_checkpoint(&dir.last(), &run.device)?;
+        if let Some(e) = run.epochs_override {
+            state.config.epochs = e;
+        }
         (state.config.clone(), Some(net), Some(state), Some(tensors))
     } else {
         (cfg, None, None, None)
@@ -387,7 +396,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
         Some(net) => net,
         None => {
             let (mean, scale) = data.feature_stats(&contract);
-            Net::new(preset, &run.device, Some((&mean, &scale)))?
+            Net::new(preset, &run.device, Some((&mean, &scale)), cfg.seed)?
         }
     };
     let mut opt = AdamW::new(net.trainable()?, AdamWConfig { weight_decay: cfg.weight_decay, ..Default::default() })?;
@@ -423,6 +432,9 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     );
     bar.set_position(state.step);
     let aug = Augment { remix: cfg.remix, ..Augment::default() };
+    // Without a terminal (logs, CI) the bar is hidden: print a line every LOG_EVERY steps instead.
+    let log_lines = !run.quiet && !std::io::stderr().is_terminal();
+    let first_step = state.step;
     let kind_bce = LossKind::Bce(BceOptions { label_smoothing: 0.0, ..BceOptions::default() });
     let (mut features, mut targets) = (Vec::new(), Vec::new());
     while state.epoch < cfg.epochs {
@@ -470,6 +482,10 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             loss_n += 1;
             bar.set_position(state.step);
             bar.set_message(format!("loss {:.4}", loss_sum / loss_n as f64));
+            if log_lines && state.step % LOG_EVERY == 0 {
+                let rate = (state.step - first_step) as f64 / started.elapsed().as_secs_f64();
+                say(format!("step {}/{total_steps} loss {:.4} ({rate:.2} steps/s)", state.step, loss_sum / loss_n as f64));
+            }
         }
         let (val_loss, sdr_v, sdr_a, mdx_v) = validate(&net, &valid_tracks, cfg.label_smoothing)?;
         state.epoch += 1;

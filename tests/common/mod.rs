@@ -2,6 +2,9 @@
 //! written by the project's own ONNX writer, and error measures.
 #![allow(dead_code)]
 
+#[cfg(feature = "train")]
+pub mod export;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,239 @@
+//! voxmask-train end to end on tiny generated datasets (MUSDB18-HQ and DSD100 layouts), the loss
+//! op against the slice kernel, dataset detection on the real MUSDB18 previews, Ctrl-C and an
+//! exact --resume, and a diverging run that stops with its last good checkpoint intact.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{Device, Tensor, Var};
+use common::*;
+use voxmask::dataset::{Layout, Split, list_tracks, load_stems};
+use voxmask::loss::{BceOptions, bce_with_logits};
+use voxmask::train::ops::{LossKind, loss};
+
+fn trainer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_voxmask-train"))
+}
+
+/// A track: a vocal-like tone burst over noise accompaniment split into three stems.
+fn write_stems(dir: &Path, seed: u64, rate: u32, with_mixture: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let n = rate as usize * 2;
+    let voice: Vec<f32> =
+        sine(300.0 + 40.0 * seed as f32, rate, n, 0.3).iter().enumerate().map(|(i, v)| if (i / 4000) % 2 == 0 { *v } else { 0.0 }).collect();
+    let parts = [noise(n, seed * 3 + 1, 0.05), noise(n, seed * 3 + 2, 0.05), sine(80.0, rate, n, 0.1)];
+    for (name, x) in [("vocals", &voice), ("drums", &parts[0]), ("bass", &parts[2]), ("other", &parts[1])] {
+        write_wav(&dir.join(format!("{name}.wav")), rate, &[x.clone(), x.clone()], 16);
+    }
+    if with_mixture {
+        let mix: Vec<f32> = (0..n).map(|i| voice[i] + parts[0][i] + parts[1][i] + parts[2][i]).collect();
+        write_wav(&dir.join("mixture.wav"), rate, &[mix.clone(), mix], 16);
+    }
+}
+
+fn musdb_hq_tree(root: &Path) {
+    for (i, name) in ["alpha", "beta", "gamma"].iter().enumerate() {
+        write_stems(&root.join("train").join(name), i as u64 + 1, 22_050, true);
+    }
+    write_stems(&root.join("test/delta"), 9, 22_050, true);
+}
+
+fn dsd100_tree(root: &Path) {
+    for (subset, names) in [("Dev", vec!["001 - A", "002 - B", "003 - C", "004 - D", "005 - E"]), ("Test", vec!["006 - F"])] {
+        for (i, name) in names.iter().enumerate() {
+            let src = root.join("Sources").join(subset).join(name);
+            write_stems(&src, i as u64 + 1, 16_000, false);
+            let mix_dir = root.join("Mixtures").join(subset).join(name);
+            std::fs::create_dir_all(&mix_dir).unwrap();
+            std::fs::copy(src.join("vocals.wav"), mix_dir.join("mixture.wav")).unwrap();
+        }
+    }
+}
+
+fn quick_args(dataset: &Path, out: &Path, epochs: u64) -> Vec<String> {
+    [
+        "--dataset", dataset.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", &epochs.to_string(),
+        "--steps-per-epoch", "3", "--batch", "2", "--frames", "32", "--valid", "alpha", "--seed", "5", "--threads", "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let mut v: Vec<(String, Vec<f32>)> =
+        t.into_iter().filter(|(k, _)| !k.starts_with("adam.")).map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn trains_checkpoints_logs_and_exports_on_a_musdb18hq_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let (layout, tracks) = list_tracks(&data, Split::Train, Some(&["alpha".to_string()])).unwrap();
+    assert_eq!(layout, Layout::Musdb18Hq);
+    assert_eq!(tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["beta", "gamma"]);
+    let run_dir = dir.path().join("run");
+    let o = run(trainer().args(quick_args(&data, &run_dir, 2)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["last.ckpt", "last.json", "best.ckpt", "best.json", "log.csv", "curves.png"] {
+        assert!(run_dir.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(run_dir.join("log.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().nth(2).unwrap().starts_with("2,6,"), "{csv}");
+    assert_eq!(&std::fs::read(run_dir.join("curves.png")).unwrap()[..4], b"\x89PNG");
+    // Export with the full contract, then the runtime accepts it.
+    let model = dir.path().join("m.onnx");
+    let o = run(trainer().args(["export", run_dir.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(voxmask().arg("inspect").arg("--json").arg(&model));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["metadata"]["voxmask.train.preset"], "default");
+    assert_eq!(v["metadata"]["voxmask.train.tracks"], "2 train, 1 validation");
+    assert!(v["metadata"]["voxmask.train.valid_sdr_vocals"].as_str().unwrap().contains("dB"));
+    let input = dir.path().join("in.wav");
+    write_wav(&input, 44_100, &[noise(44_100, 3, 0.2)], 16);
+    let o = run(voxmask().args(["separate", "-q", "-m"]).arg(&model).arg(&input).arg("-o").arg(dir.path().join("sep")));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn ctrl_c_saves_and_resume_reproduces_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let straight = dir.path().join("straight");
+    let o = run(trainer().args(quick_args(&data, &straight, 3)).arg("-q"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Seeded runs are reproducible.
+    let again = dir.path().join("again");
+    let o = run(trainer().args(quick_args(&data, &again, 3)).arg("-q"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_weights(&straight.join("last.ckpt"), &again.join("last.ckpt"), "a second seeded run");
+
+    let resumed = dir.path().join("resumed");
+    let mut child = trainer().args(quick_args(&data, &resumed, 3)).arg("-q").spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !resumed.join("last.ckpt").is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let status = child.wait().unwrap();
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(resumed.join("last.json")).unwrap()).unwrap();
+    let step = state["step"].as_u64().unwrap();
+    if status.code() == Some(130) {
+        assert!(step >= 3 && step <= 9, "interrupted at step {step}");
+    } else {
+        // The run finished before the signal arrived: nothing to resume, still a valid run.
+        assert!(status.success());
+    }
+    let o = run(trainer().args(["--resume", resumed.to_str().unwrap(), "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_weights(&straight.join("last.ckpt"), &resumed.join("last.ckpt"), "the resumed run");
+}
+
+fn assert_same_weights(a: &Path, b: &Path, what: &str) {
+    let (a, b) = (weights(a), weights(b));
+    assert_eq!(a.len(), b.len());
+    for ((na, wa), (nb, wb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        let max = wa.iter().zip(wb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(max <= 1e-5, "{na}: {what} differs by {max}");
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_message_and_keeps_its_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let out = dir.path().join("run");
+    let mut args = quick_args(&data, &out, 6);
+    let spe = args.iter().position(|a| a == "--steps-per-epoch").unwrap();
+    args[spe + 1] = "1".into();
+    args.extend(["--lr".into(), "1e30".into(), "-q".into()]);
+    let o = run(trainer().args(&args));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("loss became") || err.contains("non-finite"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    if out.join("last.ckpt").is_file() {
+        let w = weights(&out.join("last.ckpt"));
+        assert!(w.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())), "the kept checkpoint holds non-finite weights");
+    }
+}
+
+#[test]
+fn dsd100_layout_is_detected_split_and_trainable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("DSD100");
+    dsd100_tree(&data);
+    let (layout, train) = list_tracks(&data, Split::Train, None).unwrap();
+    assert_eq!(layout, Layout::Dsd100);
+    let (_, valid) = list_tracks(&data, Split::Valid, None).unwrap();
+    let (_, test) = list_tracks(&data, Split::Test, None).unwrap();
+    assert_eq!((train.len(), valid.len(), test.len()), (4, 1, 1));
+    assert_eq!(test[0].name, "006 - F");
+    let stems = load_stems(&train[0], Some(22_050)).unwrap();
+    assert_eq!(stems.sample_rate, 22_050);
+    assert_eq!(stems.vocals[0].len(), 44_100);
+    let out = dir.path().join("run");
+    let o = run(trainer().args([
+        "--dataset", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "1", "--steps-per-epoch", "2",
+        "--batch", "2", "--frames", "32", "-q",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // An incomplete track is a clear error naming it.
+    std::fs::remove_file(data.join("Sources/Dev/002 - B/drums.wav")).unwrap();
+    let err = list_tracks(&data, Split::Train, None).unwrap_err().to_string();
+    assert!(err.contains("002 - B") && err.contains("drums.wav"), "{err}");
+}
+
+#[test]
+fn loss_op_matches_the_slice_kernel_value_and_gradient() {
+    let n = 3 * 7 * 11;
+    let logits: Vec<f32> = noise(n, 1, 6.0);
+    let targets: Vec<f32> = noise(n, 2, 1.0).iter().map(|v| if *v > 0.0 { 0.98 } else { 0.02 }).collect();
+    let var = Var::from_vec(logits.clone(), (3, 7, 11), &Device::Cpu).unwrap();
+    let y = Tensor::from_vec(targets.clone(), (3, 7, 11), &Device::Cpu).unwrap();
+    let value = loss(var.as_tensor(), &y, LossKind::Bce(BceOptions::default())).unwrap();
+    let grads = value.backward().unwrap();
+    let g: Vec<f32> = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let mut expected = vec![0.0f32; n];
+    let want = bce_with_logits(&logits, &targets, None, &BceOptions::default(), Some(&mut expected)).unwrap();
+    assert!((value.to_scalar::<f32>().unwrap() as f64 - want).abs() < 1e-6);
+    assert!(g.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-9));
+}
+
+#[test]
+fn the_real_musdb18_previews_are_listed_with_the_official_split() {
+    let Some(shared) = shared_dir() else {
+        eprintln!("SKIPPED the_real_musdb18_previews_are_listed_with_the_official_split: ../shared not found");
+        return;
+    };
+    let root: PathBuf = shared.join("data/musdb18-7s");
+    let (layout, train) = list_tracks(&root, Split::Train, None).unwrap();
+    let (_, valid) = list_tracks(&root, Split::Valid, None).unwrap();
+    assert_eq!(layout, Layout::Musdb18);
+    assert_eq!((train.len(), valid.len()), (80, 14));
+    assert!(valid.iter().all(|t| voxmask::dataset::MUSDB_VALIDATION.contains(&t.name.as_str())));
+    let stems = load_stems(&valid[0], None).unwrap();
+    let n = stems.vocals[0].len();
+    assert!(n > 44_100 * 6);
+    // The stored mixture is coded separately: it matches vocals + accompaniment to codec noise.
+    let sum: Vec<f32> = (0..n).map(|i| stems.vocals[0][i] + stems.accompaniment[0][i]).collect();
+    assert!(diff_db(&stems.mixture[0], &stems.mixture[0], &sum, 0..n) < -15.0);
+}
