@@ -505,7 +505,19 @@ fn jack_server_stopping_ends_the_session_cleanly() {
     let record = dir.path().join("take");
     let child = live_command(&jack, &model, &record, 60.0).spawn().unwrap();
     patch(&jack, child.id(), player.id());
-    std::thread::sleep(Duration::from_secs(3));
+    // Stop the server only once the session is really recording (model loading can take seconds
+    // on a busy machine): the recordings are written as they go, to temporary files in `record`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let one_second = 48_000 * 2 * 4;
+    while std::time::Instant::now() < deadline {
+        let bytes: u64 = std::fs::read_dir(&record)
+            .map(|r| r.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        if bytes > 3 * 2 * one_second {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     jack.stop();
     let out = wait_with_timeout(child, Duration::from_secs(30));
     kill(player);
