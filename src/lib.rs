@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod dsp;
 pub mod engine;
 pub mod model;
+pub mod native;
 pub mod separate;
 #[cfg(feature = "live")]
 pub mod stream;

@@ -1,13 +1,7 @@
-//! The offline pipeline: decode a file chunk by chunk, resample to the model's rate, run the
-//! [`MaskEngine`], resample the stems back, restore the band above the model's Nyquist
-//! frequency, and write `vocals` and `accompaniment` atomically. Memory stays bounded by the
-//! chunk size whatever the file's length.
-//!
-//! Full band: with `x` the input and `low = up(down(x))` what survives the trip through the
-//! model's rate, the residual `h = x − low` is the band the model never saw. It is split with
-//! the engine's high-band gain `g` (the vocal mask of the model's top bins, per sample):
-//! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
-//! to the input.
+//! The offline pipeline: decode a file chunk by chunk, separate it with [`NativePipeline`]
+//! (resampling to the model's rate, the [`MaskEngine`], resampling back, the band above the
+//! model's Nyquist frequency restored), and write `vocals` and `accompaniment` atomically.
+//! Memory stays bounded by the chunk size whatever the file's length.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +10,8 @@ use crate::audio::decode::{AudioInfo, AudioReader};
 use crate::audio::encode::{AudioWriter, SampleFormat};
 use crate::audio::resample::Resampler;
 use crate::dsp::MaskRule;
-use crate::engine::{EngineOutput, MaskEngine};
+use crate::engine::MaskEngine;
+use crate::native::{NativePipeline, Resamplers};
 use crate::model::Model;
 use crate::{Error, Result};
 
@@ -245,24 +240,10 @@ fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-/// Native-rate bookkeeping around the engine: resamplers, aligned queues and the band split.
+/// The offline side of [`NativePipeline`]: FFT resamplers sized for decode chunks, and writing
+/// exactly the input's length at the end.
 struct RatePipeline {
-    channels: usize,
-    passthrough: bool,
-    down: Resampler,
-    up_vocals: Resampler,
-    up_accomp: Resampler,
-    up_gain: Resampler,
-    up_low: Resampler,
-    /// Engine samples still to drop so that stems align with the input.
-    skip: usize,
-    engine_out: EngineOutput,
-    model_rate_in: Vec<Vec<f32>>,
-    input: Vec<Vec<f32>>,
-    low: Vec<Vec<f32>>,
-    vocals: Vec<Vec<f32>>,
-    accomp: Vec<Vec<f32>>,
-    gain: Vec<Vec<f32>>,
+    native: NativePipeline,
     out_v: Vec<Vec<f32>>,
     out_a: Vec<Vec<f32>>,
     written: u64,
@@ -270,142 +251,44 @@ struct RatePipeline {
 
 impl RatePipeline {
     fn new(native: u32, model_rate: u32, channels: usize, skip: usize) -> Result<Self> {
-        let mk = |from, to| Resampler::new(from, to, channels, DECODE_CHUNK_FRAMES);
-        let queues = || vec![Vec::new(); channels];
+        let rs = Resamplers::new(native, model_rate, DECODE_CHUNK_FRAMES, DECODE_CHUNK_FRAMES, |from, to, chunk| {
+            Resampler::new(from, to, channels, chunk)
+        })?;
         Ok(RatePipeline {
-            channels,
-            passthrough: native == model_rate,
-            down: mk(native, model_rate)?,
-            up_vocals: mk(model_rate, native)?,
-            up_accomp: mk(model_rate, native)?,
-            up_gain: mk(model_rate, native)?,
-            up_low: mk(model_rate, native)?,
-            skip,
-            engine_out: EngineOutput::new(channels),
-            model_rate_in: queues(),
-            input: queues(),
-            low: queues(),
-            vocals: queues(),
-            accomp: queues(),
-            gain: queues(),
-            out_v: queues(),
-            out_a: queues(),
+            native: NativePipeline::new(rs, channels, skip, 0),
+            out_v: vec![Vec::new(); channels],
+            out_a: vec![Vec::new(); channels],
             written: 0,
         })
     }
 
     fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[Vec<f32>]) -> Result<()> {
         let slices: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        if self.passthrough {
-            engine.push(model, &slices, &mut self.engine_out)?;
-        } else {
-            for (q, c) in self.input.iter_mut().zip(chunk) {
-                q.extend_from_slice(c);
-            }
-            self.model_rate_in.iter_mut().for_each(Vec::clear);
-            self.down.process(&slices, &mut self.model_rate_in)?;
-            let m: Vec<&[f32]> = self.model_rate_in.iter().map(Vec::as_slice).collect();
-            self.up_low.process(&m, &mut self.low)?;
-            engine.push(model, &m, &mut self.engine_out)?;
-        }
-        self.collect_engine_output()
+        self.native.push(model, engine, &slices).map(|_| ())
     }
 
     fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
-        if !self.passthrough {
-            self.model_rate_in.iter_mut().for_each(Vec::clear);
-            self.down.finish(&mut self.model_rate_in)?;
-            let m: Vec<&[f32]> = self.model_rate_in.iter().map(Vec::as_slice).collect();
-            self.up_low.process(&m, &mut self.low)?;
-            self.up_low.finish(&mut self.low)?;
-            engine.push(model, &m, &mut self.engine_out)?;
-        }
-        engine.finish(model, &mut self.engine_out)?;
-        self.collect_engine_output()?;
-        if !self.passthrough {
-            self.up_vocals.finish(&mut self.vocals)?;
-            self.up_accomp.finish(&mut self.accomp)?;
-            self.up_gain.finish(&mut self.gain)?;
-        }
-        Ok(())
+        self.native.finish(model, engine)
     }
 
-    fn collect_engine_output(&mut self) -> Result<()> {
-        let drop = self.skip.min(self.engine_out.len());
-        self.engine_out.drain_front(drop);
-        self.skip -= drop;
-        let out = &mut self.engine_out;
-        if self.passthrough {
-            for c in 0..self.channels {
-                self.vocals[c].append(&mut out.vocals[c]);
-                self.accomp[c].append(&mut out.accompaniment[c]);
-            }
-            return Ok(());
-        }
-        let v: Vec<&[f32]> = out.vocals.iter().map(Vec::as_slice).collect();
-        self.up_vocals.process(&v, &mut self.vocals)?;
-        let a: Vec<&[f32]> = out.accompaniment.iter().map(Vec::as_slice).collect();
-        self.up_accomp.process(&a, &mut self.accomp)?;
-        let g: Vec<&[f32]> = out.high_gain.iter().map(Vec::as_slice).collect();
-        self.up_gain.process(&g, &mut self.gain)?;
-        out.drain_front(out.len());
-        Ok(())
-    }
-
-    /// Writes every frame for which all streams are available; with `total` (end of input),
-    /// writes exactly up to `total` frames, padding a resampler's rounding shortfall with silence.
-    fn write_ready(
-        &mut self,
-        sink: &mut dyn FnMut(&[&[f32]], &[&[f32]]) -> Result<()>,
-        total: Option<u64>,
-    ) -> Result<()> {
-        let mut ready = self.vocals[0].len().min(self.accomp[0].len());
-        if !self.passthrough {
-            ready = ready.min(self.input[0].len()).min(self.low[0].len()).min(self.gain[0].len());
-        }
+    /// Hands every ready frame to `sink`; with `total` (end of input), exactly up to `total`
+    /// frames, padding a resampler's rounding shortfall with silence.
+    fn write_ready(&mut self, sink: &mut dyn FnMut(&[&[f32]], &[&[f32]]) -> Result<()>, total: Option<u64>) -> Result<()> {
+        let mut ready = self.native.ready();
         if let Some(total) = total {
             let remaining = (total - self.written) as usize;
-            if ready < remaining {
-                for q in self.all_queues_mut() {
-                    q.resize(remaining.max(q.len()), 0.0);
-                }
-            }
+            self.native.pad_to(remaining);
             ready = remaining;
         }
         if ready == 0 {
             return Ok(());
         }
-        for c in 0..self.channels {
-            self.out_v[c].clear();
-            self.out_a[c].clear();
-            if self.passthrough {
-                self.out_v[c].extend_from_slice(&self.vocals[c][..ready]);
-                self.out_a[c].extend_from_slice(&self.accomp[c][..ready]);
-            } else {
-                for i in 0..ready {
-                    let high = self.input[c][i] - self.low[c][i];
-                    let g = self.gain[c][i].clamp(0.0, 1.0);
-                    self.out_v[c].push(self.vocals[c][i] + g * high);
-                    self.out_a[c].push(self.accomp[c][i] + (1.0 - g) * high);
-                }
-            }
-        }
+        self.out_v.iter_mut().chain(&mut self.out_a).for_each(Vec::clear);
+        self.native.drain_into(ready, &mut self.out_v, &mut self.out_a, None);
         let v: Vec<&[f32]> = self.out_v.iter().map(Vec::as_slice).collect();
         let a: Vec<&[f32]> = self.out_a.iter().map(Vec::as_slice).collect();
         sink(&v, &a)?;
-        for q in self.all_queues_mut() {
-            q.drain(..ready.min(q.len()));
-        }
         self.written += ready as u64;
         Ok(())
-    }
-
-    fn all_queues_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
-        self.input
-            .iter_mut()
-            .chain(&mut self.low)
-            .chain(&mut self.vocals)
-            .chain(&mut self.accomp)
-            .chain(&mut self.gain)
     }
 }

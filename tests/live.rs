@@ -259,8 +259,9 @@ struct Jack {
 
 impl Drop for Jack {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        // SIGTERM first: a killed jackd leaves its entry in JACK's shared-memory registry, and
+        // after a few of those new servers fail with "Too many servers already active".
+        self.stop();
     }
 }
 

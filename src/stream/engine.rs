@@ -20,7 +20,8 @@
 
 use crate::audio::resample::Resampler;
 use crate::dsp::MaskRule;
-use crate::engine::{EngineOutput, MaskEngine};
+use crate::engine::MaskEngine;
+use crate::native::{NativePipeline, Resamplers};
 use crate::model::{Contract, Model};
 use crate::{Error, Result};
 
@@ -63,22 +64,8 @@ pub struct LiveEngine {
     mask: MaskEngine,
     contract: Contract,
     cfg: EngineConfig,
-    passthrough: bool,
-    down: Resampler,
-    up_low: Resampler,
-    up_vocals: Resampler,
-    up_accomp: Resampler,
-    up_gain: Resampler,
-    /// Mask-engine samples still to drop so that stems align with the input.
-    skip: usize,
-    engine_out: EngineOutput,
-    model_in: Vec<Vec<f32>>,
-    /// Device-rate streams aligned on the input's time axis, waiting until all are available.
-    input: Vec<Vec<f32>>,
-    low: Vec<Vec<f32>>,
-    vocals: Vec<Vec<f32>>,
-    accomp: Vec<Vec<f32>>,
-    gain: Vec<Vec<f32>>,
+    /// Resampling, aligned queues and the band split, shared with the offline pipeline.
+    native: NativePipeline,
     /// Finished frames, delayed by `latency` (primed with silence).
     fifo_vocals: Vec<Vec<f32>>,
     fifo_accomp: Vec<Vec<f32>>,
@@ -107,24 +94,15 @@ impl LiveEngine {
         // The low-latency polyphase engine: no block buffering, ~4 ms of filter delay per direction
         // (the FFT engine's blocks cost 50-70 ms in total at 44.1/48 kHz).
         let mk = |from, to, chunk| Resampler::new_low_latency(from, to, ch, chunk);
-        let down = mk(native, model_rate, cfg.max_chunk)?;
-        let model_chunk = down.max_output_frames().max(1);
-        let up_low = mk(model_rate, native, model_chunk)?;
+        let model_chunk = mk(native, model_rate, cfg.max_chunk)?.max_output_frames().max(1);
         let engine_chunk = model_chunk + (cfg.block_frames + contract.lookahead_frames + 1) * contract.stft.hop;
-        let up_vocals = mk(model_rate, native, engine_chunk)?;
-        let up_accomp = mk(model_rate, native, engine_chunk)?;
-        let up_gain = mk(model_rate, native, engine_chunk)?;
+        let rs = Resamplers::new(native, model_rate, cfg.max_chunk, engine_chunk, mk)?;
         let skip = mask.index_offset();
-        let latency = Self::compute_latency(contract, &cfg, &down, &up_vocals, skip);
+        let latency = Self::compute_latency(contract, &cfg, &rs.down, &rs.up_vocals, skip);
 
         // Queue capacities: what can wait between two calls plus one chunk's worth of output.
-        let up_chunk = up_vocals.max_output_frames() + up_vocals.output_block_frames();
-        let queue_cap = latency + cfg.max_chunk + 2 * up_chunk + cfg.granularity;
-        let queues = |cap: usize| (0..ch).map(|_| Vec::with_capacity(cap)).collect::<Vec<_>>();
-        let mut engine_out = EngineOutput::new(ch);
-        for s in engine_out.vocals.iter_mut().chain(&mut engine_out.accompaniment).chain(&mut engine_out.high_gain) {
-            s.reserve(engine_chunk + skip);
-        }
+        let up_chunk = rs.up_vocals.max_output_frames() + rs.up_vocals.output_block_frames();
+        let queue_cap = (latency + cfg.max_chunk + 2 * up_chunk + cfg.granularity).max(engine_chunk);
         let fifo = |cap: usize| {
             (0..ch)
                 .map(|_| {
@@ -136,23 +114,10 @@ impl LiveEngine {
         };
         let fifo_cap = latency + queue_cap + cfg.max_chunk;
         Ok(LiveEngine {
-            passthrough: down.is_passthrough(),
+            native: NativePipeline::new(rs, ch, skip, queue_cap),
             contract: contract.clone(),
             mask,
             cfg,
-            down,
-            up_low,
-            up_vocals,
-            up_accomp,
-            up_gain,
-            skip,
-            engine_out,
-            model_in: queues(model_chunk),
-            input: queues(queue_cap),
-            low: queues(queue_cap),
-            vocals: queues(queue_cap),
-            accomp: queues(queue_cap),
-            gain: queues(queue_cap),
             fifo_vocals: fifo(fifo_cap),
             fifo_accomp: fifo(fifo_cap),
             fifo_mix: fifo(fifo_cap),
@@ -281,90 +246,11 @@ impl LiveEngine {
     }
 
     fn push_chunk(&mut self, model: &mut Model, chunk: &[&[f32]]) -> Result<()> {
-        for (q, c) in self.input.iter_mut().zip(chunk) {
-            q.extend_from_slice(c);
-        }
-        let produced_before = self.engine_out.len();
-        if self.passthrough {
-            self.mask.push(model, chunk, &mut self.engine_out)?;
-        } else {
-            self.model_in.iter_mut().for_each(Vec::clear);
-            self.down.process(chunk, &mut self.model_in)?;
-            let m = &self.model_in;
-            let mut slices: [&[f32]; 8] = [&[]; 8];
-            for (s, c) in slices.iter_mut().zip(m) {
-                *s = c.as_slice();
-            }
-            let m = &slices[..self.cfg.channels];
-            self.up_low.process(m, &mut self.low)?;
-            self.mask.push(model, m, &mut self.engine_out)?;
-        }
-        let frames = (self.engine_out.len() - produced_before) / self.contract.stft.hop;
+        let produced = self.native.push(model, &mut self.mask, chunk)?;
+        let frames = produced / self.contract.stft.hop;
         self.total_blocks += frames.div_ceil(self.cfg.block_frames) as u64;
-        self.collect_engine_output()?;
-        self.emit_ready();
+        let ready = self.native.ready();
+        self.native.drain_into(ready, &mut self.fifo_vocals, &mut self.fifo_accomp, Some(&mut self.fifo_mix));
         Ok(())
-    }
-
-    fn collect_engine_output(&mut self) -> Result<()> {
-        let drop = self.skip.min(self.engine_out.len());
-        self.engine_out.drain_front(drop);
-        self.skip -= drop;
-        let out = &mut self.engine_out;
-        if self.passthrough {
-            for c in 0..self.cfg.channels {
-                self.vocals[c].extend_from_slice(&out.vocals[c]);
-                self.accomp[c].extend_from_slice(&out.accompaniment[c]);
-            }
-        } else if !out.is_empty() {
-            let mut slices: [&[f32]; 8] = [&[]; 8];
-            let ch = self.cfg.channels;
-            for (s, c) in slices.iter_mut().zip(&out.vocals) {
-                *s = c.as_slice();
-            }
-            self.up_vocals.process(&slices[..ch], &mut self.vocals)?;
-            for (s, c) in slices.iter_mut().zip(&out.accompaniment) {
-                *s = c.as_slice();
-            }
-            self.up_accomp.process(&slices[..ch], &mut self.accomp)?;
-            for (s, c) in slices.iter_mut().zip(&out.high_gain) {
-                *s = c.as_slice();
-            }
-            self.up_gain.process(&slices[..ch], &mut self.gain)?;
-        }
-        let len = out.len();
-        out.drain_front(len);
-        Ok(())
-    }
-
-    /// Moves every frame for which all aligned streams exist into the output FIFO, combining
-    /// them exactly as the offline pipeline does.
-    fn emit_ready(&mut self) {
-        let mut ready = self.vocals[0].len().min(self.accomp[0].len()).min(self.input[0].len());
-        if !self.passthrough {
-            ready = ready.min(self.low[0].len()).min(self.gain[0].len());
-        }
-        if ready == 0 {
-            return;
-        }
-        for c in 0..self.cfg.channels {
-            if self.passthrough {
-                self.fifo_vocals[c].extend_from_slice(&self.vocals[c][..ready]);
-                self.fifo_accomp[c].extend_from_slice(&self.accomp[c][..ready]);
-            } else {
-                for i in 0..ready {
-                    let high = self.input[c][i] - self.low[c][i];
-                    let g = self.gain[c][i].clamp(0.0, 1.0);
-                    self.fifo_vocals[c].push(self.vocals[c][i] + g * high);
-                    self.fifo_accomp[c].push(self.accomp[c][i] + (1.0 - g) * high);
-                }
-                self.low[c].drain(..ready);
-                self.gain[c].drain(..ready);
-            }
-            self.fifo_mix[c].extend_from_slice(&self.input[c][..ready]);
-            self.input[c].drain(..ready);
-            self.vocals[c].drain(..ready);
-            self.accomp[c].drain(..ready);
-        }
     }
 }

@@ -1,0 +1,219 @@
+//! Separation at the audio's own rate around the model-rate [`MaskEngine`]: resampling to the
+//! model's rate and back, queues that keep every stream aligned on the input's time axis, and
+//! the full-band split. One implementation for the offline pipeline (`crate::separate`, FFT
+//! resamplers) and the live engine (`crate::stream`, low-latency resamplers).
+//!
+//! Full band: with `x` the input and `low = up(down(x))` what survives the trip through the
+//! model's rate, the residual `h = x − low` is the band the model never saw. It is split with
+//! the engine's high-band gain `g` (the vocal mask of the model's top bins, per sample):
+//! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
+//! to the input. At the model's own rate nothing is resampled and `h` is zero.
+
+use crate::audio::resample::Resampler;
+use crate::engine::{EngineOutput, MaskEngine};
+use crate::model::Model;
+use crate::Result;
+
+/// Largest channel count handled without a per-call allocation of slice lists.
+const STACK_CHANNELS: usize = 8;
+
+/// Calls `f` with `vecs` as a list of slices, without allocating for up to eight channels.
+fn with_slices<R>(vecs: &[Vec<f32>], f: impl FnOnce(&[&[f32]]) -> R) -> R {
+    if vecs.len() <= STACK_CHANNELS {
+        let mut slices: [&[f32]; STACK_CHANNELS] = [&[]; STACK_CHANNELS];
+        for (s, v) in slices.iter_mut().zip(vecs) {
+            *s = v.as_slice();
+        }
+        f(&slices[..vecs.len()])
+    } else {
+        let slices: Vec<&[f32]> = vecs.iter().map(Vec::as_slice).collect();
+        f(&slices)
+    }
+}
+
+/// The resamplers the pipeline needs: one down to the model's rate, four back up.
+pub struct Resamplers {
+    pub down: Resampler,
+    pub up_low: Resampler,
+    pub up_vocals: Resampler,
+    pub up_accomp: Resampler,
+    pub up_gain: Resampler,
+}
+
+impl Resamplers {
+    /// Builds the five resamplers with `make(from, to, max_chunk)`.
+    pub fn new(
+        native: u32,
+        model_rate: u32,
+        down_chunk: usize,
+        up_chunk: usize,
+        make: impl Fn(u32, u32, usize) -> Result<Resampler>,
+    ) -> Result<Self> {
+        Ok(Resamplers {
+            down: make(native, model_rate, down_chunk)?,
+            up_low: make(model_rate, native, up_chunk)?,
+            up_vocals: make(model_rate, native, up_chunk)?,
+            up_accomp: make(model_rate, native, up_chunk)?,
+            up_gain: make(model_rate, native, up_chunk)?,
+        })
+    }
+}
+
+/// Native-rate streams around a [`MaskEngine`].
+pub struct NativePipeline {
+    channels: usize,
+    passthrough: bool,
+    rs: Resamplers,
+    /// Engine samples still to drop so that stems align with the input.
+    skip: usize,
+    engine_out: EngineOutput,
+    model_in: Vec<Vec<f32>>,
+    input: Vec<Vec<f32>>,
+    low: Vec<Vec<f32>>,
+    vocals: Vec<Vec<f32>>,
+    accomp: Vec<Vec<f32>>,
+    gain: Vec<Vec<f32>>,
+}
+
+impl NativePipeline {
+    /// Queues get `queue_capacity` frames up front (live callers size them so they never grow).
+    pub fn new(rs: Resamplers, channels: usize, skip: usize, queue_capacity: usize) -> Self {
+        let queues = |cap: usize| (0..channels).map(|_| Vec::with_capacity(cap)).collect::<Vec<_>>();
+        let mut engine_out = EngineOutput::new(channels);
+        for s in engine_out.vocals.iter_mut().chain(&mut engine_out.accompaniment).chain(&mut engine_out.high_gain) {
+            s.reserve(queue_capacity + skip);
+        }
+        NativePipeline {
+            channels,
+            passthrough: rs.down.is_passthrough(),
+            model_in: queues(rs.down.max_output_frames().max(1)),
+            rs,
+            skip,
+            engine_out,
+            input: queues(queue_capacity),
+            low: queues(queue_capacity),
+            vocals: queues(queue_capacity),
+            accomp: queues(queue_capacity),
+            gain: queues(queue_capacity),
+        }
+    }
+
+    /// The resamplers (their geometry decides the live latency).
+    pub fn resamplers(&self) -> &Resamplers {
+        &self.rs
+    }
+
+    /// True when the audio is at the model's rate (nothing is resampled).
+    pub fn is_passthrough(&self) -> bool {
+        self.passthrough
+    }
+
+    /// Feeds input frames (one slice per channel); returns the model-rate samples produced.
+    pub fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[&[f32]]) -> Result<usize> {
+        let before = self.engine_out.len();
+        for (q, c) in self.input.iter_mut().zip(chunk) {
+            q.extend_from_slice(c);
+        }
+        if self.passthrough {
+            engine.push(model, chunk, &mut self.engine_out)?;
+        } else {
+            self.model_in.iter_mut().for_each(Vec::clear);
+            self.rs.down.process(chunk, &mut self.model_in)?;
+            let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
+            with_slices(&self.model_in, |m| -> Result<()> {
+                rs.up_low.process(m, low)?;
+                engine.push(model, m, out)
+            })?;
+        }
+        let produced = self.engine_out.len() - before;
+        self.collect_engine_output()?;
+        Ok(produced)
+    }
+
+    /// Ends the input: flushes the resamplers and the engine so every input frame has its stems.
+    pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
+        if !self.passthrough {
+            self.model_in.iter_mut().for_each(Vec::clear);
+            self.rs.down.finish(&mut self.model_in)?;
+            let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
+            with_slices(&self.model_in, |m| -> Result<()> {
+                rs.up_low.process(m, low)?;
+                rs.up_low.finish(low)?;
+                engine.push(model, m, out)
+            })?;
+        }
+        engine.finish(model, &mut self.engine_out)?;
+        self.collect_engine_output()?;
+        if !self.passthrough {
+            self.rs.up_vocals.finish(&mut self.vocals)?;
+            self.rs.up_accomp.finish(&mut self.accomp)?;
+            self.rs.up_gain.finish(&mut self.gain)?;
+        }
+        Ok(())
+    }
+
+    fn collect_engine_output(&mut self) -> Result<()> {
+        let drop = self.skip.min(self.engine_out.len());
+        self.engine_out.drain_front(drop);
+        self.skip -= drop;
+        let out = &mut self.engine_out;
+        if self.passthrough {
+            for c in 0..self.channels {
+                self.vocals[c].extend_from_slice(&out.vocals[c]);
+                self.accomp[c].extend_from_slice(&out.accompaniment[c]);
+            }
+        } else if !out.is_empty() {
+            let rs = &mut self.rs;
+            with_slices(&out.vocals, |v| rs.up_vocals.process(v, &mut self.vocals))?;
+            with_slices(&out.accompaniment, |a| rs.up_accomp.process(a, &mut self.accomp))?;
+            with_slices(&out.high_gain, |g| rs.up_gain.process(g, &mut self.gain))?;
+        }
+        let len = out.len();
+        out.drain_front(len);
+        Ok(())
+    }
+
+    /// Frames for which every stream is available.
+    pub fn ready(&self) -> usize {
+        let mut ready = self.vocals[0].len().min(self.accomp[0].len()).min(self.input[0].len());
+        if !self.passthrough {
+            ready = ready.min(self.low[0].len()).min(self.gain[0].len());
+        }
+        ready
+    }
+
+    /// Pads every queue with silence to at least `n` frames (the end of a file, where a
+    /// resampler's rounding may leave a stream a frame short).
+    pub fn pad_to(&mut self, n: usize) {
+        for q in self.input.iter_mut().chain(&mut self.low).chain(&mut self.vocals).chain(&mut self.accomp).chain(&mut self.gain) {
+            if q.len() < n {
+                q.resize(n, 0.0);
+            }
+        }
+    }
+
+    /// Moves `n ≤ ready()` frames out: the stems (with the band above the model's Nyquist split
+    /// between them) are appended to `vocals` and `accompaniment`, and, when given, the input
+    /// frames they belong to to `mix`.
+    pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
+        for c in 0..self.channels {
+            if self.passthrough {
+                vocals[c].extend_from_slice(&self.vocals[c][..n]);
+                accompaniment[c].extend_from_slice(&self.accomp[c][..n]);
+            } else {
+                for i in 0..n {
+                    let high = self.input[c][i] - self.low[c][i];
+                    let g = self.gain[c][i].clamp(0.0, 1.0);
+                    vocals[c].push(self.vocals[c][i] + g * high);
+                    accompaniment[c].push(self.accomp[c][i] + (1.0 - g) * high);
+                }
+            }
+            if let Some(mix) = mix.as_deref_mut() {
+                mix[c].extend_from_slice(&self.input[c][..n]);
+            }
+            for q in [&mut self.input[c], &mut self.low[c], &mut self.vocals[c], &mut self.accomp[c], &mut self.gain[c]] {
+                q.drain(..n.min(q.len()));
+            }
+        }
+    }
+}
