@@ -176,6 +176,12 @@ impl MaskEngine {
         })
     }
 
+    /// True when the engine emits no accompaniment stream because it equals the input minus the
+    /// vocals (complementary mask rules).
+    pub fn accompaniment_is_residual(&self) -> bool {
+        self.rule.is_complementary()
+    }
+
     /// Number of channels.
     pub fn channels(&self) -> usize {
         self.channels.len()
@@ -293,10 +299,14 @@ impl MaskEngine {
                     self.top_bins,
                 );
                 ch.vocals.push_frame(&self.scratch_v, &mut self.hop_v)?;
-                ch.accompaniment.push_frame(&self.scratch_a, &mut self.hop_a)?;
+                // With complementary masks the accompaniment is the input minus the vocals
+                // (`NativePipeline` forms it), which saves an inverse FFT per frame.
+                if !self.rule.is_complementary() {
+                    ch.accompaniment.push_frame(&self.scratch_a, &mut self.hop_a)?;
+                    out.accompaniment[c].extend_from_slice(&self.hop_a);
+                }
                 ch.gain.push(g, &mut self.hop_g);
                 out.vocals[c].extend_from_slice(&self.hop_v);
-                out.accompaniment[c].extend_from_slice(&self.hop_a);
                 out.high_gain[c].extend_from_slice(&self.hop_g);
             }
             // Slide: the last `ctx` frames up to the block end become the next context.

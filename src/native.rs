@@ -7,7 +7,9 @@
 //! model's rate, the residual `h = x − low` is the band the model never saw. It is split with
 //! the engine's high-band gain `g` (the vocal mask of the model's top bins, per sample):
 //! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
-//! to the input. At the model's own rate nothing is resampled and `h` is zero.
+//! to the input. At the model's own rate nothing is resampled and `h` is zero. With complementary
+//! masks (soft, binary) the accompaniment is formed as the input minus the vocals, which is the
+//! same signal and saves its inverse STFT and resampler.
 
 use crate::audio::resample::Resampler;
 use crate::engine::{EngineOutput, MaskEngine};
@@ -63,6 +65,8 @@ impl Resamplers {
 pub struct NativePipeline {
     channels: usize,
     passthrough: bool,
+    /// The engine emits no accompaniment: it is the input minus the vocals.
+    residual: bool,
     rs: Resamplers,
     /// Engine samples still to drop so that stems align with the input.
     skip: usize,
@@ -77,7 +81,9 @@ pub struct NativePipeline {
 
 impl NativePipeline {
     /// Queues get `queue_capacity` frames up front (live callers size them so they never grow).
-    pub fn new(rs: Resamplers, channels: usize, skip: usize, queue_capacity: usize) -> Self {
+    /// `engine` is the mask engine this pipeline will feed.
+    pub fn new(rs: Resamplers, engine: &MaskEngine, skip: usize, queue_capacity: usize) -> Self {
+        let channels = engine.channels();
         let queues = |cap: usize| (0..channels).map(|_| Vec::with_capacity(cap)).collect::<Vec<_>>();
         let mut engine_out = EngineOutput::new(channels);
         for s in engine_out.vocals.iter_mut().chain(&mut engine_out.accompaniment).chain(&mut engine_out.high_gain) {
@@ -86,6 +92,7 @@ impl NativePipeline {
         NativePipeline {
             channels,
             passthrough: rs.down.is_passthrough(),
+            residual: engine.accompaniment_is_residual(),
             model_in: queues(rs.down.max_output_frames().max(1)),
             rs,
             skip,
@@ -146,7 +153,9 @@ impl NativePipeline {
         self.collect_engine_output()?;
         if !self.passthrough {
             self.rs.up_vocals.finish(&mut self.vocals)?;
-            self.rs.up_accomp.finish(&mut self.accomp)?;
+            if !self.residual {
+                self.rs.up_accomp.finish(&mut self.accomp)?;
+            }
             self.rs.up_gain.finish(&mut self.gain)?;
         }
         Ok(())
@@ -165,7 +174,9 @@ impl NativePipeline {
         } else if !out.is_empty() {
             let rs = &mut self.rs;
             with_slices(&out.vocals, |v| rs.up_vocals.process(v, &mut self.vocals))?;
-            with_slices(&out.accompaniment, |a| rs.up_accomp.process(a, &mut self.accomp))?;
+            if !self.residual {
+                with_slices(&out.accompaniment, |a| rs.up_accomp.process(a, &mut self.accomp))?;
+            }
             with_slices(&out.high_gain, |g| rs.up_gain.process(g, &mut self.gain))?;
         }
         let len = out.len();
@@ -175,7 +186,10 @@ impl NativePipeline {
 
     /// Frames for which every stream is available.
     pub fn ready(&self) -> usize {
-        let mut ready = self.vocals[0].len().min(self.accomp[0].len()).min(self.input[0].len());
+        let mut ready = self.vocals[0].len().min(self.input[0].len());
+        if !self.residual {
+            ready = ready.min(self.accomp[0].len());
+        }
         if !self.passthrough {
             ready = ready.min(self.low[0].len()).min(self.gain[0].len());
         }
@@ -197,15 +211,24 @@ impl NativePipeline {
     /// frames they belong to to `mix`.
     pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
         for c in 0..self.channels {
+            let start = vocals[c].len();
             if self.passthrough {
                 vocals[c].extend_from_slice(&self.vocals[c][..n]);
+            } else {
+                for i in 0..n {
+                    let high = self.input[c][i] - self.low[c][i];
+                    vocals[c].push(self.vocals[c][i] + self.gain[c][i].clamp(0.0, 1.0) * high);
+                }
+            }
+            if self.residual {
+                let v = &vocals[c][start..];
+                accompaniment[c].extend(self.input[c][..n].iter().zip(v).map(|(x, v)| x - v));
+            } else if self.passthrough {
                 accompaniment[c].extend_from_slice(&self.accomp[c][..n]);
             } else {
                 for i in 0..n {
                     let high = self.input[c][i] - self.low[c][i];
-                    let g = self.gain[c][i].clamp(0.0, 1.0);
-                    vocals[c].push(self.vocals[c][i] + g * high);
-                    accompaniment[c].push(self.accomp[c][i] + (1.0 - g) * high);
+                    accompaniment[c].push(self.accomp[c][i] + (1.0 - self.gain[c][i].clamp(0.0, 1.0)) * high);
                 }
             }
             if let Some(mix) = mix.as_deref_mut() {

@@ -18,7 +18,7 @@ use crate::{Error, Result};
 /// Frames decoded per step (per channel); bounds memory together with the engine's window.
 const DECODE_CHUNK_FRAMES: usize = 1 << 16;
 /// Model input values per call the default block size aims at (channels × frames × bins).
-const MODEL_CALL_VALUES: usize = 1 << 19;
+const MODEL_CALL_VALUES: usize = 1 << 20;
 
 /// What to do for one file.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ pub fn separate_file(
         .block_frames
         .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
     let mut engine = MaskEngine::new(&contract, rule, channels, block)?;
-    let mut pipe = RatePipeline::new(info.sample_rate, contract.sample_rate, channels, engine.index_offset())?;
+    let mut pipe = RatePipeline::new(info.sample_rate, contract.sample_rate, &engine)?;
 
     let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
     let mut done = 0u64;
@@ -200,7 +200,7 @@ pub fn separate_planar(
         .block_frames
         .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
     let mut engine = MaskEngine::new(&contract, rule, channels, block)?;
-    let mut pipe = RatePipeline::new(sample_rate, contract.sample_rate, channels, engine.index_offset())?;
+    let mut pipe = RatePipeline::new(sample_rate, contract.sample_rate, &engine)?;
     let mut vocals: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
     let mut accomp: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
     let mut sink = |v: &[&[f32]], a: &[&[f32]]| -> Result<()> {
@@ -250,12 +250,13 @@ struct RatePipeline {
 }
 
 impl RatePipeline {
-    fn new(native: u32, model_rate: u32, channels: usize, skip: usize) -> Result<Self> {
+    fn new(native: u32, model_rate: u32, engine: &MaskEngine) -> Result<Self> {
+        let channels = engine.channels();
         let rs = Resamplers::new(native, model_rate, DECODE_CHUNK_FRAMES, DECODE_CHUNK_FRAMES, |from, to, chunk| {
             Resampler::new(from, to, channels, chunk)
         })?;
         Ok(RatePipeline {
-            native: NativePipeline::new(rs, channels, skip, 0),
+            native: NativePipeline::new(rs, engine, engine.index_offset(), 0),
             out_v: vec![Vec::new(); channels],
             out_a: vec![Vec::new(); channels],
             written: 0,

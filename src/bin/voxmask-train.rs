@@ -11,6 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use voxmask::dsp::MaskRule;
 use voxmask::train::export::export_onnx;
 use voxmask::train::net::Preset;
 use voxmask::train::trainer::{LossChoice, RunOptions, TrainConfig, TrainOutcome, load_checkpoint, train, training_contract};
@@ -33,6 +34,12 @@ enum Command {
         /// Output .onnx file.
         #[arg(short, long)]
         output: PathBuf,
+        /// Mask rule stored in the contract (default: the preset's); pick it on validation.
+        #[arg(long, value_enum)]
+        mask: Option<MaskArg>,
+        /// Threshold for the `paper` rule.
+        #[arg(long)]
+        threshold: Option<f32>,
     },
 }
 
@@ -90,6 +97,13 @@ enum PresetArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum MaskArg {
+    Binary,
+    Paper,
+    Soft,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LossArg {
     Bce,
     BceDice,
@@ -125,10 +139,26 @@ fn device(arg: DeviceArg) -> anyhow::Result<Device> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Export { checkpoint, output }) = cli.command {
+    if let Some(Command::Export { checkpoint, output, mask, threshold }) = cli.command {
         let (mut net, state, _) = load_checkpoint(&checkpoint, &Device::Cpu)
             .with_context(|| format!("reading checkpoint {}", checkpoint.display()))?;
         net.contract = training_contract(net.preset, &state);
+        if let Some(t) = threshold {
+            if !(0.0..=1.0).contains(&t) {
+                bail!("--threshold {t} is outside [0, 1]");
+            }
+            net.contract.threshold = t;
+        }
+        let t = net.contract.threshold;
+        net.contract.mask_rule = match mask {
+            Some(MaskArg::Binary) => MaskRule::Binary,
+            Some(MaskArg::Paper) => MaskRule::Paper { threshold: t },
+            Some(MaskArg::Soft) => MaskRule::Soft,
+            None => match net.contract.mask_rule {
+                MaskRule::Paper { .. } => MaskRule::Paper { threshold: t },
+                other => other,
+            },
+        };
         let bytes = export_onnx(&net)?;
         if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

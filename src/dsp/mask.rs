@@ -35,6 +35,12 @@ impl MaskRule {
         }
     }
 
+    /// True when the two masks sum to one in every bin, so that the accompaniment is exactly the
+    /// input minus the vocals and need not be synthesised on its own.
+    pub fn is_complementary(&self) -> bool {
+        matches!(self, MaskRule::Binary | MaskRule::Soft)
+    }
+
     /// Vocal and accompaniment mask values for one bin with P(vocal) = `p`.
     #[inline]
     pub fn masks(&self, p: f32) -> (f32, f32) {
@@ -109,16 +115,31 @@ impl Feature {
         match self {
             Feature::Magnitude => {
                 for (o, c) in out.iter_mut().zip(spectrum) {
-                    *o = c.norm();
+                    *o = magnitude(c);
                 }
             }
             Feature::Log1pMagnitude => {
                 for (o, c) in out.iter_mut().zip(spectrum) {
-                    *o = c.norm().ln_1p();
+                    *o = ln_1p(magnitude(c));
                 }
             }
         }
     }
+}
+
+/// |c| without `hypot`'s overflow guards, which cost a fifth of the feature time and are not
+/// needed for audio spectra (|re|, |im| < 1e18).
+#[inline]
+fn magnitude(c: &Complex32) -> f32 {
+    (c.re * c.re + c.im * c.im).sqrt()
+}
+
+/// ln(1 + x) for x ≥ 0 via Goldberg's correction, ln(u)·x/(u − 1) with u = 1 + x: as accurate
+/// as `f32::ln_1p` (within an ulp or two) and about twice as fast, since it needs only `ln`.
+#[inline]
+fn ln_1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if u == 1.0 { x } else { u.ln() * x / (u - 1.0) }
 }
 
 /// Applies the masks derived from `model_out` (one value per bin) to `mixture`, writing the vocal

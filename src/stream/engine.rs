@@ -114,7 +114,7 @@ impl LiveEngine {
         };
         let fifo_cap = latency + queue_cap + cfg.max_chunk;
         Ok(LiveEngine {
-            native: NativePipeline::new(rs, ch, skip, queue_cap),
+            native: NativePipeline::new(rs, &mask, skip, queue_cap),
             contract: contract.clone(),
             mask,
             cfg,
