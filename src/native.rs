@@ -33,17 +33,17 @@ fn with_slices<R>(vecs: &[Vec<f32>], f: impl FnOnce(&[&[f32]]) -> R) -> R {
     }
 }
 
-/// The resamplers the pipeline needs: one down to the model's rate, four back up.
+/// The resamplers the pipeline needs: one down to the model's rate, three back up. (The high-band
+/// gain is a smooth curve and goes up by linear interpolation: [`GainUpsampler`].)
 pub struct Resamplers {
     pub down: Resampler,
     pub up_low: Resampler,
     pub up_vocals: Resampler,
     pub up_accomp: Resampler,
-    pub up_gain: Resampler,
 }
 
 impl Resamplers {
-    /// Builds the five resamplers with `make(from, to, max_chunk)`.
+    /// Builds the four resamplers with `make(from, to, max_chunk)`.
     pub fn new(
         native: u32,
         model_rate: u32,
@@ -56,8 +56,112 @@ impl Resamplers {
             up_low: make(model_rate, native, up_chunk)?,
             up_vocals: make(model_rate, native, up_chunk)?,
             up_accomp: make(model_rate, native, up_chunk)?,
-            up_gain: make(model_rate, native, up_chunk)?,
         })
+    }
+}
+
+/// Brings the engine's high-band gain from the model's rate to the native rate by linear
+/// interpolation. The gain is an overlap-add of `w²`-weighted per-frame values (it changes over a
+/// hop, hundreds of samples), so linear interpolation is within about 1e-5 of band-limited
+/// interpolation at a small fraction of an FFT resampler's cost. Native sample `j` is the gain at
+/// model time `j · model / native`, the same alignment as the delay-compensated resamplers, and
+/// [`finish`](Self::finish) makes the stream exactly `round(n · native / model)` samples long.
+struct GainUpsampler {
+    /// Model samples per native sample as the reduced fraction `p / q`.
+    p: u64,
+    q: u64,
+    /// Next native sample to produce.
+    next: u64,
+    /// Model-rate samples received so far.
+    received: u64,
+    /// Model-rate samples still needed, per channel; `buf[c][0]` is model sample `base`.
+    buf: Vec<Vec<f32>>,
+    base: u64,
+}
+
+impl GainUpsampler {
+    fn new(native: u32, model_rate: u32, channels: usize, capacity: usize) -> Self {
+        let (mut a, mut b) = (native as u64, model_rate as u64);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        GainUpsampler {
+            p: model_rate as u64 / a,
+            q: native as u64 / a,
+            next: 0,
+            received: 0,
+            buf: (0..channels).map(|_| Vec::with_capacity(capacity)).collect(),
+            base: 0,
+        }
+    }
+
+    /// Appends model-rate gain and emits every native sample it makes computable.
+    fn process(&mut self, gain: &[Vec<f32>], out: &mut [Vec<f32>]) {
+        for (b, g) in self.buf.iter_mut().zip(gain) {
+            b.extend_from_slice(g);
+        }
+        self.received += gain.first().map_or(0, |g| g.len()) as u64;
+        self.emit(u64::MAX, out);
+    }
+
+    /// Emits native samples up to `limit` (exclusive) while their model-rate neighbours exist;
+    /// past the last model sample the last value is held (only at the end of a stream).
+    fn emit(&mut self, limit: u64, out: &mut [Vec<f32>]) {
+        let (p, q) = (self.p, self.q);
+        let len = self.buf.first().map_or(0, Vec::len) as u64;
+        let end_model = self.base + len;
+        let holding = limit != u64::MAX;
+        // Last native sample whose right neighbour (or exact position) is available.
+        let mut stop = if len == 0 { self.next } else { (end_model - 1) * q / p + 1 };
+        if holding {
+            stop = limit;
+        }
+        let stop = stop.max(self.next);
+        let inv_q = 1.0 / q as f32;
+        for (b, o) in self.buf.iter().zip(out.iter_mut()) {
+            o.reserve((stop - self.next) as usize);
+            let last = b.last().copied().unwrap_or(0.0);
+            // Position of native sample j in model samples, kept as idx + rem / q.
+            let t = self.next * p;
+            let mut idx = (t / q - self.base) as usize;
+            let mut rem = t % q;
+            for _ in self.next..stop {
+                let v = if rem == 0 {
+                    b.get(idx).copied().unwrap_or(last)
+                } else if idx + 1 < b.len() {
+                    let (x0, x1) = (b[idx], b[idx + 1]);
+                    x0 + (x1 - x0) * (rem as f32 * inv_q)
+                } else {
+                    b.get(idx).copied().unwrap_or(last)
+                };
+                o.push(v);
+                rem += p;
+                while rem >= q {
+                    rem -= q;
+                    idx += 1;
+                }
+            }
+        }
+        self.next = stop;
+        // Drop model samples no future native sample needs.
+        let keep_from = ((self.next * p) / q).min(end_model.saturating_sub(1)).max(self.base);
+        let drop = (keep_from - self.base) as usize;
+        if drop > 0 {
+            for b in &mut self.buf {
+                b.drain(..drop);
+            }
+            self.base = keep_from;
+        }
+    }
+
+    /// Ends the stream: the native stream reaches `round(received · q / p)` samples.
+    fn finish(&mut self, out: &mut [Vec<f32>]) {
+        let target = (2 * self.received * self.q + self.p) / (2 * self.p);
+        self.emit(target, out);
+        self.next = 0;
+        self.received = 0;
+        self.base = 0;
+        self.buf.iter_mut().for_each(Vec::clear);
     }
 }
 
@@ -68,6 +172,7 @@ pub struct NativePipeline {
     /// The engine emits no accompaniment: it is the input minus the vocals.
     residual: bool,
     rs: Resamplers,
+    up_gain: GainUpsampler,
     /// Engine samples still to drop so that stems align with the input.
     skip: usize,
     engine_out: EngineOutput,
@@ -94,6 +199,7 @@ impl NativePipeline {
             passthrough: rs.down.is_passthrough(),
             residual: engine.accompaniment_is_residual(),
             model_in: queues(rs.down.max_output_frames().max(1)),
+            up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16)),
             rs,
             skip,
             engine_out,
@@ -156,7 +262,7 @@ impl NativePipeline {
             if !self.residual {
                 self.rs.up_accomp.finish(&mut self.accomp)?;
             }
-            self.rs.up_gain.finish(&mut self.gain)?;
+            self.up_gain.finish(&mut self.gain);
         }
         Ok(())
     }
@@ -177,7 +283,7 @@ impl NativePipeline {
             if !self.residual {
                 with_slices(&out.accompaniment, |a| rs.up_accomp.process(a, &mut self.accomp))?;
             }
-            with_slices(&out.high_gain, |g| rs.up_gain.process(g, &mut self.gain))?;
+            self.up_gain.process(&out.high_gain, &mut self.gain);
         }
         let len = out.len();
         out.drain_front(len);
