@@ -1,5 +1,10 @@
 //! Streaming, atomic WAV encoding: push planar `f32` blocks in, get a complete file or nothing.
 //!
+//! hound writes the header (so the layout is hound's, byte for byte); the samples are then
+//! interleaved and quantised a block at a time into a byte buffer and written straight to the
+//! file, and the two size fields are patched at the end, which is several times faster than
+//! hound's per-sample writes.
+//!
 //! Samples go to a hidden temporary file in the destination's folder (same filesystem, so the
 //! final rename is atomic); [`AudioWriter::finish`] completes the RIFF header (hound 3.5), syncs
 //! the data to disk and renames the file into place. Dropping a writer without `finish` — an
@@ -9,7 +14,7 @@
 //! else after [`AudioWriter::create`] checked.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,6 +32,10 @@ pub enum SampleFormat {
 }
 
 impl SampleFormat {
+    fn bytes(self) -> usize {
+        self.bits() as usize / 8
+    }
+
     fn bits(self) -> u16 {
         match self {
             SampleFormat::Int16 => 16,
@@ -43,7 +52,13 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct AudioWriter {
     path: PathBuf,
     temp: PathBuf,
-    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    writer: Option<BufWriter<File>>,
+    /// Header length in bytes (the data starts here); the data chunk's size field is the last
+    /// four bytes of the header.
+    header_len: u64,
+    data_bytes: u64,
+    /// Interleaved, encoded bytes of the block being written.
+    scratch: Vec<u8>,
     channels: usize,
     format: SampleFormat,
     overwrite: bool,
@@ -120,14 +135,24 @@ impl AudioWriter {
             path: path.to_owned(),
             temp,
             writer: None,
+            header_len: 0,
+            data_bytes: 0,
+            scratch: Vec::new(),
             channels,
             format,
             overwrite,
             frames: 0,
         };
-        let writer = hound::WavWriter::new(BufWriter::with_capacity(1 << 16, file), spec)
+        // hound writes a complete header for zero samples; the file is then reopened to append.
+        hound::WavWriter::new(BufWriter::new(file), spec)
+            .and_then(hound::WavWriter::finalize)
             .map_err(|e| this.hound_err(e))?;
-        this.writer = Some(writer);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&this.temp)
+            .map_err(|e| Error::io(&this.temp, e))?;
+        this.header_len = file.seek(SeekFrom::End(0)).map_err(|e| Error::io(&this.temp, e))?;
+        this.writer = Some(BufWriter::with_capacity(1 << 16, file));
         Ok(this)
     }
 
@@ -169,12 +194,24 @@ impl AudioWriter {
                 reason: "writer is closed".into(),
             });
         };
-        let result = match self.format {
-            SampleFormat::Int16 => write_frames(writer, planar, frames, |x| quantise(x, 15) as i16),
-            SampleFormat::Int24 => write_frames(writer, planar, frames, |x| quantise(x, 23)),
-            SampleFormat::Float32 => write_frames(writer, planar, frames, |x| x),
-        };
-        result.map_err(|e| self.hound_err(e))?;
+        let bytes = frames * self.channels * self.format.bytes();
+        if self.data_bytes + bytes as u64 > u32::MAX as u64 - self.header_len {
+            return Err(Error::Encode {
+                path: self.path.clone(),
+                reason: "WAV data would exceed 4 GiB".into(),
+            });
+        }
+        self.scratch.resize(bytes, 0);
+        match self.format {
+            SampleFormat::Int16 => interleave::<2>(planar, &mut self.scratch, |x| (quantise(x, 15) as i16).to_le_bytes()),
+            SampleFormat::Int24 => interleave::<3>(planar, &mut self.scratch, |x| {
+                let b = quantise(x, 23).to_le_bytes();
+                [b[0], b[1], b[2]]
+            }),
+            SampleFormat::Float32 => interleave::<4>(planar, &mut self.scratch, f32::to_le_bytes),
+        }
+        writer.write_all(&self.scratch).map_err(|e| Error::io(&self.temp, e))?;
+        self.data_bytes += bytes as u64;
         self.frames += frames as u64;
         Ok(())
     }
@@ -192,11 +229,22 @@ impl AudioWriter {
                 reason: "writer is closed".into(),
             });
         };
-        writer.finalize().map_err(|e| self.hound_err(e))?;
-        // hound's finalize flushed through to the file; fsync so the rename cannot expose a file
-        // whose data is still only in the page cache after a crash.
-        File::open(&self.temp)
-            .and_then(|f| f.sync_all())
+        // The RIFF size (everything after its own field) and the data chunk's size, as hound's
+        // finalize would write them; then fsync so the rename cannot expose a file whose data is
+        // still only in the page cache after a crash.
+        let riff_size = (self.header_len - 8 + self.data_bytes) as u32;
+        let data_size = self.data_bytes as u32;
+        let header_len = self.header_len;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(4))?;
+                f.write_all(&riff_size.to_le_bytes())?;
+                f.seek(SeekFrom::Start(header_len - 4))?;
+                f.write_all(&data_size.to_le_bytes())?;
+                f.sync_all()
+            })
             .map_err(|e| Error::io(&self.temp, e))?;
         if self.overwrite {
             fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
@@ -246,22 +294,28 @@ impl Drop for AudioWriter {
 }
 
 /// `round(x * 2^bits)` clamped to the signed range of `bits + 1` bits, i.e. `x` clamped to
-/// `[-1, 1 - 2^-bits]`.
+/// `[-1, 1 - 2^-bits]`. Scaling by a power of two is exact in `f32` and every bound is an `f32`
+/// integer below 2^24, so this is the exact result.
+#[inline]
 fn quantise(x: f32, bits: u32) -> i32 {
-    let full = (1i64 << bits) as f64;
-    (f64::from(x) * full).round().clamp(-full, full - 1.0) as i32
+    let full = (1u32 << bits) as f32;
+    (x * full).round().clamp(-full, full - 1.0) as i32
 }
 
-fn write_frames<S: hound::Sample + Copy>(
-    writer: &mut hound::WavWriter<BufWriter<File>>,
-    planar: &[&[f32]],
-    frames: usize,
-    convert: impl Fn(f32) -> S,
-) -> hound::Result<()> {
-    for i in 0..frames {
-        for channel in planar {
-            writer.write_sample(convert(channel[i]))?;
+/// Interleaves `planar` into `out` (frame by frame, channel by channel), `N` bytes per sample.
+fn interleave<const N: usize>(planar: &[&[f32]], out: &mut [u8], encode: impl Fn(f32) -> [u8; N]) {
+    let channels = planar.len();
+    if channels == 2 {
+        let (l, r) = (planar[0], planar[1]);
+        for ((o, &a), &b) in out.chunks_exact_mut(2 * N).zip(l).zip(r) {
+            o[..N].copy_from_slice(&encode(a));
+            o[N..].copy_from_slice(&encode(b));
+        }
+        return;
+    }
+    for (c, channel) in planar.iter().enumerate() {
+        for (o, &x) in out.chunks_exact_mut(channels * N).zip(channel.iter()) {
+            o[c * N..(c + 1) * N].copy_from_slice(&encode(x));
         }
     }
-    Ok(())
 }
