@@ -454,6 +454,13 @@ fn fmt_db(x: f64) -> String {
     format!("{x:>7.2}")
 }
 
+/// One table row's numbers: `[SDR, SIR, SAR, ISR, MDX SDR]` of vocals and of accompaniment, in
+/// the column order of the header (SDR/SIR/SAR/ISR per target, then the two MDX SDRs).
+fn score_cells(v: [f64; 5], a: [f64; 5]) -> String {
+    let four = |x: [f64; 5]| x[..4].iter().map(|d| fmt_db(*d)).collect::<Vec<_>>().join(" ");
+    format!("{}  {}  {} {}", four(v), four(a), fmt_db(v[4]), fmt_db(a[4]))
+}
+
 fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[voxmask::eval::run::Aggregate; 2]) -> String {
     let n = results.iter().filter(|(_, r)| r.is_ok()).count();
     let label = format!("median of {n} track(s)");
@@ -484,21 +491,8 @@ fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[vo
         match r {
             Ok(o) => {
                 let [v, a] = &o.scores.targets;
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {} {} {} {}  {} {} {} {}  {} {}",
-                    name(items[*i].name()),
-                    fmt_db(v.sdr),
-                    fmt_db(v.sir),
-                    fmt_db(v.sar),
-                    fmt_db(v.isr),
-                    fmt_db(a.sdr),
-                    fmt_db(a.sir),
-                    fmt_db(a.sar),
-                    fmt_db(a.isr),
-                    fmt_db(v.mdx_sdr),
-                    fmt_db(a.mdx_sdr)
-                );
+                let cells = score_cells([v.sdr, v.sir, v.sar, v.isr, v.mdx_sdr], [a.sdr, a.sir, a.sar, a.isr, a.mdx_sdr]);
+                let _ = writeln!(s, "{:<width$}  {cells}", name(items[*i].name()));
             }
             Err(_) => {
                 let _ = writeln!(s, "{:<width$}  FAILED (see the error above)", name(items[*i].name()));
@@ -506,21 +500,8 @@ fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[vo
         }
     }
     let [v, a] = agg;
-    let _ = writeln!(
-        s,
-        "{:<width$}  {} {} {} {}  {} {} {} {}  {} {}",
-        label,
-        fmt_db(v.sdr),
-        fmt_db(v.sir),
-        fmt_db(v.sar),
-        fmt_db(v.isr),
-        fmt_db(a.sdr),
-        fmt_db(a.sir),
-        fmt_db(a.sar),
-        fmt_db(a.isr),
-        fmt_db(v.mdx_sdr),
-        fmt_db(a.mdx_sdr)
-    );
+    let cells = score_cells([v.sdr, v.sir, v.sar, v.isr, v.mdx_sdr], [a.sdr, a.sir, a.sar, a.isr, a.mdx_sdr]);
+    let _ = writeln!(s, "{label:<width$}  {cells}");
     s
 }
 
