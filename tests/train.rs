@@ -98,6 +98,12 @@ fn trains_checkpoints_logs_and_exports_on_a_musdb18hq_tree() {
     assert_eq!(v["metadata"]["voxmask.train.preset"], "default");
     assert_eq!(v["metadata"]["voxmask.train.tracks"], "2 train, 1 validation");
     assert!(v["metadata"]["voxmask.train.valid_sdr_vocals"].as_str().unwrap().contains("dB"));
+    // The mask rule chosen on validation can be stored at export.
+    let paper = dir.path().join("paper.onnx");
+    let o = run(trainer().args(["export", run_dir.join("best.ckpt").to_str().unwrap(), "-o", paper.to_str().unwrap(), "--mask", "paper", "--threshold", "0.3"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(voxmask().arg("inspect").arg(&paper));
+    assert!(stdout(&o).contains("mask rule    paper (threshold 0.3)"), "{}", stdout(&o));
     let input = dir.path().join("in.wav");
     write_wav(&input, 44_100, &[noise(44_100, 3, 0.2)], 16);
     let o = run(voxmask().args(["separate", "-q", "-m"]).arg(&model).arg(&input).arg("-o").arg(dir.path().join("sep")));
