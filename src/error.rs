@@ -84,3 +84,20 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 }
+
+/// An error and its causes on one line ("a: b: c"), skipping a cause that the message before it
+/// already ends with: library errors such as [`Error::Io`] print their cause in their own
+/// message, and error-chain printers would otherwise repeat it.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    message
+}

@@ -249,7 +249,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
                     let Some((index, item)) = next else { break };
                     bar.set_message(item.name().to_string());
                     let outcome =
-                        evaluate_item(item, mode, model.as_mut(), &mut eval, args).map_err(|e| format!("{e:#}"));
+                        evaluate_item(item, mode, model.as_mut(), &mut eval, args).map_err(|e| voxmask::error::one_line(e.as_ref()));
                     bar.inc(1);
                     if let Ok(mut r) = results.lock() {
                         r.push((index, outcome));

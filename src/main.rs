@@ -164,7 +164,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("voxmask: error: {:#}", failure.error);
+            eprintln!("voxmask: error: {}", voxmask::error::one_line(failure.error.as_ref()));
             ExitCode::from(failure.code)
         }
     }

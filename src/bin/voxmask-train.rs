@@ -120,7 +120,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("voxmask-train: error: {e:#}");
+            eprintln!("voxmask-train: error: {}", voxmask::error::one_line(e.as_ref()));
             ExitCode::from(1)
         }
     }

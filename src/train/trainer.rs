@@ -170,15 +170,15 @@ fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Pa
 
 /// Loads a checkpoint's network (and the raw tensors, for the optimiser).
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState, HashMap<String, Tensor>)> {
+    if !path.is_file() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint not found")));
+    }
     let sp = state_path(path);
     let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
     let state: TrainState =
         serde_json::from_str(&text).map_err(|e| Error::Train(format!("{}: {e}", sp.display())))?;
     let preset = Preset::parse(&state.config.preset)
         .ok_or_else(|| Error::Train(format!("{}: unknown preset {:?}", sp.display(), state.config.preset)))?;
-    if !path.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint not found")));
-    }
     let tensors = candle_core::safetensors::load(path, device)
         .map_err(|e| Error::Train(format!("{}: not a readable checkpoint: {e}", path.display())))?;
     let mut net = Net::new(preset, device, None, 0)?;
