@@ -24,7 +24,7 @@ use voxmask::model::Model;
 use voxmask::stream::worker::{Recorder, Worker};
 use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
 
-use super::{Failure, MaskArg, RuntimeArgs, fail};
+use super::{Failure, RuntimeArgs, fail};
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_MODEL: u8 = 3;
@@ -75,8 +75,8 @@ pub struct LiveArgs {
     #[command(flatten)]
     runtime: RuntimeArgs,
     /// Mask rule (default: the model's).
-    #[arg(long, value_enum)]
-    mask: Option<MaskArg>,
+    #[arg(long, value_parser = MaskRule::NAMES)]
+    mask: Option<String>,
     /// Threshold for --mask paper (default: the model's).
     #[arg(long)]
     threshold: Option<f32>,
@@ -216,16 +216,8 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         .map_err(fail(EXIT_MODEL))?;
     let backend = model.backend().clone();
     let contract = model.contract().clone();
-    let threshold = args.threshold.unwrap_or(contract.threshold);
-    let rule = match args.mask {
-        Some(MaskArg::Binary) => MaskRule::Binary,
-        Some(MaskArg::Paper) => MaskRule::Paper { threshold },
-        Some(MaskArg::Soft) => MaskRule::Soft,
-        None => match contract.mask_rule {
-            MaskRule::Paper { .. } if args.threshold.is_some() => MaskRule::Paper { threshold },
-            r => r,
-        },
-    };
+    let rule = MaskRule::choose(args.mask.as_deref(), args.threshold, contract.mask_rule, contract.threshold)
+        .unwrap_or(contract.mask_rule);
 
     let dev = |e: voxmask::Error| Failure { error: e.into(), code: EXIT_DEVICE };
     let host = device::open_host(args.host.as_deref()).map_err(dev)?;

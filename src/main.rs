@@ -95,8 +95,8 @@ struct SeparateArgs {
     #[command(flatten)]
     runtime: RuntimeArgs,
     /// Mask rule (default: the model's).
-    #[arg(long, value_enum)]
-    mask: Option<MaskArg>,
+    #[arg(long, value_parser = MaskRule::NAMES)]
+    mask: Option<String>,
     /// Threshold for --mask paper (default: the model's).
     #[arg(long)]
     threshold: Option<f32>,
@@ -134,13 +134,6 @@ enum BackendArg {
 enum DeviceArg {
     Cpu,
     Cuda,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MaskArg {
-    Binary,
-    Paper,
-    Soft,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -356,11 +349,7 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     }
     let contract = models[0].contract().clone();
     let opts = SeparateOptions {
-        mask: args.mask.map(|m| match m {
-            MaskArg::Binary => MaskRule::Binary,
-            MaskArg::Paper => MaskRule::Paper { threshold: args.threshold.unwrap_or(contract.threshold) },
-            MaskArg::Soft => MaskRule::Soft,
-        }),
+        mask: MaskRule::choose(args.mask.as_deref(), args.threshold, contract.mask_rule, contract.threshold),
         format: args.format.map(|f| match f {
             FormatArg::Wav16 => SampleFormat::Int16,
             FormatArg::Wav24 => SampleFormat::Int24,
@@ -369,12 +358,6 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
         overwrite: args.overwrite,
         block_frames: args.block_frames,
         stem_name: None,
-    };
-    let opts = match (opts.mask, args.threshold) {
-        (None, Some(t)) if matches!(contract.mask_rule, MaskRule::Paper { .. }) => {
-            SeparateOptions { mask: Some(MaskRule::Paper { threshold: t }), ..opts }
-        }
-        _ => opts,
     };
     if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: 2 });

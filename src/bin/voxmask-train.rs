@@ -35,8 +35,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// Mask rule stored in the contract (default: the preset's); pick it on validation.
-        #[arg(long, value_enum)]
-        mask: Option<MaskArg>,
+        #[arg(long, value_parser = MaskRule::NAMES)]
+        mask: Option<String>,
         /// Threshold for the `paper` rule.
         #[arg(long)]
         threshold: Option<f32>,
@@ -97,13 +97,6 @@ enum PresetArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum MaskArg {
-    Binary,
-    Paper,
-    Soft,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum LossArg {
     Bce,
     BceDice,
@@ -149,16 +142,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             net.contract.threshold = t;
         }
-        let t = net.contract.threshold;
-        net.contract.mask_rule = match mask {
-            Some(MaskArg::Binary) => MaskRule::Binary,
-            Some(MaskArg::Paper) => MaskRule::Paper { threshold: t },
-            Some(MaskArg::Soft) => MaskRule::Soft,
-            None => match net.contract.mask_rule {
-                MaskRule::Paper { .. } => MaskRule::Paper { threshold: t },
-                other => other,
-            },
-        };
+        let c = &net.contract;
+        net.contract.mask_rule =
+            MaskRule::choose(mask.as_deref(), None, c.mask_rule, c.threshold).unwrap_or(c.mask_rule);
         let bytes = export_onnx(&net)?;
         if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -35,6 +35,21 @@ impl MaskRule {
         }
     }
 
+    /// The rule a user asked for, falling back to the model's: `name` (`binary`, `paper`,
+    /// `soft`) or the model's rule, with `threshold` (else the model's) for `paper`. `None` for an
+    /// unknown name.
+    pub fn choose(name: Option<&str>, threshold: Option<f32>, model_rule: MaskRule, model_threshold: f32) -> Option<Self> {
+        let threshold = threshold.unwrap_or(model_threshold);
+        match (name, model_rule) {
+            (Some(name), _) => MaskRule::parse(name, threshold),
+            (None, MaskRule::Paper { .. }) => Some(MaskRule::Paper { threshold }),
+            (None, rule) => Some(rule),
+        }
+    }
+
+    /// Names accepted by [`MaskRule::parse`] (for command-line parsers).
+    pub const NAMES: [&'static str; 3] = ["binary", "paper", "soft"];
+
     /// True when the two masks sum to one in every bin, so that the accompaniment is exactly the
     /// input minus the vocals and need not be synthesised on its own.
     pub fn is_complementary(&self) -> bool {
