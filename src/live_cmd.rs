@@ -391,6 +391,10 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         "xruns": shared.xruns(),
         "xruns_after_warmup": xruns_after_warmup,
         "xrun_detail": {
+            // Frames the devices asked for: zero on one side means that callback never ran
+            // (for JACK: the graph stalled before reaching this client).
+            "input_callback_frames": shared.input_frames.load(Relaxed),
+            "output_callback_frames": shared.output_frames.load(Relaxed),
             "input_overruns": shared.overruns.load(Relaxed),
             "output_underruns": shared.underruns.load(Relaxed),
             "output_underruns_after_warmup": shared.underruns_after_warmup.load(Relaxed),

@@ -255,6 +255,9 @@ fn monitor_modes_route_the_streams() {
 struct Jack {
     name: String,
     server: Child,
+    /// The server's stdout and stderr. A file, not a pipe: an unread pipe fills up and then
+    /// blocks every server thread that logs.
+    log: PathBuf,
 }
 
 impl Drop for Jack {
@@ -262,6 +265,7 @@ impl Drop for Jack {
         // SIGTERM first: a killed jackd leaves its entry in JACK's shared-memory registry, and
         // after a few of those new servers fail with "Too many servers already active".
         self.stop();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -296,8 +300,18 @@ impl Jack {
         assert!(o.status.success(), "jack_connect {from} {to}: {}", String::from_utf8_lossy(&o.stderr));
     }
 
+    /// The last lines the server printed, for failure messages.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
     /// Stops the server the way an administrator would (SIGTERM).
     fn stop(&mut self) {
+        if self.server.try_wait().ok().flatten().is_some() {
+            return;
+        }
         let _ = Command::new("kill").arg("-TERM").arg(self.server.id().to_string()).status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
@@ -324,7 +338,13 @@ fn start_jack(tag: &str) -> Option<Jack> {
         } else {
             cmd.arg("-r");
         }
-        cmd.args(["-d", "dummy", "-r", "48000", "-p", "256"]).stdout(Stdio::null()).stderr(Stdio::piped());
+        let log = std::env::temp_dir().join(format!("{name}.log"));
+        let Ok(file) = std::fs::File::create(&log) else {
+            why.push(format!("cannot create {}", log.display()));
+            break;
+        };
+        let file2 = file.try_clone().expect("duplicating the log handle");
+        cmd.args(["-d", "dummy", "-r", "48000", "-p", "256"]).stdout(file).stderr(file2);
         let server = match cmd.spawn() {
             Ok(s) => s,
             Err(e) => {
@@ -332,11 +352,11 @@ fn start_jack(tag: &str) -> Option<Jack> {
                 break;
             }
         };
-        let mut jack = Jack { name: name.clone(), server };
+        let mut jack = Jack { name: name.clone(), server, log };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(status)) = jack.server.try_wait() {
-                why.push(format!("jackd {} exited with {status}", if realtime { "-R" } else { "-r" }));
+                why.push(format!("jackd {} exited with {status}: {}", if realtime { "-R" } else { "-r" }, jack.log_tail()));
                 break;
             }
             if jack.ports().iter().any(|p| p == "system:playback_1") {
@@ -458,26 +478,55 @@ fn json_of(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("no JSON summary ({e}); stderr: {}", stderr(o)))
 }
 
-#[test]
-fn jack_session_matches_offline_separation() {
-    let _g = serial();
-    let Some(jack) = start_jack("session") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let model = conv_model(dir.path(), 22_050, 4, 1);
-    let source = dir.path().join("source.wav");
-    write_wav(&source, 48_000, &stereo_signal(48_000, 3.0), 32);
-    let player = spawn_player(&jack, &source);
-    let record = dir.path().join("take");
-    let child = live_command(&jack, &model, &record, 12.0).spawn().unwrap();
+/// One `voxmask live` session of `seconds` on a fresh server, fed by the player.
+struct Session {
+    jack: Jack,
+    out: std::process::Output,
+    summary: serde_json::Value,
+}
+
+fn run_session(tag: &str, model: &Path, source: &Path, record: &Path, seconds: f64) -> Option<Session> {
+    let jack = start_jack(tag)?;
+    let player = spawn_player(&jack, source);
+    let child = live_command(&jack, model, record, seconds).spawn().unwrap();
     patch(&jack, child.id(), player.id());
     let out = wait_with_timeout(child, Duration::from_secs(90));
     kill(player);
     let summary = json_of(&out);
+    Some(Session { jack, out, summary })
+}
+
+#[test]
+fn jack_session_matches_offline_separation() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 4, 1);
+    let source = dir.path().join("source.wav");
+    write_wav(&source, 48_000, &stereo_signal(48_000, 3.0), 32);
+    let mut record = dir.path().join("take");
+    let Some(mut session) = run_session("session", &model, &source, &record, 12.0) else { return };
+    // A JACK graph that never reaches voxmask's input client (the server ran the output client
+    // but not the input one, downstream of the player) is a stalled server, not a voxmask fault:
+    // it was seen once on a CI machine. Say so loudly and try once more on a new server; the
+    // second session must pass every check.
+    if session.summary["xrun_detail"]["input_callback_frames"] == 0 {
+        eprintln!(
+            "\n*** the JACK server never ran voxmask's input client; retrying on a new server\n\
+             *** summary: {:#}\n*** voxmask stderr: {}\n*** jackd log:\n{}\n",
+            session.summary,
+            stderr(&session.out),
+            session.jack.log_tail()
+        );
+        record = dir.path().join("take2");
+        session = run_session("session2", &model, &source, &record, 12.0).expect("the JACK server started once");
+    }
+    let Session { jack, out, summary } = session;
     eprintln!("voxmask live summary: {summary:#}");
-    assert!(out.status.success(), "voxmask live failed ({:?}): {}\n{summary:#}", out.status, stderr(&out));
-    assert_eq!(summary["xruns_after_warmup"], 0, "xruns after the warm-up: {summary:#}");
-    assert_eq!(summary["xrun_detail"]["engine_starved_frames"], 0, "{summary:#}");
-    assert!(summary["blocks"].as_u64().unwrap() > 0, "{summary:#}");
+    let context = || format!("{summary:#}\nvoxmask stderr: {}\njackd log:\n{}", stderr(&out), jack.log_tail());
+    assert!(out.status.success(), "voxmask live failed ({:?}): {}", out.status, context());
+    assert_eq!(summary["xruns_after_warmup"], 0, "xruns after the warm-up: {}", context());
+    assert_eq!(summary["xrun_detail"]["engine_starved_frames"], 0, "{}", context());
+    assert!(summary["blocks"].as_u64().unwrap() > 0, "{}", context());
     let latency = summary["latency_samples"].as_u64().unwrap() as usize;
 
     let (spec, input) = read_wav(&record.join("input.wav"));
