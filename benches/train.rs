@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
                     Preset::Default => net.forward(&x, true).unwrap(),
                     Preset::Lin2018 => net.forward_lin2018_patches(&x, true).unwrap().reshape((cfg.batch, cfg.frames, bins)).unwrap(),
                 };
-                let l = loss(&logits, &y, LossKind::Bce(BceOptions::default())).unwrap();
+                let l = loss(&logits, &y, LossKind::Bce(BceOptions::default()), None).unwrap();
                 let grads = l.backward().unwrap();
                 opt.step(&grads, 1e-4).unwrap()
             })

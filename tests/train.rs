@@ -111,6 +111,47 @@ fn trains_checkpoints_logs_and_exports_on_a_musdb18hq_tree() {
 }
 
 #[test]
+fn init_warm_starts_and_bin_weights_change_the_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let base = dir.path().join("base");
+    let o = run(trainer().args(quick_args(&data, &base, 1)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let init = base.join("last.ckpt");
+    let with = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = quick_args(&data, &out, 1);
+        args.extend(["--init".to_string(), init.to_str().unwrap().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = run(trainer().args(args));
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    // A learning rate of zero leaves the initial weights untouched: they are the checkpoint's.
+    let frozen = with("frozen", &["--lr", "0"]);
+    assert_same_weights(&init, &frozen.join("last.ckpt"), "--init with --lr 0");
+    // The same steps from the same start, with and without bin weights, end apart.
+    let plain = with("plain", &[]);
+    let weighted = with("weighted", &["--bin-weight-power", "1"]);
+    assert_ne!(weights(&plain.join("last.ckpt")), weights(&weighted.join("last.ckpt")));
+    // Both settings travel into the exported model's provenance.
+    let model = dir.path().join("w.onnx");
+    let o = run(trainer().args(["export", weighted.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(voxmask().arg("inspect").arg("--json").arg(&model));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["metadata"]["voxmask.train.bin_weights"], "|X|^1");
+    assert!(v["metadata"]["voxmask.train.init"].as_str().unwrap().ends_with("last.ckpt"));
+    // A missing --init checkpoint is named.
+    let mut args = quick_args(&data, &dir.path().join("bad"), 1);
+    args.extend(["--init".into(), "/nonexistent/x.ckpt".into()]);
+    let o = run(trainer().args(args));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/nonexistent/x.ckpt"), "{}", stderr(&o));
+}
+
+#[test]
 fn ctrl_c_saves_and_resume_reproduces_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");
@@ -213,15 +254,22 @@ fn loss_op_matches_the_slice_kernel_value_and_gradient() {
     let n = 3 * 7 * 11;
     let logits: Vec<f32> = noise(n, 1, 6.0);
     let targets: Vec<f32> = noise(n, 2, 1.0).iter().map(|v| if *v > 0.0 { 0.98 } else { 0.02 }).collect();
-    let var = Var::from_vec(logits.clone(), (3, 7, 11), &Device::Cpu).unwrap();
-    let y = Tensor::from_vec(targets.clone(), (3, 7, 11), &Device::Cpu).unwrap();
-    let value = loss(var.as_tensor(), &y, LossKind::Bce(BceOptions::default())).unwrap();
-    let grads = value.backward().unwrap();
-    let g: Vec<f32> = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let mut expected = vec![0.0f32; n];
-    let want = bce_with_logits(&logits, &targets, None, &BceOptions::default(), Some(&mut expected)).unwrap();
-    assert!((value.to_scalar::<f32>().unwrap() as f64 - want).abs() < 1e-6);
-    assert!(g.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-9));
+    let bin_weights: Vec<f32> = noise(n, 3, 1.0).iter().map(|v| 1.0 + v.abs() * 3.0).collect();
+    for weights in [None, Some(bin_weights.as_slice())] {
+        let var = Var::from_vec(logits.clone(), (3, 7, 11), &Device::Cpu).unwrap();
+        let y = Tensor::from_vec(targets.clone(), (3, 7, 11), &Device::Cpu).unwrap();
+        let value = loss(var.as_tensor(), &y, LossKind::Bce(BceOptions::default()), weights).unwrap();
+        let grads = value.backward().unwrap();
+        let g: Vec<f32> = grads.get(&var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let mut expected = vec![0.0f32; n];
+        let want = bce_with_logits(&logits, &targets, weights, &BceOptions::default(), Some(&mut expected)).unwrap();
+        assert!((value.to_scalar::<f32>().unwrap() as f64 - want).abs() < 1e-6, "weights {}", weights.is_some());
+        assert!(g.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-9), "weights {}", weights.is_some());
+    }
+    // The weights really enter: the weighted loss differs from the plain one.
+    let plain = bce_with_logits(&logits, &targets, None, &BceOptions::default(), None).unwrap();
+    let weighted = bce_with_logits(&logits, &targets, Some(&bin_weights), &BceOptions::default(), None).unwrap();
+    assert!((plain - weighted).abs() > 1e-3);
 }
 
 #[test]

@@ -74,6 +74,13 @@ struct TrainArgs {
     /// Loss: the paper's cross-entropy, or cross-entropy plus self-adjusting Dice.
     #[arg(long, value_enum)]
     loss: Option<LossArg>,
+    /// Weight each bin's cross-entropy by |X|^P of the mixture (normalised to mean 1), so loud
+    /// bins, which dominate SDR, count more. 0 (the default) is the paper's unweighted loss.
+    #[arg(long, value_name = "P")]
+    bin_weight_power: Option<f32>,
+    /// Start from the weights of this checkpoint (same preset) instead of a random init.
+    #[arg(long, value_name = "CKPT")]
+    init: Option<PathBuf>,
     /// Use at most N training and N validation tracks (quick runs).
     #[arg(long)]
     max_tracks: Option<usize>,
@@ -210,6 +217,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             LossArg::BceDice => LossChoice::BceDice,
         };
     }
+    if let Some(p) = a.bin_weight_power {
+        if !(0.0..=4.0).contains(&p) {
+            bail!("--bin-weight-power must be within 0..=4 (got {p})");
+        }
+        cfg.bin_weight_power = p;
+    }
+    cfg.init = a.init.clone();
     cfg.max_tracks = a.max_tracks;
     cfg.valid_tracks = a.valid.clone();
     let interrupt = Arc::new(AtomicBool::new(false));

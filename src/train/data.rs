@@ -112,7 +112,11 @@ impl SpectralData {
     }
 
     /// Fills `features` and `targets` (`batch × frames × bins`) with one augmented batch drawn
-    /// from `rng`; `smoothing` is the IBM label smoothing.
+    /// from `rng`; `smoothing` is the IBM label smoothing. With `weight_power` p > 0, `weights`
+    /// gets one loss weight per bin, |X|^p of the mixture normalised to mean 1 over the batch:
+    /// SDR is an energy measure, so a wrong decision on a loud bin costs far more than on a bin
+    /// near silence, and unweighted cross-entropy spends the model on the many quiet bins.
+    /// With p = 0 `weights` is left empty.
     pub fn batch(
         &self,
         contract: &Contract,
@@ -121,12 +125,18 @@ impl SpectralData {
         batch: usize,
         frames: usize,
         smoothing: f32,
+        weight_power: f32,
         features: &mut Vec<f32>,
         targets: &mut Vec<f32>,
+        weights: &mut Vec<f32>,
     ) -> Result<()> {
         let bins = self.bins;
         features.resize(batch * frames * bins, 0.0);
         targets.resize(batch * frames * bins, 0.0);
+        weights.clear();
+        if weight_power > 0.0 {
+            weights.resize(batch * frames * bins, 0.0);
+        }
         let mut mix = vec![Complex32::default(); bins];
         let (mut vm, mut am) = (vec![0.0f32; bins], vec![0.0f32; bins]);
         for b in 0..batch {
@@ -151,6 +161,20 @@ impl SpectralData {
                 let row = (b * frames + f) * bins;
                 contract.feature.compute_into(&mix, &mut features[row..row + bins]);
                 ibm_targets(&vm, &am, smoothing, &mut targets[row..row + bins])?;
+                if weight_power > 0.0 {
+                    for (w, x) in weights[row..row + bins].iter_mut().zip(&mix) {
+                        *w = x.norm().powf(weight_power);
+                    }
+                }
+            }
+        }
+        if !weights.is_empty() {
+            let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
+            if mean > 0.0 && mean.is_finite() {
+                let scale = (1.0 / mean) as f32;
+                weights.iter_mut().for_each(|w| *w *= scale);
+            } else {
+                weights.fill(1.0);
             }
         }
         Ok(())

@@ -18,12 +18,14 @@ pub enum LossKind {
 /// A loss op over (logits, targets) of the same shape, returning a scalar.
 pub struct LossOp {
     kind: LossKind,
+    /// Per-bin weights (BCE only), one per logit.
+    weights: Option<Vec<f32>>,
     grad: Mutex<Option<Vec<f32>>>,
 }
 
 impl LossOp {
-    pub fn new(kind: LossKind) -> Self {
-        LossOp { kind, grad: Mutex::new(None) }
+    pub fn new(kind: LossKind, weights: Option<Vec<f32>>) -> Self {
+        LossOp { kind, weights, grad: Mutex::new(None) }
     }
 }
 
@@ -45,7 +47,7 @@ impl CustomOp2 for LossOp {
         let targets = contiguous(s2, l2)?;
         let mut grad = vec![0.0f32; logits.len()];
         let value = match &self.kind {
-            LossKind::Bce(o) => bce_with_logits(logits, targets, None, o, Some(&mut grad)),
+            LossKind::Bce(o) => bce_with_logits(logits, targets, self.weights.as_deref(), o, Some(&mut grad)),
             LossKind::Dice(o) => self_adjusting_dice(logits, targets, o, Some(&mut grad)),
         }
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
@@ -66,7 +68,8 @@ impl CustomOp2 for LossOp {
     }
 }
 
-/// Applies the loss op: `logits` and `targets` of the same shape → scalar tensor.
-pub fn loss(logits: &Tensor, targets: &Tensor, kind: LossKind) -> candle_core::Result<Tensor> {
-    logits.contiguous()?.apply_op2(&targets.contiguous()?, LossOp::new(kind))
+/// Applies the loss op: `logits` and `targets` of the same shape → scalar tensor. `weights`, one
+/// per element, weight the BCE per bin (the Dice loss ignores them).
+pub fn loss(logits: &Tensor, targets: &Tensor, kind: LossKind, weights: Option<&[f32]>) -> candle_core::Result<Tensor> {
+    logits.contiguous()?.apply_op2(&targets.contiguous()?, LossOp::new(kind, weights.map(<[f32]>::to_vec)))
 }

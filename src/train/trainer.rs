@@ -61,6 +61,12 @@ pub struct TrainConfig {
     /// Validation track names (DSD100; MUSDB18 uses the official list when empty).
     pub valid_tracks: Vec<String>,
     pub remix: f32,
+    /// Exponent p of the per-bin loss weights |X|^p (0: unweighted, the paper's loss).
+    #[serde(default)]
+    pub bin_weight_power: f32,
+    /// Checkpoint whose weights start the run (a warm start; the optimiser starts fresh).
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -86,6 +92,8 @@ impl TrainConfig {
             max_tracks: None,
             valid_tracks: Vec::new(),
             remix: 0.5,
+            bin_weight_power: 0.0,
+            init: None,
         }
     }
 }
@@ -211,6 +219,10 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     put("steps", best.map_or(state.step, |b| b.step).to_string());
     put("seed", state.config.seed.to_string());
     put("loss", format!("{:?}, label smoothing {}", state.config.loss, state.config.label_smoothing));
+    put("bin_weights", if state.config.bin_weight_power > 0.0 { format!("|X|^{}", state.config.bin_weight_power) } else { "none".into() });
+    if let Some(init) = &state.config.init {
+        put("init", init.display().to_string());
+    }
     put("augmentation", format!("remix {} , gains {:?} dB, random channel and excerpt", state.config.remix, Augment::default().gain_db));
     if let Some(b) = best {
         put("valid_sdr_vocals", format!("{:.2} dB (BSS Eval v4 median, at the model rate)", b.val_sdr_vocals));
@@ -392,9 +404,22 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     }
     let data = SpectralData::new(&contract, &train_tracks, cfg.frames)?;
     say(format!("{} training tracks, {} validation tracks", data.tracks.len(), valid_tracks.len()));
-    let net = match resumed {
-        Some(net) => net,
-        None => {
+    let net = match (resumed, &cfg.init) {
+        (Some(net), _) => net,
+        (None, Some(init)) => {
+            let (net, from, _) = load_checkpoint(init, &run.device)?;
+            if from.config.preset != cfg.preset {
+                return Err(Error::Train(format!(
+                    "{}: --init checkpoint is preset {:?}, this run is {:?}",
+                    init.display(),
+                    from.config.preset,
+                    cfg.preset
+                )));
+            }
+            say(format!("starting from the weights of {} (epoch {})", init.display(), from.epoch));
+            net
+        }
+        (None, None) => {
             let (mean, scale) = data.feature_stats(&contract);
             Net::new(preset, &run.device, Some((&mean, &scale)), cfg.seed)?
         }
@@ -436,7 +461,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     let log_lines = !run.quiet && !std::io::stderr().is_terminal();
     let first_step = state.step;
     let kind_bce = LossKind::Bce(BceOptions { label_smoothing: 0.0, ..BceOptions::default() });
-    let (mut features, mut targets) = (Vec::new(), Vec::new());
+    let (mut features, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
     while state.epoch < cfg.epochs {
         bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, cfg.epochs));
         let mut loss_sum = 0.0;
@@ -450,7 +475,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
                 return Ok(TrainOutcome::Interrupted(state));
             }
             let mut rng = step_rng(cfg.seed, state.step);
-            data.batch(&contract, &mut rng, &aug, cfg.batch, cfg.frames, cfg.label_smoothing, &mut features, &mut targets)?;
+            data.batch(&contract, &mut rng, &aug, cfg.batch, cfg.frames, cfg.label_smoothing, cfg.bin_weight_power, &mut features, &mut targets, &mut weights)?;
             let bins = contract.bins();
             let x = Tensor::from_slice(&features, (cfg.batch, cfg.frames, bins), &run.device)?;
             let y = Tensor::from_slice(&targets, (cfg.batch, cfg.frames, bins), &Device::Cpu)?;
@@ -460,10 +485,11 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             };
             // The loss kernels run on the CPU; on a GPU the logits come over for them.
             let logits_cpu = logits.to_device(&Device::Cpu)?;
-            let mut value = loss(&logits_cpu, &y, kind_bce.clone())?;
+            let bin_weights = (!weights.is_empty()).then_some(weights.as_slice());
+            let mut value = loss(&logits_cpu, &y, kind_bce.clone(), bin_weights)?;
             if cfg.loss == LossChoice::BceDice {
                 let dice = LossKind::Dice(DiceOptions::default());
-                value = (value + loss(&logits_cpu, &y, dice)?)?;
+                value = (value + loss(&logits_cpu, &y, dice, None)?)?;
             }
             let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !v.is_finite() {
