@@ -1,7 +1,7 @@
 //! Separation at the audio's own rate around the model-rate [`MaskEngine`]: resampling to the
 //! model's rate and back, queues that keep every stream aligned on the input's time axis, and
-//! the full-band split. One implementation for the offline pipeline (`crate::separate`, FFT
-//! resamplers) and the live engine (`crate::stream`, low-latency resamplers).
+//! the full-band split. One implementation, with the same resamplers, for the offline pipeline
+//! (`crate::separate`) and the live engine (`crate::stream`).
 //!
 //! Full band: with `x` the input and `low = up(down(x))` what survives the trip through the
 //! model's rate, the residual `h = x − low` is the band the model never saw. It is split with

@@ -240,7 +240,7 @@ fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-/// The offline side of [`NativePipeline`]: FFT resamplers sized for decode chunks, and writing
+/// The offline side of [`NativePipeline`]: resamplers sized for decode chunks, and writing
 /// exactly the input's length at the end.
 struct RatePipeline {
     native: NativePipeline,

@@ -3,10 +3,9 @@
 //!
 //! It runs the same computation as the offline pipeline (`crate::separate`): resample to the
 //! model's rate, [`MaskEngine`], resample the stems back, and split the band above the model's
-//! Nyquist frequency with the engine's high-band gain. The resamplers are the low-latency
-//! polyphase ones (`Resampler::new_low_latency`, ~4 ms per direction instead of the FFT engine's
-//! blocks); offline keeps the FFT ones, and the two differ only near the model's Nyquist
-//! frequency, where the band split restores the input (measured −73 dB apart, `tests/live.rs`).
+//! Nyquist frequency with the engine's high-band gain. The resamplers are the same polyphase
+//! ones as offline (`Resampler::new`, about 1.3 ms of delay per direction, no block buffering),
+//! so live and offline stems differ only by rounding.
 //! The mask engine produces output in bursts (whole hops, whole model blocks), so the engine keeps a FIFO
 //! primed with `latency_samples()` frames of silence: output frame `k` is always the stem of
 //! input frame `k − latency_samples()`, whatever the call sizes. The latency is computed from
@@ -91,9 +90,7 @@ impl LiveEngine {
         }
         let mask = MaskEngine::new(contract, rule, cfg.channels, cfg.block_frames)?;
         let (native, model_rate, ch) = (cfg.device_rate, contract.sample_rate, cfg.channels);
-        // The low-latency polyphase engine: no block buffering, ~4 ms of filter delay per direction
-        // (the FFT engine's blocks cost 50-70 ms in total at 44.1/48 kHz).
-        let mk = |from, to, chunk| Resampler::new_low_latency(from, to, ch, chunk);
+        let mk = |from, to, chunk| Resampler::new(from, to, ch, chunk);
         let model_chunk = mk(native, model_rate, cfg.max_chunk)?.max_output_frames().max(1);
         let engine_chunk = model_chunk + (cfg.block_frames + contract.lookahead_frames + 1) * contract.stft.hop;
         let rs = Resamplers::new(native, model_rate, cfg.max_chunk, engine_chunk, mk)?;
