@@ -152,6 +152,33 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
 }
 
 #[test]
+fn autoencoder_pretraining_precedes_the_supervised_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    for preset in ["default", "lin2018"] {
+        let out = dir.path().join(preset);
+        let mut args = quick_args(&data, &out, 1);
+        args.extend(["--pretrain-epochs", "2", "--preset", preset].map(String::from));
+        let o = run(trainer().args(args));
+        assert!(o.status.success(), "{preset}: {}", stderr(&o));
+        let csv = std::fs::read_to_string(out.join("log.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 3, "{preset}: {csv}");
+        assert_eq!(rows.iter().map(|r| r[9]).collect::<Vec<_>>(), ["pretrain", "pretrain", "train"], "{preset}: {csv}");
+        // Pre-training epochs report the reconstruction error and no scores; the supervised one
+        // is validated, and only it can be the best checkpoint.
+        for r in &rows[..2] {
+            assert!(r[3].parse::<f64>().unwrap().is_finite() && r[5] == "NaN", "{preset}: {csv}");
+        }
+        assert!(rows[2][5].parse::<f64>().unwrap().is_finite(), "{preset}: {csv}");
+        let best: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+        assert_eq!(best["best_epoch"], 3, "{preset}");
+        assert!(stderr(&o).contains("pre-training epoch 1 reconstruction MSE"), "{preset}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn ctrl_c_saves_and_resume_reproduces_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");

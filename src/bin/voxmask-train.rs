@@ -78,6 +78,10 @@ struct TrainArgs {
     /// bins, which dominate SDR, count more. 0 (the default) is the paper's unweighted loss.
     #[arg(long, value_name = "P")]
     bin_weight_power: Option<f32>,
+    /// Autoencoder pre-training epochs before the supervised ones (Lin et al.): the network first
+    /// learns to output the mixture features where the IBM says vocal (Mix·IBM, mean squared error).
+    #[arg(long, value_name = "N")]
+    pretrain_epochs: Option<u64>,
     /// Start from the weights of this checkpoint (same preset) instead of a random init.
     #[arg(long, value_name = "CKPT")]
     init: Option<PathBuf>,
@@ -224,6 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cfg.bin_weight_power = p;
     }
     cfg.init = a.init.clone();
+    if let Some(n) = a.pretrain_epochs {
+        cfg.pretrain_epochs = n;
+    }
     cfg.max_tracks = a.max_tracks;
     cfg.valid_tracks = a.valid.clone();
     let interrupt = Arc::new(AtomicBool::new(false));

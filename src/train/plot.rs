@@ -35,6 +35,8 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Draws `history` into `path` (two panels: losses and validation SDR per epoch).
 pub fn curves(path: &Path, history: &[EpochLog]) -> Result<()> {
+    // Pre-training epochs have another loss and no scores: only supervised epochs are drawn.
+    let history: Vec<&EpochLog> = history.iter().filter(|h| !h.pretrain).collect();
     if history.is_empty() {
         return Ok(());
     }

@@ -67,6 +67,11 @@ pub struct TrainConfig {
     /// Checkpoint whose weights start the run (a warm start; the optimiser starts fresh).
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Autoencoder pre-training epochs before the `epochs` supervised ones (Lin et al.'s optional
+    /// pre-training): the network learns to output Mix·IBM, the mixture features where the
+    /// vocals dominate, with a mean squared error, then switches to cross-entropy.
+    #[serde(default)]
+    pub pretrain_epochs: u64,
 }
 
 impl TrainConfig {
@@ -94,6 +99,7 @@ impl TrainConfig {
             remix: 0.5,
             bin_weight_power: 0.0,
             init: None,
+            pretrain_epochs: 0,
         }
     }
 }
@@ -112,6 +118,10 @@ pub struct EpochLog {
     /// MDX "new SDR" of the vocals, median over tracks.
     pub val_mdx_vocals: f64,
     pub wall_seconds: f64,
+    /// An autoencoder pre-training epoch: `train_loss` is the MSE to Mix·IBM and there are no
+    /// validation scores (NaN).
+    #[serde(default)]
+    pub pretrain: bool,
 }
 
 /// Progress of a run, saved next to each checkpoint.
@@ -219,6 +229,9 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     put("steps", best.map_or(state.step, |b| b.step).to_string());
     put("seed", state.config.seed.to_string());
     put("loss", format!("{:?}, label smoothing {}", state.config.loss, state.config.label_smoothing));
+    if state.config.pretrain_epochs > 0 {
+        put("pretrain_epochs", format!("{} (autoencoder to Mix·IBM)", state.config.pretrain_epochs));
+    }
     put("bin_weights", if state.config.bin_weight_power > 0.0 { format!("|X|^{}", state.config.bin_weight_power) } else { "none".into() });
     if let Some(init) = &state.config.init {
         put("init", init.display().to_string());
@@ -446,7 +459,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
         },
     };
     let wall_before = state.wall_seconds;
-    let total_steps = cfg.epochs * cfg.steps_per_epoch;
+    let all_epochs = cfg.pretrain_epochs + cfg.epochs;
+    let total_steps = all_epochs * cfg.steps_per_epoch;
     let bar = ProgressBar::with_draw_target(
         Some(total_steps),
         if run.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
@@ -462,8 +476,13 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     let first_step = state.step;
     let kind_bce = LossKind::Bce(BceOptions { label_smoothing: 0.0, ..BceOptions::default() });
     let (mut features, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
-    while state.epoch < cfg.epochs {
-        bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, cfg.epochs));
+    while state.epoch < all_epochs {
+        let pretrain = state.epoch < cfg.pretrain_epochs;
+        bar.set_prefix(if pretrain {
+            format!("pre-training {}/{}", state.epoch + 1, cfg.pretrain_epochs)
+        } else {
+            format!("epoch {}/{}", state.epoch + 1 - cfg.pretrain_epochs, cfg.epochs)
+        });
         let mut loss_sum = 0.0;
         let mut loss_n = 0u64;
         let epoch_end = (state.epoch + 1) * cfg.steps_per_epoch;
@@ -483,14 +502,22 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
                 Preset::Default => net.forward(&x, true)?,
                 Preset::Lin2018 => net.forward_lin2018_patches(&x, true)?.reshape((cfg.batch, cfg.frames, bins))?,
             };
-            // The loss kernels run on the CPU; on a GPU the logits come over for them.
-            let logits_cpu = logits.to_device(&Device::Cpu)?;
-            let bin_weights = (!weights.is_empty()).then_some(weights.as_slice());
-            let mut value = loss(&logits_cpu, &y, kind_bce.clone(), bin_weights)?;
-            if cfg.loss == LossChoice::BceDice {
-                let dice = LossKind::Dice(DiceOptions::default());
-                value = (value + loss(&logits_cpu, &y, dice, None)?)?;
-            }
+            let value = if pretrain {
+                // Mix·IBM in the network's own feature space (hard IBM: the smoothed target ≥ ½).
+                let masked: Vec<f32> = features.iter().zip(&targets).map(|(x, t)| if *t >= 0.5 { *x } else { 0.0 }).collect();
+                let target = Tensor::from_vec(masked, (cfg.batch, cfg.frames, bins), &run.device)?;
+                (logits - target)?.sqr()?.mean_all()?.to_device(&Device::Cpu)?
+            } else {
+                // The loss kernels run on the CPU; on a GPU the logits come over for them.
+                let logits_cpu = logits.to_device(&Device::Cpu)?;
+                let bin_weights = (!weights.is_empty()).then_some(weights.as_slice());
+                let mut value = loss(&logits_cpu, &y, kind_bce.clone(), bin_weights)?;
+                if cfg.loss == LossChoice::BceDice {
+                    let dice = LossKind::Dice(DiceOptions::default());
+                    value = (value + loss(&logits_cpu, &y, dice, None)?)?;
+                }
+                value
+            };
             let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !v.is_finite() {
                 bar.abandon();
@@ -513,7 +540,9 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
                 say(format!("step {}/{total_steps} loss {:.4} ({rate:.2} steps/s)", state.step, loss_sum / loss_n as f64));
             }
         }
-        let (val_loss, sdr_v, sdr_a, mdx_v) = validate(&net, &valid_tracks, cfg.label_smoothing)?;
+        // Pre-training epochs output magnitudes, not masks: nothing to validate yet.
+        let (val_loss, sdr_v, sdr_a, mdx_v) =
+            if pretrain { (f64::NAN, f64::NAN, f64::NAN, f64::NAN) } else { validate(&net, &valid_tracks, cfg.label_smoothing)? };
         state.epoch += 1;
         state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
         let log = EpochLog {
@@ -526,12 +555,17 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             val_sdr_accompaniment: sdr_a,
             val_mdx_vocals: mdx_v,
             wall_seconds: state.wall_seconds,
+            pretrain,
         };
         bar.suspend(|| {
-            say(format!(
-                "epoch {} loss {:.4} val loss {:.4} val SDR vocals {:.2} dB accompaniment {:.2} dB",
-                log.epoch, log.train_loss, log.val_loss, log.val_sdr_vocals, log.val_sdr_accompaniment
-            ))
+            say(if pretrain {
+                format!("pre-training epoch {} reconstruction MSE {:.4}", log.epoch, log.train_loss)
+            } else {
+                format!(
+                    "epoch {} loss {:.4} val loss {:.4} val SDR vocals {:.2} dB accompaniment {:.2} dB",
+                    log.epoch, log.train_loss, log.val_loss, log.val_sdr_vocals, log.val_sdr_accompaniment
+                )
+            })
         });
         state.history.push(log);
         let improved = sdr_v > state.best_sdr_vocals || (state.best_sdr_vocals.is_infinite() && sdr_v.is_finite());
@@ -553,11 +587,20 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
 }
 
 fn write_csv(path: &Path, history: &[EpochLog]) -> Result<()> {
-    let mut s = String::from("epoch,step,lr,train_loss,val_loss,val_sdr_vocals,val_sdr_accompaniment,val_mdx_vocals,wall_seconds\n");
+    let mut s = String::from("epoch,step,lr,train_loss,val_loss,val_sdr_vocals,val_sdr_accompaniment,val_mdx_vocals,wall_seconds,phase\n");
     for h in history {
         s.push_str(&format!(
-            "{},{},{:.6e},{:.6},{:.6},{:.4},{:.4},{:.4},{:.1}\n",
-            h.epoch, h.step, h.lr, h.train_loss, h.val_loss, h.val_sdr_vocals, h.val_sdr_accompaniment, h.val_mdx_vocals, h.wall_seconds
+            "{},{},{:.6e},{:.6},{:.6},{:.4},{:.4},{:.4},{:.1},{}\n",
+            h.epoch,
+            h.step,
+            h.lr,
+            h.train_loss,
+            h.val_loss,
+            h.val_sdr_vocals,
+            h.val_sdr_accompaniment,
+            h.val_mdx_vocals,
+            h.wall_seconds,
+            if h.pretrain { "pretrain" } else { "train" }
         ));
     }
     std::fs::write(path, s).map_err(|e| Error::io(path, e))
