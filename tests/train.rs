@@ -152,6 +152,30 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
 }
 
 #[test]
+fn dropout_is_seeded_and_changes_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = quick_args(&data, &out, 1);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = run(trainer().args(args));
+        assert!(o.status.success(), "{}", stderr(&o));
+        weights(&out.join("last.ckpt"))
+    };
+    let a = train("a", &["--dropout", "0.3"]);
+    let b = train("b", &["--dropout", "0.3"]);
+    let plain = train("plain", &[]);
+    // The masks come from the step's seeded RNG: the same seed gives the same weights ...
+    assert_eq!(a, b, "dropout runs with one seed differ");
+    // ... and the dropout really acts.
+    assert_ne!(a, plain, "--dropout changed nothing");
+    let o = run(trainer().args(quick_args(&data, &dir.path().join("bad"), 1)).args(["--dropout", "0.95"]));
+    assert!(!o.status.success() && stderr(&o).contains("--dropout"), "{}", stderr(&o));
+}
+
+#[test]
 fn autoencoder_pretraining_precedes_the_supervised_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");

@@ -82,6 +82,9 @@ struct TrainArgs {
     /// learns to output the mixture features where the IBM says vocal (Mix·IBM, mean squared error).
     #[arg(long, value_name = "N")]
     pretrain_epochs: Option<u64>,
+    /// Dropout of the default network in training, on its input and after every layer (0..0.9).
+    #[arg(long, value_name = "P")]
+    dropout: Option<f32>,
     /// Start from the weights of this checkpoint (same preset) instead of a random init.
     #[arg(long, value_name = "CKPT")]
     init: Option<PathBuf>,
@@ -228,6 +231,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cfg.bin_weight_power = p;
     }
     cfg.init = a.init.clone();
+    if let Some(p) = a.dropout {
+        if !(0.0..0.9).contains(&p) {
+            bail!("--dropout must be within 0..0.9 (got {p})");
+        }
+        cfg.dropout = p;
+    }
     if let Some(n) = a.pretrain_epochs {
         cfg.pretrain_epochs = n;
     }

@@ -72,6 +72,9 @@ pub struct TrainConfig {
     /// vocals dominate, with a mean squared error, then switches to cross-entropy.
     #[serde(default)]
     pub pretrain_epochs: u64,
+    /// Dropout of the default network in training (input features and every temporal layer).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 impl TrainConfig {
@@ -100,6 +103,7 @@ impl TrainConfig {
             bin_weight_power: 0.0,
             init: None,
             pretrain_epochs: 0,
+            dropout: 0.0,
         }
     }
 }
@@ -231,6 +235,9 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     put("loss", format!("{:?}, label smoothing {}", state.config.loss, state.config.label_smoothing));
     if state.config.pretrain_epochs > 0 {
         put("pretrain_epochs", format!("{} (autoencoder to Mix·IBM)", state.config.pretrain_epochs));
+    }
+    if state.config.dropout > 0.0 {
+        put("dropout", state.config.dropout.to_string());
     }
     put("bin_weights", if state.config.bin_weight_power > 0.0 { format!("|X|^{}", state.config.bin_weight_power) } else { "none".into() });
     if let Some(init) = &state.config.init {
@@ -499,7 +506,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             let x = Tensor::from_slice(&features, (cfg.batch, cfg.frames, bins), &run.device)?;
             let y = Tensor::from_slice(&targets, (cfg.batch, cfg.frames, bins), &Device::Cpu)?;
             let logits = match preset {
-                Preset::Default => net.forward(&x, true)?,
+                Preset::Default => net.forward_dropout(&x, cfg.dropout, &mut rng)?,
                 Preset::Lin2018 => net.forward_lin2018_patches(&x, true)?.reshape((cfg.batch, cfg.frames, bins))?,
             };
             let value = if pretrain {
