@@ -633,7 +633,9 @@ impl DirectEngine {
         let dw = 2.0 * std::f64::consts::PI * (stop - pass) / fine;
         let n = ((DIRECT_ATTEN_DB - 7.95) / (2.285 * dw)).ceil() as u64;
         let c = n.div_ceil(2);
-        let taps = (2 * c / l + 1) as usize;
+        // Rounded up to whole SIMD lanes: the extra (oldest) taps are zero, and `dot` then needs no
+        // remainder loop.
+        let taps = ((2 * c / l + 1) as usize).next_multiple_of(8);
         if taps.checked_mul(l as usize)? > DIRECT_MAX_COEFS {
             return None;
         }
@@ -716,13 +718,22 @@ impl DirectEngine {
             let end = self.outputs_after(self.n_in);
             let count = ((end - self.k_next) as usize).min(limit - emitted);
             let taps = self.taps;
+            // Output k reads inputs up to i_max = (k M + c) / L with phase r = (k M + c) mod L;
+            // both advance by M / L and M mod L per output (no division in the loop).
+            let s = self.k_next * self.m + self.c;
+            let (mut i_max, mut r) = ((s / self.l) as i64, (s % self.l) as usize);
+            let (step_i, step_r, l) = ((self.m / self.l) as i64, (self.m % self.l) as usize, self.l as usize);
             for o in 0..count {
-                let s = (self.k_next + o as u64) * self.m + self.c;
-                let (i_max, r) = ((s / self.l) as i64, (s % self.l) as usize);
                 let start = (i_max - taps as i64 + 1 - self.hist_start) as usize;
                 let coefs = &self.coefs[r * taps..(r + 1) * taps];
                 for (h, out) in self.hist.iter().zip(self.out.iter_mut()) {
                     out[o] = dot(coefs, &h[start..start + taps]);
+                }
+                i_max += step_i;
+                r += step_r;
+                if r >= l {
+                    r -= l;
+                    i_max += 1;
                 }
             }
             if count > 0 {
