@@ -10,6 +10,11 @@
 //! the band it gives up (8.3–11 kHz at 22.05 kHz) is restored by the full-band split
 //! (`crate::native`), which passes everything the trip through the model's rate removed.
 //!
+//! Why not rubato for this too: its synchronous FFT resampler buffers whole blocks (a block and a
+//! half of delay, 50–70 ms for the live round trip), and its asynchronous sinc resampler works in
+//! fixed-size chunks and interpolates between points of an oversampled sinc table, so it neither
+//! starts an output as soon as its inputs exist nor hits the exact rational phases.
+//!
 //! Rate pairs whose polyphase table would be too large (a huge common multiple, e.g. from a
 //! corrupt header) fall back to rubato's synchronous FFT resampler (`rubato::Fft`, Blackman-Harris²
 //! windowed sinc, flat to 95% of the lower Nyquist frequency, a block and a half of delay).
