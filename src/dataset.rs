@@ -323,7 +323,7 @@ pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
     for s in [&mut stems.mixture, &mut stems.vocals, &mut stems.accompaniment] {
         s.iter_mut().for_each(|c| c.truncate(len));
     }
-    if let Some(rate) = rate.filter(|&r| r != native) {
+    if let Some(rate) = rate {
         for s in [&mut stems.mixture, &mut stems.vocals, &mut stems.accompaniment] {
             *s = resample_all(s, native, rate)?;
         }
@@ -332,9 +332,10 @@ pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
     Ok(stems)
 }
 
-/// Resamples a whole signal (`[channel][sample]`).
+/// Brings a whole signal (`[channel][sample]`) to a model's rate exactly as separation does,
+/// band-limited even when the rates are equal ([`Resampler::band_limited`]).
 pub fn resample_all(x: &[Vec<f32>], from: u32, to: u32) -> Result<Vec<Vec<f32>>> {
-    let mut r = Resampler::new(from, to, x.len(), 1 << 14)?;
+    let mut r = Resampler::band_limited(from, to, x.len(), 1 << 14)?;
     let mut out = vec![Vec::new(); x.len()];
     let slices: Vec<&[f32]> = x.iter().map(Vec::as_slice).collect();
     r.process(&slices, &mut out)?;

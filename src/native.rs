@@ -7,7 +7,9 @@
 //! model's rate, the residual `h = x − low` is the band the model never saw. It is split with
 //! the engine's high-band gain `g` (the vocal mask of the model's top bins, per sample):
 //! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
-//! to the input. At the model's own rate nothing is resampled and `h` is zero. With complementary
+//! to the input. At the model's own rate `down` is still a band-limiting filter (the model must see
+//! the band edge it was trained with), `up` is the identity and `h` is the band above that edge.
+//! With complementary
 //! masks (soft, binary) the accompaniment is formed as the input minus the vocals, which is the
 //! same signal and saves its inverse STFT and resampler.
 
@@ -43,19 +45,14 @@ pub struct Resamplers {
 }
 
 impl Resamplers {
-    /// Builds the four resamplers with `make(from, to, max_chunk)`.
-    pub fn new(
-        native: u32,
-        model_rate: u32,
-        down_chunk: usize,
-        up_chunk: usize,
-        make: impl Fn(u32, u32, usize) -> Result<Resampler>,
-    ) -> Result<Self> {
+    /// The band-limiting resampler down to the model's rate (a filter even at equal rates, so the
+    /// model always sees the band edge it was trained with) and three back up.
+    pub fn new(native: u32, model_rate: u32, channels: usize, down_chunk: usize, up_chunk: usize) -> Result<Self> {
         Ok(Resamplers {
-            down: make(native, model_rate, down_chunk)?,
-            up_low: make(model_rate, native, up_chunk)?,
-            up_vocals: make(model_rate, native, up_chunk)?,
-            up_accomp: make(model_rate, native, up_chunk)?,
+            down: Resampler::band_limited(native, model_rate, channels, down_chunk)?,
+            up_low: Resampler::new(model_rate, native, channels, up_chunk)?,
+            up_vocals: Resampler::new(model_rate, native, channels, up_chunk)?,
+            up_accomp: Resampler::new(model_rate, native, channels, up_chunk)?,
         })
     }
 }
@@ -168,7 +165,6 @@ impl GainUpsampler {
 /// Native-rate streams around a [`MaskEngine`].
 pub struct NativePipeline {
     channels: usize,
-    passthrough: bool,
     /// The engine emits no accompaniment: it is the input minus the vocals.
     residual: bool,
     rs: Resamplers,
@@ -196,7 +192,6 @@ impl NativePipeline {
         }
         NativePipeline {
             channels,
-            passthrough: rs.down.is_passthrough(),
             residual: engine.accompaniment_is_residual(),
             model_in: queues(rs.down.max_output_frames().max(1)),
             up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16)),
@@ -216,28 +211,19 @@ impl NativePipeline {
         &self.rs
     }
 
-    /// True when the audio is at the model's rate (nothing is resampled).
-    pub fn is_passthrough(&self) -> bool {
-        self.passthrough
-    }
-
     /// Feeds input frames (one slice per channel); returns the model-rate samples produced.
     pub fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[&[f32]]) -> Result<usize> {
         let before = self.engine_out.len();
         for (q, c) in self.input.iter_mut().zip(chunk) {
             q.extend_from_slice(c);
         }
-        if self.passthrough {
-            engine.push(model, chunk, &mut self.engine_out)?;
-        } else {
-            self.model_in.iter_mut().for_each(Vec::clear);
-            self.rs.down.process(chunk, &mut self.model_in)?;
-            let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
-            with_slices(&self.model_in, |m| -> Result<()> {
-                rs.up_low.process(m, low)?;
-                engine.push(model, m, out)
-            })?;
-        }
+        self.model_in.iter_mut().for_each(Vec::clear);
+        self.rs.down.process(chunk, &mut self.model_in)?;
+        let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
+        with_slices(&self.model_in, |m| -> Result<()> {
+            rs.up_low.process(m, low)?;
+            engine.push(model, m, out)
+        })?;
         let produced = self.engine_out.len() - before;
         self.collect_engine_output()?;
         Ok(produced)
@@ -245,25 +231,21 @@ impl NativePipeline {
 
     /// Ends the input: flushes the resamplers and the engine so every input frame has its stems.
     pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
-        if !self.passthrough {
-            self.model_in.iter_mut().for_each(Vec::clear);
-            self.rs.down.finish(&mut self.model_in)?;
-            let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
-            with_slices(&self.model_in, |m| -> Result<()> {
-                rs.up_low.process(m, low)?;
-                rs.up_low.finish(low)?;
-                engine.push(model, m, out)
-            })?;
-        }
+        self.model_in.iter_mut().for_each(Vec::clear);
+        self.rs.down.finish(&mut self.model_in)?;
+        let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
+        with_slices(&self.model_in, |m| -> Result<()> {
+            rs.up_low.process(m, low)?;
+            rs.up_low.finish(low)?;
+            engine.push(model, m, out)
+        })?;
         engine.finish(model, &mut self.engine_out)?;
         self.collect_engine_output()?;
-        if !self.passthrough {
-            self.rs.up_vocals.finish(&mut self.vocals)?;
-            if !self.residual {
-                self.rs.up_accomp.finish(&mut self.accomp)?;
-            }
-            self.up_gain.finish(&mut self.gain);
+        self.rs.up_vocals.finish(&mut self.vocals)?;
+        if !self.residual {
+            self.rs.up_accomp.finish(&mut self.accomp)?;
         }
+        self.up_gain.finish(&mut self.gain);
         Ok(())
     }
 
@@ -272,12 +254,7 @@ impl NativePipeline {
         self.engine_out.drain_front(drop);
         self.skip -= drop;
         let out = &mut self.engine_out;
-        if self.passthrough {
-            for c in 0..self.channels {
-                self.vocals[c].extend_from_slice(&out.vocals[c]);
-                self.accomp[c].extend_from_slice(&out.accompaniment[c]);
-            }
-        } else if !out.is_empty() {
+        if !out.is_empty() {
             let rs = &mut self.rs;
             with_slices(&out.vocals, |v| rs.up_vocals.process(v, &mut self.vocals))?;
             if !self.residual {
@@ -292,12 +269,9 @@ impl NativePipeline {
 
     /// Frames for which every stream is available.
     pub fn ready(&self) -> usize {
-        let mut ready = self.vocals[0].len().min(self.input[0].len());
+        let mut ready = self.vocals[0].len().min(self.input[0].len()).min(self.low[0].len()).min(self.gain[0].len());
         if !self.residual {
             ready = ready.min(self.accomp[0].len());
-        }
-        if !self.passthrough {
-            ready = ready.min(self.low[0].len()).min(self.gain[0].len());
         }
         ready
     }
@@ -318,19 +292,13 @@ impl NativePipeline {
     pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
         for c in 0..self.channels {
             let start = vocals[c].len();
-            if self.passthrough {
-                vocals[c].extend_from_slice(&self.vocals[c][..n]);
-            } else {
-                for i in 0..n {
-                    let high = self.input[c][i] - self.low[c][i];
-                    vocals[c].push(self.vocals[c][i] + self.gain[c][i].clamp(0.0, 1.0) * high);
-                }
+            for i in 0..n {
+                let high = self.input[c][i] - self.low[c][i];
+                vocals[c].push(self.vocals[c][i] + self.gain[c][i].clamp(0.0, 1.0) * high);
             }
             if self.residual {
                 let v = &vocals[c][start..];
                 accompaniment[c].extend(self.input[c][..n].iter().zip(v).map(|(x, v)| x - v));
-            } else if self.passthrough {
-                accompaniment[c].extend_from_slice(&self.accomp[c][..n]);
             } else {
                 for i in 0..n {
                     let high = self.input[c][i] - self.low[c][i];

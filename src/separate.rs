@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use crate::audio::decode::{AudioInfo, AudioReader};
 use crate::audio::encode::{AudioWriter, SampleFormat};
-use crate::audio::resample::Resampler;
 use crate::dsp::MaskRule;
 use crate::engine::MaskEngine;
 use crate::native::{NativePipeline, Resamplers};
@@ -252,9 +251,7 @@ struct RatePipeline {
 impl RatePipeline {
     fn new(native: u32, model_rate: u32, engine: &MaskEngine) -> Result<Self> {
         let channels = engine.channels();
-        let rs = Resamplers::new(native, model_rate, DECODE_CHUNK_FRAMES, DECODE_CHUNK_FRAMES, |from, to, chunk| {
-            Resampler::new(from, to, channels, chunk)
-        })?;
+        let rs = Resamplers::new(native, model_rate, channels, DECODE_CHUNK_FRAMES, DECODE_CHUNK_FRAMES)?;
         Ok(RatePipeline {
             native: NativePipeline::new(rs, engine, engine.index_offset(), 0),
             out_v: vec![Vec::new(); channels],

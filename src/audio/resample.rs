@@ -149,6 +149,19 @@ impl Resampler {
         Self::build(from_rate, to_rate, channels, max_chunk_frames, true)
     }
 
+    /// The resampler in front of a model: [`new`](Self::new), except that equal rates are not
+    /// passed through but band-limited by the same polyphase filter (one phase). The model then
+    /// sees the same band edge whatever the input's rate; a model trained on band-limited data
+    /// and fed the full band at its own rate behaves very differently (its top bins are nearly
+    /// empty in training and standardised with large scales).
+    pub fn band_limited(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
+        let mut r = Self::new(from_rate, to_rate, channels, max_chunk_frames)?;
+        if from_rate == to_rate {
+            r.engine = DirectEngine::try_new(from_rate, to_rate, channels).map(Engine::Direct);
+        }
+        Ok(r)
+    }
+
     /// Like [`new`](Self::new), but always with the FFT engine (rubato), the fallback for rate
     /// pairs the polyphase engine cannot take; tests and benches reach it through here.
     pub fn new_fft(

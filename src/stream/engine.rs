@@ -90,10 +90,9 @@ impl LiveEngine {
         }
         let mask = MaskEngine::new(contract, rule, cfg.channels, cfg.block_frames)?;
         let (native, model_rate, ch) = (cfg.device_rate, contract.sample_rate, cfg.channels);
-        let mk = |from, to, chunk| Resampler::new(from, to, ch, chunk);
-        let model_chunk = mk(native, model_rate, cfg.max_chunk)?.max_output_frames().max(1);
+        let model_chunk = Resampler::band_limited(native, model_rate, ch, cfg.max_chunk)?.max_output_frames().max(1);
         let engine_chunk = model_chunk + (cfg.block_frames + contract.lookahead_frames + 1) * contract.stft.hop;
-        let rs = Resamplers::new(native, model_rate, cfg.max_chunk, engine_chunk, mk)?;
+        let rs = Resamplers::new(native, model_rate, ch, cfg.max_chunk, engine_chunk)?;
         let skip = mask.index_offset();
         let latency = Self::compute_latency(contract, &cfg, &rs.down, &rs.up_vocals, skip);
 
@@ -137,7 +136,7 @@ impl LiveEngine {
         let ready = |n: usize| {
             let m = resampler_count(down, n);
             let stems = resampler_count(up, engine_count(m));
-            if down.is_passthrough() { n.min(stems) } else { n.min(stems).min(resampler_count(up, m)) }
+            n.min(stems).min(resampler_count(up, m))
         };
         // The count functions are periodic after start-up; cover many periods of every block.
         let ratio = cfg.device_rate as f64 / contract.sample_rate as f64;

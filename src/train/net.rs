@@ -5,9 +5,9 @@
 //!   of 1-D convolutions along time: kernel 3 with dilations 1, 2, 4, 8, residual connections,
 //!   and a final per-frame projection back to one logit per bin. Every layer is causal: the
 //!   network sees the current frame and 30 past frames and no future one, which keeps the live
-//!   engine within 50 ms at any device rate (34.8 ms of STFT overlap at 22.05 kHz, plus the hop
-//!   step and the resamplers elsewhere: 49 ms at 44.1/48 kHz). A frame of look-ahead would add
-//!   11.6 ms. It costs about 1.5 MFLOP per frame.
+//!   engine within 50 ms at any device rate (34.8 ms of STFT overlap, plus the hop step and the
+//!   band-limiting filters: at most 49 ms). A frame of look-ahead would add 11.6 ms. It costs
+//!   about 1.5 MFLOP per frame.
 //! - `lin2018`: the network of Lin et al. 2018 exactly as DESIGN.md lists it: 9 × 2049 linear
 //!   magnitude patches, conv 3×12 (32) → conv 3×12 (16) → max-pool 1×12 → conv 3×12 (64) →
 //!   conv 3×12 (32) → max-pool 1×12 → flatten 4320 → dropout → FC 2048 → dropout → FC 512 →
