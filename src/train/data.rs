@@ -43,6 +43,9 @@ impl Default for Augment {
     }
 }
 
+/// Smallest per-bin feature deviation used for normalisation, as a fraction of the median bin's.
+pub const MIN_STD_FRACTION: f64 = 0.1;
+
 fn flat_stft(contract: &Contract, x: &[f32]) -> Result<Vec<Complex32>> {
     Ok(stft(contract.stft, x)?.into_iter().flatten().collect())
 }
@@ -78,6 +81,9 @@ impl SpectralData {
     }
 
     /// Mean and 1/std per bin of the features of the unaugmented mixtures (input normalisation).
+    /// Each bin's deviation is floored at `MIN_STD_FRACTION` of the median bin's: bins that are
+    /// nearly empty in training (the top of the band, above the resampler's edge) would otherwise
+    /// get scales in the hundreds and turn tiny input differences into large activations.
     pub fn feature_stats(&self, contract: &Contract) -> (Vec<f32>, Vec<f32>) {
         let bins = self.bins;
         let (mut sum, mut sq, mut n) = (vec![0.0f64; bins], vec![0.0f64; bins], 0usize);
@@ -100,14 +106,11 @@ impl SpectralData {
         }
         let n = n.max(1) as f64;
         let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-        let scale = sq
-            .iter()
-            .zip(&sum)
-            .map(|(q, s)| {
-                let var = (q / n - (s / n).powi(2)).max(1e-8);
-                (1.0 / var.sqrt()) as f32
-            })
-            .collect();
+        let std: Vec<f64> = sq.iter().zip(&sum).map(|(q, s)| (q / n - (s / n).powi(2)).max(1e-16).sqrt()).collect();
+        let mut sorted = std.clone();
+        sorted.sort_by(f64::total_cmp);
+        let floor = (sorted[sorted.len() / 2] * MIN_STD_FRACTION).max(1e-8);
+        let scale = std.iter().map(|d| (1.0 / d.max(floor)) as f32).collect();
         (mean, scale)
     }
 
