@@ -143,6 +143,24 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["metadata"]["voxmask.train.bin_weights"], "|X|^1");
     assert!(v["metadata"]["voxmask.train.init"].as_str().unwrap().ends_with("last.ckpt"));
+    // A checkpoint from before the normalisation cap (one huge scale) is capped on a warm start.
+    let mut tensors = candle_core::safetensors::load(&init, &Device::Cpu).unwrap();
+    let mut scale: Vec<f32> = tensors["norm.scale"].to_vec1().unwrap();
+    let last = scale.len() - 1;
+    scale[last] = 1e4;
+    tensors.insert("norm.scale".into(), candle_core::Tensor::from_vec(scale, last + 1, &Device::Cpu).unwrap());
+    let old = dir.path().join("old.ckpt");
+    candle_core::safetensors::save(&tensors, &old).unwrap();
+    std::fs::copy(base.join("last.json"), dir.path().join("old.json")).unwrap();
+    let out = dir.path().join("capped");
+    let mut args = quick_args(&data, &out, 1);
+    args.extend(["--init", old.to_str().unwrap(), "--lr", "0"].map(String::from));
+    let o = run(trainer().args(args));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let capped: Vec<f32> = candle_core::safetensors::load(out.join("last.ckpt"), &Device::Cpu).unwrap()["norm.scale"].to_vec1().unwrap();
+    let mut sorted = capped.clone();
+    sorted.sort_by(f32::total_cmp);
+    assert!(capped[last] <= sorted[last / 2] * 10.001, "scale {} not capped (median {})", capped[last], sorted[last / 2]);
     // A missing --init checkpoint is named.
     let mut args = quick_args(&data, &dir.path().join("bad"), 1);
     args.extend(["--init".into(), "/nonexistent/x.ckpt".into()]);

@@ -46,6 +46,18 @@ impl Default for Augment {
 /// Smallest per-bin feature deviation used for normalisation, as a fraction of the median bin's.
 pub const MIN_STD_FRACTION: f64 = 0.1;
 
+/// Caps per-bin normalisation scales (1/deviation) at the median bin's divided by
+/// [`MIN_STD_FRACTION`], i.e. floors each deviation at that fraction of the median one.
+pub fn cap_scales(scale: &mut [f32]) {
+    if scale.is_empty() {
+        return;
+    }
+    let mut sorted = scale.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let cap = sorted[sorted.len() / 2] / MIN_STD_FRACTION as f32;
+    scale.iter_mut().for_each(|v| *v = v.min(cap));
+}
+
 fn flat_stft(contract: &Contract, x: &[f32]) -> Result<Vec<Complex32>> {
     Ok(stft(contract.stft, x)?.into_iter().flatten().collect())
 }
@@ -106,11 +118,9 @@ impl SpectralData {
         }
         let n = n.max(1) as f64;
         let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-        let std: Vec<f64> = sq.iter().zip(&sum).map(|(q, s)| (q / n - (s / n).powi(2)).max(1e-16).sqrt()).collect();
-        let mut sorted = std.clone();
-        sorted.sort_by(f64::total_cmp);
-        let floor = (sorted[sorted.len() / 2] * MIN_STD_FRACTION).max(1e-8);
-        let scale = std.iter().map(|d| (1.0 / d.max(floor)) as f32).collect();
+        let mut scale: Vec<f32> =
+            sq.iter().zip(&sum).map(|(q, s)| (1.0 / (q / n - (s / n).powi(2)).max(1e-16).sqrt()) as f32).collect();
+        cap_scales(&mut scale);
         (mean, scale)
     }
 

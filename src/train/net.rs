@@ -187,6 +187,19 @@ impl Net {
             .ok_or_else(|| Error::Train(format!("missing weight `{name}`")))
     }
 
+    /// Applies [`cap_scales`](crate::train::data::cap_scales) to the default network's input
+    /// normalisation (a warm start from a checkpoint made before the cap existed).
+    pub fn cap_input_scales(&mut self) -> Result<()> {
+        if self.preset != Preset::Default {
+            return Ok(());
+        }
+        let mut scale: Vec<f32> = self.var(NORM_SCALE)?.to_vec1()?;
+        crate::train::data::cap_scales(&mut scale);
+        let bins = scale.len();
+        self.varmap.set_one(NORM_SCALE, Tensor::from_vec(scale, bins, &self.device)?)?;
+        Ok(())
+    }
+
     /// Weights the optimiser updates (everything but the input normalisation).
     pub fn trainable(&self) -> Result<Vec<(String, Var)>> {
         let data = self.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;

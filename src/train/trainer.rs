@@ -427,7 +427,9 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     let net = match (resumed, &cfg.init) {
         (Some(net), _) => net,
         (None, Some(init)) => {
-            let (net, from, _) = load_checkpoint(init, &run.device)?;
+            let (mut net, from, _) = load_checkpoint(init, &run.device)?;
+            // New runs always normalise with capped scales, warm starts included.
+            net.cap_input_scales()?;
             if from.config.preset != cfg.preset {
                 return Err(Error::Train(format!(
                     "{}: --init checkpoint is preset {:?}, this run is {:?}",
