@@ -9,9 +9,8 @@
 //! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
 //! to the input. At the model's own rate `down` is still a band-limiting filter (the model must see
 //! the band edge it was trained with), `up` is the identity and `h` is the band above that edge.
-//! With complementary
-//! masks (soft, binary) the accompaniment is formed as the input minus the vocals, which is the
-//! same signal and saves its inverse STFT and resampler.
+//! With complementary masks (soft, binary) the accompaniment is formed as the input minus the
+//! vocals, which is the same signal and saves its inverse STFT and resampler.
 
 use crate::audio::resample::Resampler;
 use crate::engine::{EngineOutput, MaskEngine};
@@ -46,14 +45,23 @@ pub struct Resamplers {
 
 impl Resamplers {
     /// The band-limiting resampler down to the model's rate (a filter even at equal rates, so the
-    /// model always sees the band edge it was trained with) and three back up.
-    pub fn new(native: u32, model_rate: u32, channels: usize, down_chunk: usize, up_chunk: usize) -> Result<Self> {
+    /// model always sees the band edge it was trained with) for chunks of up to `down_chunk`
+    /// frames, and three back up for chunks of up to [`up_chunk`](Self::up_chunk) frames: what
+    /// one down chunk yields plus `up_extra`.
+    pub fn new(native: u32, model_rate: u32, channels: usize, down_chunk: usize, up_extra: usize) -> Result<Self> {
+        let down = Resampler::band_limited(native, model_rate, channels, down_chunk)?;
+        let up_chunk = down.max_output_frames().max(1) + up_extra;
         Ok(Resamplers {
-            down: Resampler::band_limited(native, model_rate, channels, down_chunk)?,
+            down,
             up_low: Resampler::new(model_rate, native, channels, up_chunk)?,
             up_vocals: Resampler::new(model_rate, native, channels, up_chunk)?,
             up_accomp: Resampler::new(model_rate, native, channels, up_chunk)?,
         })
+    }
+
+    /// Largest chunk the up resamplers were sized for.
+    pub fn up_chunk(&self) -> usize {
+        self.up_vocals.max_chunk_frames()
     }
 }
 

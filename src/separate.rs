@@ -251,7 +251,7 @@ struct RatePipeline {
 impl RatePipeline {
     fn new(native: u32, model_rate: u32, engine: &MaskEngine) -> Result<Self> {
         let channels = engine.channels();
-        let rs = Resamplers::new(native, model_rate, channels, DECODE_CHUNK_FRAMES, DECODE_CHUNK_FRAMES)?;
+        let rs = Resamplers::new(native, model_rate, channels, DECODE_CHUNK_FRAMES, 0)?;
         Ok(RatePipeline {
             native: NativePipeline::new(rs, engine, engine.index_offset(), 0),
             out_v: vec![Vec::new(); channels],

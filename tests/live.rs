@@ -496,11 +496,18 @@ struct Session {
     summary: serde_json::Value,
 }
 
-fn run_session(tag: &str, model: &Path, source: &Path, record: &Path, seconds: f64) -> Option<Session> {
+/// A fresh server, the player, and `voxmask live --record` for `seconds`, patched together:
+/// (server, player, voxmask). `None` when no server can be started.
+fn start_session(tag: &str, model: &Path, source: &Path, record: &Path, seconds: f64) -> Option<(Jack, Child, Child)> {
     let jack = start_jack(tag)?;
     let player = spawn_player(&jack, source);
     let child = live_command(&jack, model, record, seconds).spawn().unwrap();
     patch(&jack, child.id(), player.id());
+    Some((jack, player, child))
+}
+
+fn run_session(tag: &str, model: &Path, source: &Path, record: &Path, seconds: f64) -> Option<Session> {
+    let (jack, player, child) = start_session(tag, model, source, record, seconds)?;
     let out = wait_with_timeout(child, Duration::from_secs(90));
     kill(player);
     let summary = json_of(&out);
@@ -570,11 +577,8 @@ fn jack_server_stopping_ends_the_session_cleanly() {
     let mut attempt = 0;
     let (mut jack, child, player, record) = loop {
         attempt += 1;
-        let Some(jack) = start_jack(&format!("stop{attempt}")) else { return };
-        let player = spawn_player(&jack, &source);
         let record = dir.path().join(format!("take{attempt}"));
-        let child = live_command(&jack, &model, &record, 60.0).spawn().unwrap();
-        patch(&jack, child.id(), player.id());
+        let Some((jack, player, child)) = start_session(&format!("stop{attempt}"), &model, &source, &record, 60.0) else { return };
         // Stop the server only once the session is really recording (model loading can take
         // seconds on a busy machine): the recordings are written as they go, to temporary files.
         let deadline = Instant::now() + Duration::from_secs(45);

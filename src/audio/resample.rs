@@ -215,6 +215,11 @@ impl Resampler {
         })
     }
 
+    /// The largest input chunk [`max_output_frames`](Self::max_output_frames) is sized for.
+    pub fn max_chunk_frames(&self) -> usize {
+        self.max_chunk_frames
+    }
+
     /// Input rate in Hz.
     pub fn from_rate(&self) -> u32 {
         self.from_rate

@@ -90,9 +90,10 @@ impl LiveEngine {
         }
         let mask = MaskEngine::new(contract, rule, cfg.channels, cfg.block_frames)?;
         let (native, model_rate, ch) = (cfg.device_rate, contract.sample_rate, cfg.channels);
-        let model_chunk = Resampler::band_limited(native, model_rate, ch, cfg.max_chunk)?.max_output_frames().max(1);
-        let engine_chunk = model_chunk + (cfg.block_frames + contract.lookahead_frames + 1) * contract.stft.hop;
-        let rs = Resamplers::new(native, model_rate, ch, cfg.max_chunk, engine_chunk)?;
+        // The engine's output per call: one down chunk's worth plus what a block can hold back.
+        let held_back = (cfg.block_frames + contract.lookahead_frames + 1) * contract.stft.hop;
+        let rs = Resamplers::new(native, model_rate, ch, cfg.max_chunk, held_back)?;
+        let engine_chunk = rs.up_chunk();
         let skip = mask.index_offset();
         let latency = Self::compute_latency(contract, &cfg, &rs.down, &rs.up_vocals, skip);
 
