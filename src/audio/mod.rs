@@ -1,6 +1,7 @@
-//! Audio I/O at the edges of the pipeline: streaming decoding (symphonia), resampling (rubato)
-//! and atomic WAV writing (hound). Samples are planar `f32` in [-1, 1].
+//! Audio I/O at the edges of the pipeline: streaming decoding (symphonia), resampling (a polyphase
+//! filter, rubato as the fallback) and atomic WAV writing (hound). Samples are planar `f32` in [-1, 1].
 
+mod dot;
 pub mod decode;
 #[cfg(feature = "live")]
 pub mod device;
