@@ -73,9 +73,14 @@ mod fma {
         let len = c[0].len();
         assert!(len % LANES == 0 && c.iter().chain(&x).all(|s| s.len() == len));
         let mut acc = [[_mm256_setzero_ps(); P]; S];
+        let mut cs = [_mm256_setzero_ps(); P];
+        // Plain loops, no closures: a closure would not inherit this function's target features
+        // and would stay an out-of-line call per load.
         for i in (0..len).step_by(LANES) {
-            // SAFETY: i + LANES <= len for every slice (asserted above).
-            let cs = c.map(|c| unsafe { load(c, i) });
+            for p in 0..P {
+                // SAFETY: i + LANES <= len for every slice (asserted above).
+                cs[p] = unsafe { load(c[p], i) };
+            }
             for s in 0..S {
                 // SAFETY: as above.
                 let xs = unsafe { load(x[s], i) };
@@ -84,7 +89,13 @@ mod fma {
                 }
             }
         }
-        acc.map(|row| row.map(|v| lane_sum(v)))
+        let mut out = [[0.0f32; P]; S];
+        for s in 0..S {
+            for p in 0..P {
+                out[s][p] = lane_sum(acc[s][p]);
+            }
+        }
+        out
     }
 
     /// # Safety
@@ -101,7 +112,11 @@ mod fma {
                 acc[n] = _mm256_fmadd_ps(a, b, acc[n]);
             }
         }
-        acc.map(|v| lane_sum(v))
+        let mut out = [0.0f32; N];
+        for n in 0..N {
+            out[n] = lane_sum(acc[n]);
+        }
+        out
     }
 }
 
