@@ -3,14 +3,18 @@
 //! the full-band split. One implementation, with the same resamplers, for the offline pipeline
 //! (`crate::separate`) and the live engine (`crate::stream`).
 //!
-//! Full band: with `x` the input and `low = up(down(x))` what survives the trip through the
-//! model's rate, the residual `h = x − low` is the band the model never saw. It is split with
-//! the engine's high-band gain `g` (the vocal mask of the model's top bins, per sample):
-//! vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. With a soft mask the stems still sum
-//! to the input. At the model's own rate `down` is still a band-limiting filter (the model must see
-//! the band edge it was trained with), `up` is the identity and `h` is the band above that edge.
-//! With complementary masks (soft, binary) the accompaniment is formed as the input minus the
-//! vocals, which is the same signal and saves its inverse STFT and resampler.
+//! Full band: with `x` the input, `d = down(x)` what the model sees and `up(d)` what survives the
+//! trip through the model's rate, the residual `h = x − up(d)` is the band the model never saw.
+//! It is split with the engine's high-band gain `g` (the vocal mask of the model's top bins, a
+//! smooth per-sample curve): vocals = up(V) + g·h, accompaniment = up(A) + (1 − g)·h. Because `g`
+//! changes slowly (over a hop, hundreds of samples) it commutes with the band-limited `up` to
+//! within rounding, so vocals are formed as `up(V − g·d) + g·x`: one resampler back up instead of
+//! two (`up(V)` and `up(d)`), and no queue for `up(d)`. With a constant `g` the two forms are the
+//! same signal. At the model's own rate `down` is still a band-limiting filter (the model must
+//! see the band edge it was trained with) and `h` is the band above that edge. With
+//! complementary masks (soft, binary) the accompaniment is the input minus the vocals, which is
+//! the same signal and saves its inverse STFT and resampler; otherwise it is `up(A − (1 − g)·d) +
+//! (1 − g)·x`. With a soft mask the stems always sum to the input.
 
 use crate::audio::resample::Resampler;
 use crate::engine::{EngineOutput, MaskEngine};
@@ -34,11 +38,11 @@ fn with_slices<R>(vecs: &[Vec<f32>], f: impl FnOnce(&[&[f32]]) -> R) -> R {
     }
 }
 
-/// The resamplers the pipeline needs: one down to the model's rate, three back up. (The high-band
-/// gain is a smooth curve and goes up by linear interpolation: [`GainUpsampler`].)
+/// The resamplers the pipeline needs: one down to the model's rate, two back up (the second only
+/// for masks that are not complementary). (The high-band gain is a smooth curve and goes up by
+/// linear interpolation: [`GainUpsampler`].)
 pub struct Resamplers {
     pub down: Resampler,
-    pub up_low: Resampler,
     pub up_vocals: Resampler,
     pub up_accomp: Resampler,
 }
@@ -46,14 +50,13 @@ pub struct Resamplers {
 impl Resamplers {
     /// The band-limiting resampler down to the model's rate (a filter even at equal rates, so the
     /// model always sees the band edge it was trained with) for chunks of up to `down_chunk`
-    /// frames, and three back up for chunks of up to [`up_chunk`](Self::up_chunk) frames: what
+    /// frames, and two back up for chunks of up to [`up_chunk`](Self::up_chunk) frames: what
     /// one down chunk yields plus `up_extra`.
     pub fn new(native: u32, model_rate: u32, channels: usize, down_chunk: usize, up_extra: usize) -> Result<Self> {
         let down = Resampler::band_limited(native, model_rate, channels, down_chunk)?;
         let up_chunk = down.max_output_frames().max(1) + up_extra;
         Ok(Resamplers {
             down,
-            up_low: Resampler::new(model_rate, native, channels, up_chunk)?,
             up_vocals: Resampler::new(model_rate, native, channels, up_chunk)?,
             up_accomp: Resampler::new(model_rate, native, channels, up_chunk)?,
         })
@@ -181,8 +184,14 @@ pub struct NativePipeline {
     skip: usize,
     engine_out: EngineOutput,
     model_in: Vec<Vec<f32>>,
+    /// The model's input `d` not yet matched with engine output (engine output sample `j`, after
+    /// `skip`, belongs to `d[j]`); `model_pos` counts what was matched.
+    model_queue: Vec<Vec<f32>>,
+    /// Engine output with the model's input taken out, `V − g·d` (and `A − (1 − g)·d`), before
+    /// it goes up.
+    scratch_v: Vec<Vec<f32>>,
+    scratch_a: Vec<Vec<f32>>,
     input: Vec<Vec<f32>>,
-    low: Vec<Vec<f32>>,
     vocals: Vec<Vec<f32>>,
     accomp: Vec<Vec<f32>>,
     gain: Vec<Vec<f32>>,
@@ -198,16 +207,22 @@ impl NativePipeline {
         for s in engine_out.vocals.iter_mut().chain(&mut engine_out.accompaniment).chain(&mut engine_out.high_gain) {
             s.reserve(queue_capacity + skip);
         }
+        // The model-rate queue holds what the engine has not answered yet: its latency, the
+        // samples it drops at the start, and one down chunk and one engine call's output.
+        let model_queue_cap =
+            rs.down.max_output_frames().max(1) + engine.latency_samples() + skip + rs.up_chunk();
         NativePipeline {
             channels,
             residual: engine.accompaniment_is_residual(),
             model_in: queues(rs.down.max_output_frames().max(1)),
+            model_queue: queues(model_queue_cap),
+            scratch_v: queues(rs.up_chunk()),
+            scratch_a: queues(rs.up_chunk()),
             up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16)),
             rs,
             skip,
             engine_out,
             input: queues(queue_capacity),
-            low: queues(queue_capacity),
             vocals: queues(queue_capacity),
             accomp: queues(queue_capacity),
             gain: queues(queue_capacity),
@@ -227,11 +242,11 @@ impl NativePipeline {
         }
         self.model_in.iter_mut().for_each(Vec::clear);
         self.rs.down.process(chunk, &mut self.model_in)?;
-        let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
-        with_slices(&self.model_in, |m| -> Result<()> {
-            rs.up_low.process(m, low)?;
-            engine.push(model, m, out)
-        })?;
+        for (q, m) in self.model_queue.iter_mut().zip(&self.model_in) {
+            q.extend_from_slice(m);
+        }
+        let out = &mut self.engine_out;
+        with_slices(&self.model_in, |m| engine.push(model, m, out))?;
         let produced = self.engine_out.len() - before;
         self.collect_engine_output()?;
         Ok(produced)
@@ -241,12 +256,11 @@ impl NativePipeline {
     pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
         self.model_in.iter_mut().for_each(Vec::clear);
         self.rs.down.finish(&mut self.model_in)?;
-        let (rs, low, out) = (&mut self.rs, &mut self.low, &mut self.engine_out);
-        with_slices(&self.model_in, |m| -> Result<()> {
-            rs.up_low.process(m, low)?;
-            rs.up_low.finish(low)?;
-            engine.push(model, m, out)
-        })?;
+        for (q, m) in self.model_queue.iter_mut().zip(&self.model_in) {
+            q.extend_from_slice(m);
+        }
+        let out = &mut self.engine_out;
+        with_slices(&self.model_in, |m| engine.push(model, m, out))?;
         engine.finish(model, &mut self.engine_out)?;
         self.collect_engine_output()?;
         self.rs.up_vocals.finish(&mut self.vocals)?;
@@ -261,23 +275,44 @@ impl NativePipeline {
         let drop = self.skip.min(self.engine_out.len());
         self.engine_out.drain_front(drop);
         self.skip -= drop;
-        let out = &mut self.engine_out;
-        if !out.is_empty() {
-            let rs = &mut self.rs;
-            with_slices(&out.vocals, |v| rs.up_vocals.process(v, &mut self.vocals))?;
-            if !self.residual {
-                with_slices(&out.accompaniment, |a| rs.up_accomp.process(a, &mut self.accomp))?;
+        let n = self.engine_out.len();
+        if n > 0 {
+            // Take the model's input out of the stems at the model's rate (`V − g·d`); past the
+            // end of the input (the engine's flushed tail) `d` is silence.
+            let out = &self.engine_out;
+            for c in 0..self.channels {
+                let queue = &mut self.model_queue[c];
+                let matched = n.min(queue.len());
+                let d = |i: usize| if i < matched { queue[i] } else { 0.0 };
+                let (sv, sa) = (&mut self.scratch_v[c], &mut self.scratch_a[c]);
+                sv.clear();
+                sa.clear();
+                for i in 0..n {
+                    let g = out.high_gain[c][i].clamp(0.0, 1.0);
+                    sv.push(out.vocals[c][i] - g * d(i));
+                }
+                if !self.residual {
+                    for i in 0..n {
+                        let g = out.high_gain[c][i].clamp(0.0, 1.0);
+                        sa.push(out.accompaniment[c][i] - (1.0 - g) * d(i));
+                    }
+                }
+                queue.drain(..matched);
             }
-            self.up_gain.process(&out.high_gain, &mut self.gain);
+            let rs = &mut self.rs;
+            with_slices(&self.scratch_v, |v| rs.up_vocals.process(v, &mut self.vocals))?;
+            if !self.residual {
+                with_slices(&self.scratch_a, |a| rs.up_accomp.process(a, &mut self.accomp))?;
+            }
+            self.up_gain.process(&self.engine_out.high_gain, &mut self.gain);
         }
-        let len = out.len();
-        out.drain_front(len);
+        self.engine_out.drain_front(n);
         Ok(())
     }
 
     /// Frames for which every stream is available.
     pub fn ready(&self) -> usize {
-        let mut ready = self.vocals[0].len().min(self.input[0].len()).min(self.low[0].len()).min(self.gain[0].len());
+        let mut ready = self.vocals[0].len().min(self.input[0].len()).min(self.gain[0].len());
         if !self.residual {
             ready = ready.min(self.accomp[0].len());
         }
@@ -287,7 +322,7 @@ impl NativePipeline {
     /// Pads every queue with silence to at least `n` frames (the end of a file, where a
     /// resampler's rounding may leave a stream a frame short).
     pub fn pad_to(&mut self, n: usize) {
-        for q in self.input.iter_mut().chain(&mut self.low).chain(&mut self.vocals).chain(&mut self.accomp).chain(&mut self.gain) {
+        for q in self.input.iter_mut().chain(&mut self.vocals).chain(&mut self.accomp).chain(&mut self.gain) {
             if q.len() < n {
                 q.resize(n, 0.0);
             }
@@ -299,24 +334,20 @@ impl NativePipeline {
     /// frames they belong to to `mix`.
     pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
         for c in 0..self.channels {
+            let (x, g) = (&self.input[c][..n], &self.gain[c][..n]);
             let start = vocals[c].len();
-            for i in 0..n {
-                let high = self.input[c][i] - self.low[c][i];
-                vocals[c].push(self.vocals[c][i] + self.gain[c][i].clamp(0.0, 1.0) * high);
-            }
+            vocals[c].extend(self.vocals[c][..n].iter().zip(x).zip(g).map(|((w, x), g)| w + g.clamp(0.0, 1.0) * x));
             if self.residual {
                 let v = &vocals[c][start..];
-                accompaniment[c].extend(self.input[c][..n].iter().zip(v).map(|(x, v)| x - v));
+                accompaniment[c].extend(x.iter().zip(v).map(|(x, v)| x - v));
             } else {
-                for i in 0..n {
-                    let high = self.input[c][i] - self.low[c][i];
-                    accompaniment[c].push(self.accomp[c][i] + (1.0 - self.gain[c][i].clamp(0.0, 1.0)) * high);
-                }
+                let w = &self.accomp[c][..n];
+                accompaniment[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + (1.0 - g.clamp(0.0, 1.0)) * x));
             }
             if let Some(mix) = mix.as_deref_mut() {
-                mix[c].extend_from_slice(&self.input[c][..n]);
+                mix[c].extend_from_slice(x);
             }
-            for q in [&mut self.input[c], &mut self.low[c], &mut self.vocals[c], &mut self.accomp[c], &mut self.gain[c]] {
+            for q in [&mut self.input[c], &mut self.vocals[c], &mut self.accomp[c], &mut self.gain[c]] {
                 q.drain(..n.min(q.len()));
             }
         }

@@ -154,24 +154,26 @@ struct Candidate {
     explicit: bool,
 }
 
-fn ort_candidates(ort_lib: Option<&Path>) -> Vec<Candidate> {
-    let mut out = Vec::new();
+/// The libraries to try, in order. Lazy: the Python package is only looked for (a Python start,
+/// about 0.1–0.2 s behind a pyenv shim) when no library named by the user loaded.
+fn ort_candidates(ort_lib: Option<&Path>) -> impl Iterator<Item = Candidate> {
+    let mut named = Vec::new();
     if let Some(p) = ort_lib {
-        out.push(Candidate { path: p.to_path_buf(), source: "--ort-lib", explicit: true });
+        named.push(Candidate { path: p.to_path_buf(), source: "--ort-lib", explicit: true });
     }
     for (var, source) in [(ORT_LIB_ENV, "$VOXMASK_ORT_LIB"), (ORT_DYLIB_ENV, "$ORT_DYLIB_PATH")] {
         if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            out.push(Candidate { path: PathBuf::from(v), source, explicit: true });
+            named.push(Candidate { path: PathBuf::from(v), source, explicit: true });
         }
     }
-    if let Some(dir) = python_onnxruntime_capi() {
-        if let Some(lib) = newest_library_in(&dir) {
-            out.push(Candidate { path: lib, source: "python onnxruntime package", explicit: false });
-        }
-    }
+    let python = std::iter::once_with(|| {
+        let lib = newest_library_in(&python_onnxruntime_capi()?)?;
+        Some(Candidate { path: lib, source: "python onnxruntime package", explicit: false })
+    })
+    .flatten();
     // A bare file name makes dlopen search the system library paths.
-    out.push(Candidate { path: PathBuf::from(library_file_name()), source: "system library path", explicit: false });
-    out
+    let system = Candidate { path: PathBuf::from(library_file_name()), source: "system library path", explicit: false };
+    named.into_iter().chain(python).chain(std::iter::once(system))
 }
 
 fn library_file_name() -> String {
