@@ -295,7 +295,7 @@ impl MaskEngine {
                     self.contract.output,
                     self.rule,
                     &mut self.scratch_v,
-                    &mut self.scratch_a,
+                    (!self.rule.is_complementary()).then_some(&mut self.scratch_a[..]),
                     self.top_bins,
                 );
                 ch.vocals.push_frame(&self.scratch_v, &mut self.hop_v)?;

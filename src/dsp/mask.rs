@@ -195,40 +195,49 @@ fn ln_1p8(x: f32x8) -> f32x8 {
 }
 
 /// Applies the masks derived from `model_out` (one value per bin) to `mixture`, writing the vocal
-/// and accompaniment spectra, and returns the mean vocal mask over the top `top_bins` bins (used to
-/// split the band above the model's Nyquist frequency).
+/// spectrum and, when asked for, the accompaniment's (callers that form the accompaniment as the
+/// mixture minus the vocals pass `None`), and returns the mean vocal mask over the top `top_bins`
+/// bins (used to split the band above the model's Nyquist frequency).
 pub fn apply_masks(
     mixture: &[Complex32],
     model_out: &[f32],
     output: ModelOutput,
     rule: MaskRule,
     vocals: &mut [Complex32],
-    accompaniment: &mut [Complex32],
+    mut accompaniment: Option<&mut [Complex32]>,
     top_bins: usize,
 ) -> f32 {
     let n = mixture.len();
     let top_start = n.saturating_sub(top_bins);
+    let (mixture, model_out, vocals) = (&mixture[..n], &model_out[..n], &mut vocals[..n]);
     let mut top_sum = 0.0f32;
-    let mut probs = [0.0f32; STEP];
+    let mut masks_v = [0.0f32; STEP];
+    let mut masks_a = [0.0f32; STEP];
     for start in (0..n).step_by(STEP) {
         let len = STEP.min(n - start);
-        let mut raw = [0.0f32; STEP];
-        raw[..len].copy_from_slice(&model_out[start..start + len]);
-        if len == STEP {
-            probs = output.probability8(raw);
+        let probs = if len == STEP {
+            output.probability8(model_out[start..start + STEP].try_into().unwrap())
         } else {
-            for (p, &r) in probs.iter_mut().zip(&raw[..len]) {
+            let mut p = [0.0f32; STEP];
+            for (p, &r) in p.iter_mut().zip(&model_out[start..start + len]) {
                 *p = output.probability(r);
             }
+            p
+        };
+        for j in 0..STEP {
+            (masks_v[j], masks_a[j]) = rule.masks(probs[j]);
         }
-        for j in 0..len {
-            let i = start + j;
-            let (mv, ma) = rule.masks(probs[j]);
-            vocals[i] = mixture[i] * mv;
-            accompaniment[i] = mixture[i] * ma;
-            if i >= top_start {
-                top_sum += mv;
+        let range = start..start + len;
+        for ((v, x), m) in vocals[range.clone()].iter_mut().zip(&mixture[range.clone()]).zip(&masks_v) {
+            *v = x * m;
+        }
+        if let Some(a) = accompaniment.as_deref_mut() {
+            for ((a, x), m) in a[range.clone()].iter_mut().zip(&mixture[range]).zip(&masks_a) {
+                *a = x * m;
             }
+        }
+        for j in top_start.saturating_sub(start).min(len)..len {
+            top_sum += masks_v[j];
         }
     }
     if top_bins == 0 { 0.0 } else { top_sum / (n - top_start) as f32 }

@@ -327,7 +327,7 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
         let (mut fv, mut fa) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
         for (f, x) in xs.iter().enumerate() {
             let row = (ch * frames + f) * bins;
-            apply_masks(x, &logits[row..row + bins], c.output, c.mask_rule, &mut sv, &mut sa, 1);
+            apply_masks(x, &logits[row..row + bins], c.output, c.mask_rule, &mut sv, Some(&mut sa), 1);
             fv.push(sv.clone());
             fa.push(sa.clone());
         }
