@@ -2,7 +2,7 @@
 //!
 //! Each output is one dot product of a filter phase with a window of input history. One dot
 //! product alone is bound by the latency of its multiply-add chain, so the kernels compute several
-//! outputs side by side, and when outputs share a phase or a window ([`grid`]) they load it once.
+//! outputs side by side, and when outputs share a phase or a window they load it once ([`polyphase`]).
 //! Every output is summed in exactly the same order whichever kernel computes it (eight lane sums
 //! over taps `l, l + 8, ...`, then one fixed reduction), so grouping, and therefore chunking,
 //! never changes a result. Where the CPU has AVX2 and FMA (checked once per process) the lanes use
@@ -12,27 +12,65 @@
 /// Taps are padded to a multiple of this (the extra taps are zero).
 pub const LANES: usize = 8;
 
-/// `out[s][p] = Σ_i c[p][i] · x[s][i]`: `P` filter phases against `S` input windows.
-/// All slices have the same length, a multiple of [`LANES`].
-#[inline]
-pub fn grid<const P: usize, const S: usize>(c: [&[f32]; P], x: [&[f32]; S]) -> [[f32; P]; S] {
+/// Outputs computed side by side.
+const GROUP: usize = 4;
+
+/// Where one output reads: its input window starts at `start` in the history, and its filter
+/// phase at `phase` in the coefficient table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tap {
+    pub start: usize,
+    pub phase: usize,
+}
+
+/// `out[o] = coefs[t.phase..][..taps] · hist[t.start..][..taps]` for each `t = taps_at[o]`: a run
+/// of polyphase outputs in one call, so the whole loop runs on the CPU's best kernel. Groups of
+/// four outputs that share one phase (decimation) or pair two phases on two windows
+/// (interpolation by two) load each shared slice once.
+pub fn polyphase(coefs: &[f32], taps: usize, hist: &[f32], taps_at: &[Tap], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked by `has_fma`).
-        return unsafe { fma::grid(c, x) };
+        unsafe { fma::polyphase(coefs, taps, hist, taps_at, out) };
+        return;
     }
-    grid_body(c, x)
+    polyphase_body(coefs, taps, hist, taps_at, out, grid_body, grid_body, pairs_body, pairs_body);
 }
 
-/// `out[n] = Σ_i c[n][i] · x[n][i]`: `N` unrelated dot products. Same length rules as [`grid`].
-#[inline]
-pub fn pairs<const N: usize>(c: [&[f32]; N], x: [&[f32]; N]) -> [f32; N] {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: as in `grid`.
-        return unsafe { fma::pairs(c, x) };
+/// The loop of [`polyphase`], with its kernels passed in (closures defined in a
+/// `#[target_feature]` function inherit its features, and this body is inlined into it).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn polyphase_body(
+    coefs: &[f32],
+    taps: usize,
+    hist: &[f32],
+    taps_at: &[Tap],
+    out: &mut [f32],
+    grid14: impl Fn([&[f32]; 1], [&[f32]; GROUP]) -> [[f32; 1]; GROUP],
+    grid22: impl Fn([&[f32]; 2], [&[f32]; 2]) -> [[f32; 2]; 2],
+    pairs4: impl Fn([&[f32]; GROUP], [&[f32]; GROUP]) -> [f32; GROUP],
+    pairs1: impl Fn([&[f32]; 1], [&[f32]; 1]) -> [f32; 1],
+) {
+    let coef = |t: Tap| &coefs[t.phase..t.phase + taps];
+    let win = |t: Tap| &hist[t.start..t.start + taps];
+    let n = taps_at.len().min(out.len());
+    let (groups, rest) = (taps_at[..n].chunks_exact(GROUP), &taps_at[n - n % GROUP..n]);
+    for (g, dst) in groups.zip(out.chunks_exact_mut(GROUP)) {
+        let g: [Tap; GROUP] = g.try_into().unwrap();
+        if g.iter().all(|t| t.phase == g[0].phase) {
+            let v = grid14([coef(g[0])], g.map(win));
+            dst.copy_from_slice(&v.map(|[v]| v));
+        } else if g[0].phase == g[2].phase && g[1].phase == g[3].phase && g[0].start == g[1].start && g[2].start == g[3].start {
+            let v = grid22([coef(g[0]), coef(g[1])], [win(g[0]), win(g[2])]);
+            dst.copy_from_slice(&[v[0][0], v[0][1], v[1][0], v[1][1]]);
+        } else {
+            dst.copy_from_slice(&pairs4(g.map(coef), g.map(win)));
+        }
     }
-    pairs_body(c, x)
+    for (t, o) in rest.iter().zip(&mut out[n - n % GROUP..n]) {
+        *o = pairs1([coef(*t)], [win(*t)])[0];
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -47,7 +85,27 @@ mod fma {
     //! the auto-vectorised portable body only reaches 4-lane registers).
     use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
 
-    use super::{LANES, reduce};
+    use super::{GROUP, LANES, Tap, reduce};
+
+    /// [`super::polyphase`] on AVX2 + FMA.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn polyphase(coefs: &[f32], taps: usize, hist: &[f32], taps_at: &[Tap], out: &mut [f32]) {
+        // SAFETY (all four closures): this function only runs where AVX2 and FMA exist.
+        super::polyphase_body(
+            coefs,
+            taps,
+            hist,
+            taps_at,
+            out,
+            |c, x| unsafe { grid::<1, GROUP>(c, x) },
+            |c, x| unsafe { grid::<2, 2>(c, x) },
+            |c, x| unsafe { pairs::<GROUP>(c, x) },
+            |c, x| unsafe { pairs::<1>(c, x) },
+        );
+    }
 
     /// # Safety
     /// The CPU must support AVX2 and FMA; the caller has checked the slice lengths.
@@ -173,32 +231,33 @@ mod tests {
     use super::*;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| ((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 500.0 - 1.0).collect()
+        (0..len).map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) % 1000).map(|v| v as f32 / 500.0 - 1.0).collect()
     }
 
-    /// Grouped kernels give bit-identical results to one dot product at a time, and match a
-    /// double-precision sum closely.
+    /// Every way of grouping (one shared phase, two phases on two windows, unrelated outputs, the
+    /// remainder) gives bit-identical results to computing each output alone, close to an exact sum.
     #[test]
-    fn groups_equal_single_products() {
-        let len = 64;
-        let (c0, c1) = (data(len, 1), data(len, 2));
-        let xs: Vec<Vec<f32>> = (0..4).map(|s| data(len, 10 + s)).collect();
-        let one = |c: &[f32], x: &[f32]| pairs([c], [x])[0];
-        let g = grid([&c0[..]], [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]]);
-        for s in 0..4 {
-            assert_eq!(g[s][0].to_bits(), one(&c0, &xs[s]).to_bits());
-        }
-        let g = grid([&c0[..], &c1[..]], [&xs[0][..], &xs[1][..]]);
-        for s in 0..2 {
-            assert_eq!(g[s][0].to_bits(), one(&c0, &xs[s]).to_bits());
-            assert_eq!(g[s][1].to_bits(), one(&c1, &xs[s]).to_bits());
-        }
-        let p = pairs([&c0[..], &c1[..], &c0[..], &c1[..]], [&xs[0][..], &xs[1][..], &xs[2][..], &xs[3][..]]);
-        for n in 0..4 {
-            let c = if n % 2 == 0 { &c0 } else { &c1 };
-            assert_eq!(p[n].to_bits(), one(c, &xs[n]).to_bits());
-            let exact: f64 = c.iter().zip(&xs[n]).map(|(a, b)| *a as f64 * *b as f64).sum();
-            assert!((p[n] as f64 - exact).abs() < 1e-4, "{} vs {exact}", p[n]);
+    fn grouping_never_changes_a_result() {
+        let taps = 64;
+        let coefs = data(2 * taps, 1);
+        let hist = data(taps + 40, 2);
+        let t = |start: usize, phase: usize| Tap { start, phase: phase * taps };
+        let runs: [&[Tap]; 4] = [
+            &[t(0, 0), t(2, 0), t(4, 0), t(6, 0), t(8, 0)],
+            &[t(3, 0), t(3, 1), t(4, 0), t(4, 1), t(5, 0), t(5, 1)],
+            &[t(1, 1), t(7, 0), t(2, 0), t(9, 1)],
+            &[t(11, 1), t(12, 0), t(13, 1)],
+        ];
+        for run in runs {
+            let mut grouped = vec![0.0f32; run.len()];
+            polyphase(&coefs, taps, &hist, run, &mut grouped);
+            for (tap, g) in run.iter().zip(&grouped) {
+                let mut alone = [0.0f32];
+                polyphase(&coefs, taps, &hist, &[*tap], &mut alone);
+                assert_eq!(g.to_bits(), alone[0].to_bits(), "{tap:?}");
+                let exact: f64 = (0..taps).map(|i| coefs[tap.phase + i] as f64 * hist[tap.start + i] as f64).sum();
+                assert!((*g as f64 - exact).abs() < 1e-4, "{tap:?}: {g} vs {exact}");
+            }
         }
     }
 }

@@ -640,6 +640,8 @@ struct DirectEngine {
     hist_start: i64,
     /// Output scratch for one step.
     out: Vec<Vec<f32>>,
+    /// Where each output of one step reads (shared by the channels).
+    taps_at: Vec<dot::Tap>,
     /// Inputs accepted (including the silence appended by `finish`) and the next output frame.
     n_in: u64,
     k_next: u64,
@@ -696,6 +698,7 @@ impl DirectEngine {
             hist_len: taps - 1,
             hist_start: -(taps as i64 - 1),
             out: vec![vec![0.0; out_piece]; channels],
+            taps_at: Vec::with_capacity(out_piece),
             n_in: 0,
             k_next: 0,
         })
@@ -747,48 +750,19 @@ impl DirectEngine {
             let s = self.k_next * self.m + self.c;
             let (mut i_max, mut r) = ((s / self.l) as i64, (s % self.l) as usize);
             let (step_i, step_r, l) = ((self.m / self.l) as i64, (self.m % self.l) as usize, self.l as usize);
-            // Outputs go in groups of DOT_GROUP, whose dot products run side by side; a group
-            // whose outputs share one phase (decimation) or pair two phases on two windows
-            // (2× interpolation) loads each shared slice once (`dot::grid`).
-            let coef = |p: usize| &self.coefs[p..p + taps];
-            let mut o = 0;
-            while o < count {
-                let group = (count - o).min(DOT_GROUP);
-                let mut starts = [0usize; DOT_GROUP];
-                let mut phases = [0usize; DOT_GROUP];
-                for g in 0..group {
-                    starts[g] = (i_max - taps as i64 + 1 - self.hist_start) as usize;
-                    phases[g] = r * taps;
-                    i_max += step_i;
-                    r += step_r;
-                    if r >= l {
-                        r -= l;
-                        i_max += 1;
-                    }
+            self.taps_at.clear();
+            for _ in 0..count {
+                let start = (i_max - taps as i64 + 1 - self.hist_start) as usize;
+                self.taps_at.push(dot::Tap { start, phase: r * taps });
+                i_max += step_i;
+                r += step_r;
+                if r >= l {
+                    r -= l;
+                    i_max += 1;
                 }
-                let one_phase = phases.iter().all(|&p| p == phases[0]);
-                let two_by_two = phases[0] == phases[2]
-                    && phases[1] == phases[3]
-                    && starts[0] == starts[1]
-                    && starts[2] == starts[3];
-                for (h, out) in self.hist.iter().zip(self.out.iter_mut()) {
-                    let win = |s: usize| &h[s..s + taps];
-                    let dst = &mut out[o..o + group];
-                    if group < DOT_GROUP {
-                        for (d, (&s, &p)) in dst.iter_mut().zip(starts.iter().zip(&phases)) {
-                            *d = dot::pairs([coef(p)], [win(s)])[0];
-                        }
-                    } else if one_phase {
-                        let v = dot::grid([coef(phases[0])], starts.map(win));
-                        dst.copy_from_slice(&v.map(|[v]| v));
-                    } else if two_by_two {
-                        let v = dot::grid([coef(phases[0]), coef(phases[1])], [win(starts[0]), win(starts[2])]);
-                        dst.copy_from_slice(&[v[0][0], v[0][1], v[1][0], v[1][1]]);
-                    } else {
-                        dst.copy_from_slice(&dot::pairs(phases.map(coef), starts.map(win)));
-                    }
-                }
-                o += group;
+            }
+            for (h, out) in self.hist.iter().zip(self.out.iter_mut()) {
+                dot::polyphase(&self.coefs, taps, h, &self.taps_at, &mut out[..count]);
             }
             if count > 0 {
                 sink.push(&self.out, 0, count);
@@ -818,6 +792,3 @@ impl DirectEngine {
         self.feed(None, DIRECT_PIECE, sink, limit)
     }
 }
-
-/// Outputs whose dot products [`DirectEngine`] computes together.
-const DOT_GROUP: usize = 4;
