@@ -185,7 +185,7 @@ pub struct NativePipeline {
     engine_out: EngineOutput,
     model_in: Vec<Vec<f32>>,
     /// The model's input `d` not yet matched with engine output (engine output sample `j`, after
-    /// `skip`, belongs to `d[j]`); `model_pos` counts what was matched.
+    /// `skip`, belongs to `d[j]`).
     model_queue: Vec<Vec<f32>>,
     /// Engine output with the model's input taken out, `V − g·d` (and `A − (1 − g)·d`), before
     /// it goes up.
@@ -242,11 +242,7 @@ impl NativePipeline {
         }
         self.model_in.iter_mut().for_each(Vec::clear);
         self.rs.down.process(chunk, &mut self.model_in)?;
-        for (q, m) in self.model_queue.iter_mut().zip(&self.model_in) {
-            q.extend_from_slice(m);
-        }
-        let out = &mut self.engine_out;
-        with_slices(&self.model_in, |m| engine.push(model, m, out))?;
+        self.feed_engine(model, engine)?;
         let produced = self.engine_out.len() - before;
         self.collect_engine_output()?;
         Ok(produced)
@@ -256,11 +252,7 @@ impl NativePipeline {
     pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
         self.model_in.iter_mut().for_each(Vec::clear);
         self.rs.down.finish(&mut self.model_in)?;
-        for (q, m) in self.model_queue.iter_mut().zip(&self.model_in) {
-            q.extend_from_slice(m);
-        }
-        let out = &mut self.engine_out;
-        with_slices(&self.model_in, |m| engine.push(model, m, out))?;
+        self.feed_engine(model, engine)?;
         engine.finish(model, &mut self.engine_out)?;
         self.collect_engine_output()?;
         self.rs.up_vocals.finish(&mut self.vocals)?;
@@ -269,6 +261,15 @@ impl NativePipeline {
         }
         self.up_gain.finish(&mut self.gain);
         Ok(())
+    }
+
+    /// Hands the model-rate samples in `model_in` to the engine, keeping them for the band split.
+    fn feed_engine(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
+        for (q, m) in self.model_queue.iter_mut().zip(&self.model_in) {
+            q.extend_from_slice(m);
+        }
+        let out = &mut self.engine_out;
+        with_slices(&self.model_in, |m| engine.push(model, m, out))
     }
 
     fn collect_engine_output(&mut self) -> Result<()> {

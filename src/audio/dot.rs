@@ -132,8 +132,6 @@ mod fma {
         assert!(len % LANES == 0 && c.iter().chain(&x).all(|s| s.len() == len));
         let mut acc = [[_mm256_setzero_ps(); P]; S];
         let mut cs = [_mm256_setzero_ps(); P];
-        // Plain loops, no closures: a closure would not inherit this function's target features
-        // and would stay an out-of-line call per load.
         for i in (0..len).step_by(LANES) {
             for p in 0..P {
                 // SAFETY: i + LANES <= len for every slice (asserted above).

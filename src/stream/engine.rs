@@ -134,11 +134,8 @@ impl LiveEngine {
             let emitted = if frames >= la + block { (frames - la) / block * block } else { 0 };
             (emitted * hop).saturating_sub(skip)
         };
-        let ready = |n: usize| {
-            let m = resampler_count(down, n);
-            let stems = resampler_count(up, engine_count(m));
-            n.min(stems).min(resampler_count(up, m))
-        };
+        // A frame is ready once its stems have come back up from the model's rate.
+        let ready = |n: usize| n.min(resampler_count(up, engine_count(resampler_count(down, n))));
         // The count functions are periodic after start-up; cover many periods of every block.
         let ratio = cfg.device_rate as f64 / contract.sample_rate as f64;
         let period = down.input_block_frames()
