@@ -1,6 +1,7 @@
 //! The model-rate separation engine shared by the offline pipeline and the live mode: streaming
-//! STFT per channel → features → model over a sliding window of frames → mask rule → two
-//! streaming iSTFTs. One code path; offline uses large blocks, live uses small ones.
+//! STFT per channel → features → model over a sliding window of frames → mask rule (→ the stereo
+//! Wiener filter, which couples the two channels of a frame) → streaming iSTFTs. One code path;
+//! offline uses large blocks, live uses small ones.
 //!
 //! Frames and exactness. The model sees the feature sequence of the zero-extended signal: a
 //! window of `context + block + lookahead` frames, where frames before the start of the signal
@@ -20,7 +21,7 @@
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{MaskRule, StftAnalyzer, StftSynthesizer, mask::apply_masks};
+use crate::dsp::{MaskRule, StereoWiener, StftAnalyzer, StftSynthesizer, mask::apply_masks};
 use crate::model::{Contract, Model};
 use crate::{Error, Result};
 
@@ -119,9 +120,14 @@ pub struct MaskEngine {
     model_out: Vec<f32>,
     /// Frames stored after the context part of the window.
     filled: usize,
+    /// The stereo Wiener filter, when the rule asks for it and the input has two channels.
+    wiener: Option<StereoWiener>,
     scratch_spec: Vec<Complex32>,
+    /// One frame's vocal spectrum per channel (`[channels, bins]`).
     scratch_v: Vec<Complex32>,
     scratch_a: Vec<Complex32>,
+    /// One frame's high-band vocal gain per channel.
+    scratch_g: Vec<f32>,
     hop_v: Vec<f32>,
     hop_a: Vec<f32>,
     hop_g: Vec<f32>,
@@ -163,9 +169,12 @@ impl MaskEngine {
             features: vec![0.0; n],
             model_out: vec![0.0; n],
             filled: 0,
+            wiener: (rule == MaskRule::Wiener && channels.len() == 2)
+                .then(|| StereoWiener::new(bins, cfg.hop, contract.sample_rate)),
             scratch_spec: vec![Complex32::default(); bins],
-            scratch_v: vec![Complex32::default(); bins],
+            scratch_v: vec![Complex32::default(); channels.len() * bins],
             scratch_a: vec![Complex32::default(); bins],
+            scratch_g: vec![0.0; channels.len()],
             hop_v: vec![0.0; cfg.hop],
             hop_a: vec![0.0; cfg.hop],
             hop_g: vec![0.0; cfg.hop],
@@ -286,29 +295,40 @@ impl MaskEngine {
                 model.path().display()
             )));
         }
-        for (c, ch) in self.channels.iter_mut().enumerate() {
-            for f in 0..ready {
+        for f in 0..ready {
+            for (c, ch) in self.channels.iter_mut().enumerate() {
                 let row = (c * wf + ctx + f) * bins;
-                let g = apply_masks(
+                self.scratch_g[c] = apply_masks(
                     &ch.spectra[f * bins..(f + 1) * bins],
                     &self.model_out[row..row + bins],
                     self.contract.output,
                     self.rule,
-                    &mut self.scratch_v,
+                    &mut self.scratch_v[c * bins..(c + 1) * bins],
                     (!self.rule.is_complementary()).then_some(&mut self.scratch_a[..]),
                     self.top_bins,
                 );
-                ch.vocals.push_frame(&self.scratch_v, &mut self.hop_v)?;
-                // With complementary masks the accompaniment is the input minus the vocals
-                // (`NativePipeline` forms it), which saves an inverse FFT per frame.
+                // The paper's rule is not complementary: its accompaniment is synthesised here.
                 if !self.rule.is_complementary() {
                     ch.accompaniment.push_frame(&self.scratch_a, &mut self.hop_a)?;
                     out.accompaniment[c].extend_from_slice(&self.hop_a);
                 }
-                ch.gain.push(g, &mut self.hop_g);
+            }
+            if let Some(wiener) = &mut self.wiener {
+                let frame = f * bins..(f + 1) * bins;
+                let (v1, v2) = self.scratch_v.split_at_mut(bins);
+                let (x1, x2) = (&self.channels[0].spectra[frame.clone()], &self.channels[1].spectra[frame]);
+                wiener.refine([x1, x2], [v1, v2]);
+            }
+            // With complementary masks the accompaniment is the input minus the vocals
+            // (`NativePipeline` forms it), which saves an inverse FFT per frame.
+            for (c, ch) in self.channels.iter_mut().enumerate() {
+                ch.vocals.push_frame(&self.scratch_v[c * bins..(c + 1) * bins], &mut self.hop_v)?;
+                ch.gain.push(self.scratch_g[c], &mut self.hop_g);
                 out.vocals[c].extend_from_slice(&self.hop_v);
                 out.high_gain[c].extend_from_slice(&self.hop_g);
             }
+        }
+        for (c, ch) in self.channels.iter_mut().enumerate() {
             // Slide: the last `ctx` frames up to the block end become the next context.
             let row0 = c * wf * bins;
             self.features.copy_within(row0 + ready * bins..row0 + (ctx + self.filled) * bins, row0);

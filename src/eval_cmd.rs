@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use voxmask::audio::decode::read_all;
 use voxmask::dataset::{Split, Track, list_tracks_lenient, load_stems, missing_files};
-use voxmask::dsp::{StftConfig, WindowKind};
+use voxmask::dsp::{MaskRule, StftConfig, WindowKind};
 use voxmask::eval::run::{Oracle, TARGETS, TrackScores, aggregate, length_tolerance, oracle_estimates, scale_stft, score_track};
 use voxmask::eval::{BssConfig, BssEval};
 use voxmask::model::{Model, ModelInfo};
@@ -48,6 +48,12 @@ pub struct EvalArgs {
     oracle: Option<OracleArg>,
     #[command(flatten)]
     runtime: RuntimeArgs,
+    /// Mask rule for the model's separations (default: the model's), as in `voxmask separate`.
+    #[arg(long, value_parser = MaskRule::NAMES, conflicts_with = "oracle")]
+    mask: Option<String>,
+    /// Threshold for --mask paper (default: the model's).
+    #[arg(long)]
+    threshold: Option<f32>,
     /// Only tracks whose name contains NAME (repeatable).
     #[arg(long = "track", value_name = "NAME")]
     tracks: Vec<String>,
@@ -282,7 +288,13 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     }
     if let Some(path) = &args.json {
         let mode_json = match &mode {
-            Mode::Model(p) => json!({"kind": "model", "model": p}),
+            Mode::Model(p) => {
+                let rule = ModelInfo::read(p).ok().and_then(|(info, _)| {
+                    let c = info.contract;
+                    MaskRule::choose(args.mask.as_deref(), args.threshold, c.mask_rule, c.threshold)
+                });
+                json!({"kind": "model", "model": p, "mask": rule.map(|r| r.name())})
+            }
             Mode::Oracle(o, stft) => json!({"kind": "oracle", "oracle": o.name(),
                 "stft": stft.map(|(c, rate)| json!({"n_fft": c.n_fft, "win_length": c.win_length, "hop": c.hop,
                     "window": c.window.name(), "designed_for_rate": rate}))
@@ -356,7 +368,10 @@ fn evaluate_item(
             let rate = stems.sample_rate;
             let ests = match (mode, model) {
                 (Mode::Model(_), Some(model)) => {
-                    let (v, a) = separate_planar(model, &stems.mixture, rate, &SeparateOptions::default())
+                    let c = model.contract();
+                    let mask = MaskRule::choose(args.mask.as_deref(), args.threshold, c.mask_rule, c.threshold);
+                    let opts = SeparateOptions { mask, ..SeparateOptions::default() };
+                    let (v, a) = separate_planar(model, &stems.mixture, rate, &opts)
                         .context("separating the mixture")?;
                     [v, a]
                 }

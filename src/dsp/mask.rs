@@ -17,15 +17,20 @@ pub enum MaskRule {
     Paper { threshold: f32 },
     /// The probabilities themselves; the two stems sum back to the mixture.
     Soft,
+    /// The soft mask, refined on stereo input by a multichannel Wiener filter that also uses
+    /// where each source sits in the stereo image ([`super::spatial`]); the soft mask itself on
+    /// mono or more than two channels. The two stems sum back to the mixture.
+    Wiener,
 }
 
 impl MaskRule {
-    /// Parses a rule name (`binary`, `paper`, `soft`); `paper` takes `threshold`.
+    /// Parses a rule name (`binary`, `paper`, `soft`, `wiener`); `paper` takes `threshold`.
     pub fn parse(name: &str, threshold: f32) -> Option<Self> {
         match name {
             "binary" => Some(MaskRule::Binary),
             "paper" => Some(MaskRule::Paper { threshold }),
             "soft" => Some(MaskRule::Soft),
+            "wiener" => Some(MaskRule::Wiener),
             _ => None,
         }
     }
@@ -36,6 +41,7 @@ impl MaskRule {
             MaskRule::Binary => "binary",
             MaskRule::Paper { .. } => "paper",
             MaskRule::Soft => "soft",
+            MaskRule::Wiener => "wiener",
         }
     }
 
@@ -52,12 +58,12 @@ impl MaskRule {
     }
 
     /// Names accepted by [`MaskRule::parse`] (for command-line parsers).
-    pub const NAMES: [&'static str; 3] = ["binary", "paper", "soft"];
+    pub const NAMES: [&'static str; 4] = ["binary", "paper", "soft", "wiener"];
 
     /// True when the two masks sum to one in every bin, so that the accompaniment is exactly the
     /// input minus the vocals and need not be synthesised on its own.
     pub fn is_complementary(&self) -> bool {
-        matches!(self, MaskRule::Binary | MaskRule::Soft)
+        matches!(self, MaskRule::Binary | MaskRule::Soft | MaskRule::Wiener)
     }
 
     /// Vocal and accompaniment mask values for one bin with P(vocal) = `p`.
@@ -75,7 +81,8 @@ impl MaskRule {
                 let q = 1.0 - p;
                 (if p >= threshold { p } else { 0.0 }, if q >= threshold { q } else { 0.0 })
             }
-            MaskRule::Soft => (p, 1.0 - p),
+            // The Wiener filter starts from the soft mask; `MaskEngine` refines it on stereo.
+            MaskRule::Soft | MaskRule::Wiener => (p, 1.0 - p),
         }
     }
 }

@@ -109,7 +109,7 @@ impl Contract {
             .ok_or_else(|| format!("`{}` = {threshold_text:?} is not a number in [0, 1]", keys::THRESHOLD))?;
         let rule_name = get(keys::MASK_RULE)?;
         let mask_rule = MaskRule::parse(rule_name, threshold).ok_or_else(|| {
-            format!("`{}` = {rule_name:?} is not supported (known: binary, paper, soft)", keys::MASK_RULE)
+            format!("`{}` = {rule_name:?} is not supported (known: {})", keys::MASK_RULE, MaskRule::NAMES.join(", "))
         })?;
         let known = [
             keys::CONTRACT,

@@ -60,7 +60,7 @@ impl Preset {
                 lookahead_frames: TCN_LAYERS.iter().map(|l| l.future).sum(),
                 feature: Feature::Log1pMagnitude,
                 output: ModelOutput::Logit,
-                mask_rule: MaskRule::Soft,
+                mask_rule: MaskRule::Wiener,
                 threshold: 0.5,
                 arch: format!("tcn-{TCN_HIDDEN}x{}", TCN_LAYERS.len()),
                 extra: Default::default(),

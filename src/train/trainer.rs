@@ -16,6 +16,7 @@ use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::mask::apply_masks;
+use crate::dsp::{MaskRule, StereoWiener};
 use crate::dsp::stft::{istft, stft};
 use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
@@ -320,19 +321,36 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
     }
     let logits = forward_long(net, &features, channels, frames)?;
     let loss = bce_with_logits(&logits, &targets, None, &BceOptions::default(), None)?;
+    // Masks as `voxmask separate` applies them, the stereo Wiener filter included.
+    let mut wiener = (c.mask_rule == MaskRule::Wiener && channels == 2)
+        .then(|| StereoWiener::new(bins, c.stft.hop, c.sample_rate));
+    let (mut fv, mut fa) = (vec![Vec::with_capacity(frames); channels], vec![Vec::with_capacity(frames); channels]);
+    let (mut sv, mut sa) = (vec![vec![Complex32::default(); bins]; channels], vec![Complex32::default(); bins]);
+    for f in 0..frames {
+        for (ch, xs) in spectra.iter().enumerate() {
+            let row = (ch * frames + f) * bins;
+            apply_masks(&xs[f], &logits[row..row + bins], c.output, c.mask_rule, &mut sv[ch], Some(&mut sa), 1);
+            fa[ch].push(sa.clone());
+        }
+        if let Some(w) = &mut wiener {
+            let [v1, v2] = &mut sv[..] else { unreachable!("two channels") };
+            w.refine([&spectra[0][f], &spectra[1][f]], [v1, v2]);
+            for ch in 0..2 {
+                let a = fa[ch].last_mut().unwrap();
+                for ((a, x), v) in a.iter_mut().zip(&spectra[ch][f]).zip(&sv[ch]) {
+                    *a = x - v;
+                }
+            }
+        }
+        for ch in 0..channels {
+            fv[ch].push(sv[ch].clone());
+        }
+    }
     let mut est_v = Vec::new();
     let mut est_a = Vec::new();
-    let (mut sv, mut sa) = (vec![Complex32::default(); bins], vec![Complex32::default(); bins]);
-    for (ch, xs) in spectra.iter().enumerate() {
-        let (mut fv, mut fa) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
-        for (f, x) in xs.iter().enumerate() {
-            let row = (ch * frames + f) * bins;
-            apply_masks(x, &logits[row..row + bins], c.output, c.mask_rule, &mut sv, Some(&mut sa), 1);
-            fv.push(sv.clone());
-            fa.push(sa.clone());
-        }
-        est_v.push(istft(c.stft, &fv, len)?);
-        est_a.push(istft(c.stft, &fa, len)?);
+    for (v, a) in fv.iter().zip(&fa) {
+        est_v.push(istft(c.stft, v, len)?);
+        est_a.push(istft(c.stft, a, len)?);
     }
     let refs = vec![stems.vocals.clone(), stems.accompaniment.clone()];
     let ests = vec![est_v, est_a];
