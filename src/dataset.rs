@@ -81,6 +81,16 @@ pub struct Stems {
     pub mixture: Vec<Vec<f32>>,
     pub vocals: Vec<Vec<f32>>,
     pub accompaniment: Vec<Vec<f32>>,
+    /// The stems that sum to the accompaniment, as the dataset stores them (MUSDB18: drums, bass,
+    /// other), each `[channel][sample]`; only from [`load_stems_with_parts`], else empty.
+    pub accompaniment_parts: Vec<Vec<Vec<f32>>>,
+}
+
+impl Stems {
+    /// Every signal held: mixture, vocals, accompaniment and its parts.
+    fn signals_mut(&mut self) -> impl Iterator<Item = &mut Vec<Vec<f32>>> {
+        [&mut self.mixture, &mut self.vocals, &mut self.accompaniment].into_iter().chain(self.accompaniment_parts.iter_mut())
+    }
 }
 
 /// Detects the layout of `root`.
@@ -282,6 +292,16 @@ fn add_into(acc: &mut Vec<Vec<f32>>, x: &[Vec<f32>]) {
 
 /// Decodes a track's stems, optionally resampled to `rate`, all cut to the shortest stem.
 pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
+    load(track, rate, false)
+}
+
+/// [`load_stems`], keeping the accompaniment's stems as well (for training augmentation).
+pub fn load_stems_with_parts(track: &Track, rate: Option<u32>) -> Result<Stems> {
+    load(track, rate, true)
+}
+
+fn load(track: &Track, rate: Option<u32>, keep_parts: bool) -> Result<Stems> {
+    let mut parts = Vec::new();
     let (native, mut mixture, vocals, accompaniment) = match &track.source {
         TrackSource::Stem(path) => {
             let (info, mixture) = read_track(path, 0)?;
@@ -292,6 +312,9 @@ pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
                 let (ai, a) = read_track(path, idx)?;
                 check_same(path, &ai, info.sample_rate, info.channels)?;
                 add_into(&mut acc, &a);
+                if keep_parts {
+                    parts.push(a);
+                }
             }
             (info.sample_rate, mixture, vocals, acc)
         }
@@ -302,6 +325,9 @@ pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
                 let (ai, a) = read_all(p)?;
                 check_same(p, &ai, vi.sample_rate, vi.channels)?;
                 add_into(&mut acc, &a);
+                if keep_parts {
+                    parts.push(a);
+                }
             }
             let mix = match mixture {
                 Some(p) => {
@@ -318,13 +344,13 @@ pub fn load_stems(track: &Track, rate: Option<u32>) -> Result<Stems> {
         mixture = vocals.clone();
         add_into(&mut mixture, &accompaniment);
     }
-    let mut stems = Stems { sample_rate: native, mixture, vocals, accompaniment };
+    let mut stems = Stems { sample_rate: native, mixture, vocals, accompaniment, accompaniment_parts: parts };
     let len = [&stems.mixture, &stems.vocals, &stems.accompaniment].iter().map(|s| s[0].len()).min().unwrap_or(0);
-    for s in [&mut stems.mixture, &mut stems.vocals, &mut stems.accompaniment] {
+    for s in stems.signals_mut() {
         s.iter_mut().for_each(|c| c.truncate(len));
     }
     if let Some(rate) = rate {
-        for s in [&mut stems.mixture, &mut stems.vocals, &mut stems.accompaniment] {
+        for s in stems.signals_mut() {
             *s = resample_all(s, native, rate)?;
         }
         stems.sample_rate = rate;

@@ -193,6 +193,33 @@ fn dropout_is_seeded_and_changes_training() {
     assert!(!o.status.success() && stderr(&o).contains("--dropout"), "{}", stderr(&o));
 }
 
+/// `--part-remix` reads the accompaniment's stems from the MUSDB18-HQ tree, is seeded, changes
+/// the batches, is recorded in the exported model, and refuses values outside 0..=1.
+#[test]
+fn part_remixing_is_seeded_and_changes_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = quick_args(&data, &out, 1);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = run(trainer().args(args));
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let (a, b, plain) = (train("a", &["--part-remix", "1"]), train("b", &["--part-remix", "1"]), train("plain", &[]));
+    assert_eq!(weights(&a.join("last.ckpt")), weights(&b.join("last.ckpt")), "part-remix runs with one seed differ");
+    assert_ne!(weights(&a.join("last.ckpt")), weights(&plain.join("last.ckpt")), "--part-remix changed nothing");
+    let model = dir.path().join("pr.onnx");
+    let o = run(trainer().args(["export", a.join("last.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(voxmask().args(["inspect", model.to_str().unwrap()]));
+    assert!(stdout(&o).contains("part remix 1"), "{}", stdout(&o));
+    let o = run(trainer().args(quick_args(&data, &dir.path().join("bad"), 1)).args(["--part-remix", "1.5"]));
+    assert!(!o.status.success() && stderr(&o).contains("--part-remix"), "{}", stderr(&o));
+}
+
 #[test]
 fn autoencoder_pretraining_precedes_the_supervised_epochs() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,7 +403,7 @@ fn feature_scales_of_nearly_empty_bins_are_bounded() {
     let x = vec![noise(44_100 * 3, 7, 0.3)];
     let v = resample_all(&x, 44_100, 22_050).unwrap();
     let a = resample_all(&[noise(44_100 * 3, 8, 0.3)], 44_100, 22_050).unwrap();
-    let stems = Stems { sample_rate: 22_050, mixture: v.clone(), vocals: v, accompaniment: a };
+    let stems = Stems { sample_rate: 22_050, mixture: v.clone(), vocals: v, accompaniment: a, accompaniment_parts: Vec::new() };
     let data = SpectralData::new(&contract, &[("t".into(), stems)], 16).unwrap();
     let (_, scale) = data.feature_stats(&contract);
     let mut sorted = scale.clone();

@@ -85,6 +85,10 @@ struct TrainArgs {
     /// Dropout of the default network in training, on its input and after every layer (0..0.9).
     #[arg(long, value_name = "P")]
     dropout: Option<f32>,
+    /// Probability that a training example's accompaniment is rebuilt from its stems (drums,
+    /// bass, other), each from a random track, channel and excerpt with its own gain (0..=1).
+    #[arg(long, value_name = "P")]
+    part_remix: Option<f32>,
     /// Start from the weights of this checkpoint (same preset) instead of a random init.
     #[arg(long, value_name = "CKPT")]
     init: Option<PathBuf>,
@@ -236,6 +240,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bail!("--dropout must be within 0..0.9 (got {p})");
         }
         cfg.dropout = p;
+    }
+    if let Some(p) = a.part_remix {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("--part-remix must be within 0..=1 (got {p})");
+        }
+        cfg.part_remix = p;
     }
     if let Some(n) = a.pretrain_epochs {
         cfg.pretrain_epochs = n;

@@ -1,7 +1,9 @@
 //! Training examples from decoded tracks. Each track's vocal and accompaniment STFTs are computed
 //! once; because the STFT is linear, an augmented mixture g_v·V_i + g_a·A_j (vocals and
 //! accompaniment from different tracks, random gains, either channel, random excerpts) is formed
-//! directly in the spectral domain, and its IBM target is |g_v·V_i| > |g_a·A_j|.
+//! directly in the spectral domain, and its IBM target is |g_v·V_i| > |g_a·A_j|. With part
+//! remixing the accompaniment is instead Σ_p g_p·P_p, each of its stems (drums, bass, other)
+//! from its own random track, channel and excerpt: far more distinct accompaniments than tracks.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,6 +20,8 @@ pub struct ChannelSpectra {
     pub frames: usize,
     pub vocals: Vec<Complex32>,
     pub accompaniment: Vec<Complex32>,
+    /// The accompaniment's stems, each `frames × bins` (empty unless loaded with its parts).
+    pub parts: Vec<Vec<Complex32>>,
 }
 
 /// All training material, spectral domain.
@@ -35,11 +39,14 @@ pub struct Augment {
     pub remix: f32,
     /// Gains are drawn uniformly in dB from this range, per stem.
     pub gain_db: (f32, f32),
+    /// Probability that the accompaniment is rebuilt from its stems, each from a random track,
+    /// channel and excerpt with its own gain (needs data loaded with its parts).
+    pub part_remix: f32,
 }
 
 impl Default for Augment {
     fn default() -> Self {
-        Augment { remix: 0.5, gain_db: (-9.0, 3.0) }
+        Augment { remix: 0.5, gain_db: (-9.0, 3.0), part_remix: 0.0 }
     }
 }
 
@@ -76,10 +83,11 @@ impl SpectralData {
                 });
             }
             let mut chans = Vec::new();
-            for (v, a) in stems.vocals.iter().zip(&stems.accompaniment) {
+            for (ch, (v, a)) in stems.vocals.iter().zip(&stems.accompaniment).enumerate() {
                 let vocals = flat_stft(contract, v)?;
                 let accompaniment = flat_stft(contract, a)?;
-                chans.push(ChannelSpectra { frames: vocals.len() / contract.bins(), vocals, accompaniment });
+                let parts = stems.accompaniment_parts.iter().map(|p| flat_stft(contract, &p[ch])).collect::<Result<_>>()?;
+                chans.push(ChannelSpectra { frames: vocals.len() / contract.bins(), vocals, accompaniment, parts });
             }
             if chans.first().is_some_and(|c| c.frames >= min_frames) {
                 out.push(chans);
@@ -88,6 +96,16 @@ impl SpectralData {
         }
         if out.is_empty() {
             return Err(Error::InvalidArgument(format!("no track is long enough for {min_frames}-frame excerpts")));
+        }
+        // Part remixing draws part p of one track with part p of others: all must agree.
+        let parts = out[0][0].parts.len();
+        if let Some(i) = out.iter().position(|t| t.iter().any(|c| c.parts.len() != parts)) {
+            return Err(Error::InvalidArgument(format!(
+                "track {} has {} accompaniment stems, track {} has {parts}: part remixing needs the same stems in every track",
+                names[i],
+                out[i][0].parts.len(),
+                names[0]
+            )));
         }
         Ok(SpectralData { bins: contract.bins(), tracks: out, names })
     }
@@ -151,7 +169,11 @@ impl SpectralData {
             weights.resize(batch * frames * bins, 0.0);
         }
         let mut mix = vec![Complex32::default(); bins];
+        let mut acc = vec![Complex32::default(); bins];
         let (mut vm, mut am) = (vec![0.0f32; bins], vec![0.0f32; bins]);
+        let db = |rng: &mut StdRng| 10f32.powf(rng.random_range(aug.gain_db.0..=aug.gain_db.1) / 20.0);
+        // Where each accompaniment stem is read when the accompaniment is rebuilt: (spectra, first frame, gain).
+        let mut parts: Vec<(&[Complex32], usize, f32)> = Vec::new();
         for b in 0..batch {
             let ti = rng.random_range(0..self.tracks.len());
             let tj = if rng.random::<f32>() < aug.remix { rng.random_range(0..self.tracks.len()) } else { ti };
@@ -160,13 +182,33 @@ impl SpectralData {
             let (vs, acs) = (&self.tracks[ti][ci], &self.tracks[tj][cj]);
             let oi = rng.random_range(0..=vs.frames - frames);
             let oj = rng.random_range(0..=acs.frames - frames);
-            let db = |rng: &mut StdRng| 10f32.powf(rng.random_range(aug.gain_db.0..=aug.gain_db.1) / 20.0);
             let (gv, ga) = (db(rng), db(rng));
+            parts.clear();
+            // Drawn only when asked for, so runs without part remixing keep their batches.
+            if aug.part_remix > 0.0 && !acs.parts.is_empty() && rng.random::<f32>() < aug.part_remix {
+                for p in 0..acs.parts.len() {
+                    let t = &self.tracks[rng.random_range(0..self.tracks.len())];
+                    let c = &t[rng.random_range(0..t.len())];
+                    let o = rng.random_range(0..=c.frames - frames);
+                    parts.push((&c.parts[p], o, db(rng)));
+                }
+            }
             for f in 0..frames {
                 let v = &vs.vocals[(oi + f) * bins..(oi + f + 1) * bins];
-                let a = &acs.accompaniment[(oj + f) * bins..(oj + f + 1) * bins];
+                if parts.is_empty() {
+                    for (a, &x) in acc.iter_mut().zip(&acs.accompaniment[(oj + f) * bins..(oj + f + 1) * bins]) {
+                        *a = x * ga;
+                    }
+                } else {
+                    acc.fill(Complex32::default());
+                    for &(spectra, o, g) in &parts {
+                        for (a, &x) in acc.iter_mut().zip(&spectra[(o + f) * bins..(o + f + 1) * bins]) {
+                            *a += x * g;
+                        }
+                    }
+                }
                 for k in 0..bins {
-                    let (vk, ak) = (v[k] * gv, a[k] * ga);
+                    let (vk, ak) = (v[k] * gv, acc[k]);
                     mix[k] = vk + ak;
                     vm[k] = vk.norm();
                     am[k] = ak.norm();
@@ -198,4 +240,71 @@ impl SpectralData {
 /// a resumed run draws exactly the batches an uninterrupted one would have.
 pub fn step_rng(seed: u64, step: u64) -> StdRng {
     StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::net::Preset;
+
+    /// One mono track whose every frame has the same spectrum (so every excerpt is alike); its
+    /// accompaniment is the sum of two stems, which are stored scaled by `parts`.
+    fn steady_data(bins: usize, parts: [f32; 2]) -> SpectralData {
+        let frames = 40;
+        let spectrum = |f: &dyn Fn(usize) -> Complex32| -> Vec<Complex32> { (0..frames * bins).map(|i| f(i % bins)).collect() };
+        let p1 = |k: usize| Complex32::new((k % 7) as f32, 1.0);
+        let p2 = |k: usize| Complex32::new(0.5, (k % 5) as f32 - 2.0);
+        let track = ChannelSpectra {
+            frames,
+            vocals: spectrum(&|k| Complex32::new(((k * 3) % 11) as f32, -1.0)),
+            accompaniment: spectrum(&|k| p1(k) + p2(k)),
+            parts: vec![spectrum(&|k| p1(k) * parts[0]), spectrum(&|k| p2(k) * parts[1])],
+        };
+        SpectralData { bins, tracks: vec![vec![track]], names: vec!["steady".into()] }
+    }
+
+    fn batch(data: &SpectralData, contract: &Contract, part_remix: f32) -> (Vec<f32>, Vec<f32>) {
+        let aug = Augment { remix: 0.5, gain_db: (0.0, 0.0), part_remix };
+        let mut rng = StdRng::seed_from_u64(7);
+        let (mut f, mut t, mut w) = (Vec::new(), Vec::new(), Vec::new());
+        data.batch(contract, &mut rng, &aug, 4, 16, 0.0, 0.0, &mut f, &mut t, &mut w).unwrap();
+        (f, t)
+    }
+
+    /// Rebuilding the accompaniment from its stems gives the accompaniment when the stems are
+    /// steady and sum to it, and uses the stems (not the summed accompaniment) when they do not.
+    #[test]
+    fn part_remixing_rebuilds_the_accompaniment_from_its_stems() {
+        let contract = Preset::Default.contract();
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()));
+        let data = steady_data(contract.bins(), [1.0, 1.0]);
+        let (f0, t0) = batch(&data, &contract, 0.0);
+        let (f1, t1) = batch(&data, &contract, 1.0);
+        assert!(close(&f0, &f1), "features differ although the stems sum to the accompaniment");
+        assert!(close(&t0, &t1));
+        let data = steady_data(contract.bins(), [3.0, 3.0]);
+        let (f0, _) = batch(&data, &contract, 0.0);
+        let (f1, _) = batch(&data, &contract, 1.0);
+        assert!(!close(&f0, &f1), "louder stems did not change the features: the stems were not used");
+    }
+
+    /// Tracks with different sets of accompaniment stems cannot be part-remixed: a clear error.
+    #[test]
+    fn tracks_must_agree_on_their_stems() {
+        let contract = Preset::Default.contract();
+        let track = |parts: usize| {
+            let x = vec![vec![0.01f32; 22_050]];
+            let stems = Stems {
+                sample_rate: 22_050,
+                mixture: x.clone(),
+                vocals: x.clone(),
+                accompaniment: x.clone(),
+                accompaniment_parts: vec![x; parts],
+            };
+            (format!("t{parts}"), stems)
+        };
+        let err = SpectralData::new(&contract, &[track(3), track(2)], 16).err().expect("an error").to_string();
+        assert!(err.contains("t2") && err.contains("same stems"), "{err}");
+        assert!(SpectralData::new(&contract, &[track(3), track(3)], 16).is_ok());
+    }
 }

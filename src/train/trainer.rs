@@ -22,7 +22,7 @@ use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
 use crate::model::Contract;
 use crate::train::data::{Augment, SpectralData, step_rng};
-use crate::dataset::{Split, Stems, list_tracks, load_stems};
+use crate::dataset::{Split, Stems, list_tracks, load_stems, load_stems_with_parts};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
 use crate::train::optim::{AdamW, AdamWConfig, learning_rate};
@@ -62,6 +62,9 @@ pub struct TrainConfig {
     /// Validation track names (DSD100; MUSDB18 uses the official list when empty).
     pub valid_tracks: Vec<String>,
     pub remix: f32,
+    /// Probability of rebuilding an example's accompaniment from its stems ([`Augment::part_remix`]).
+    #[serde(default)]
+    pub part_remix: f32,
     /// Exponent p of the per-bin loss weights |X|^p (0: unweighted, the paper's loss).
     #[serde(default)]
     pub bin_weight_power: f32,
@@ -101,6 +104,7 @@ impl TrainConfig {
             max_tracks: None,
             valid_tracks: Vec::new(),
             remix: 0.5,
+            part_remix: 0.0,
             bin_weight_power: 0.0,
             init: None,
             pretrain_epochs: 0,
@@ -244,7 +248,15 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     if let Some(init) = &state.config.init {
         put("init", init.display().to_string());
     }
-    put("augmentation", format!("remix {} , gains {:?} dB, random channel and excerpt", state.config.remix, Augment::default().gain_db));
+    put(
+        "augmentation",
+        format!(
+            "remix {} , part remix {} , gains {:?} dB, random channel and excerpt",
+            state.config.remix,
+            state.config.part_remix,
+            Augment::default().gain_db
+        ),
+    );
     if let Some(b) = best {
         put("valid_sdr_vocals", format!("{:.2} dB (BSS Eval v4 median, at the model rate)", b.val_sdr_vocals));
         put("valid_sdr_accompaniment", format!("{:.2} dB", b.val_sdr_accompaniment));
@@ -392,13 +404,15 @@ pub struct RunOptions {
     pub epochs_override: Option<u64>,
 }
 
-fn load_split(cfg: &TrainConfig, split: Split, rate: u32) -> Result<Vec<(String, Stems)>> {
+/// Loads a split's tracks at the model's rate, with the accompaniment's stems when `parts`.
+fn load_split(cfg: &TrainConfig, split: Split, rate: u32, parts: bool) -> Result<Vec<(String, Stems)>> {
     let valid = (!cfg.valid_tracks.is_empty()).then_some(cfg.valid_tracks.as_slice());
     let (_, mut tracks) = list_tracks(&cfg.dataset, split, valid)?;
     if let Some(n) = cfg.max_tracks {
         tracks.truncate(n);
     }
-    tracks.iter().map(|t| Ok((t.name.clone(), load_stems(t, Some(rate))?))).collect()
+    let load = if parts { load_stems_with_parts } else { load_stems };
+    tracks.iter().map(|t| Ok((t.name.clone(), load(t, Some(rate))?))).collect()
 }
 
 /// Outcome of [`train`].
@@ -430,8 +444,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
         }
     };
     say(format!("loading {} ...", cfg.dataset.display()));
-    let train_tracks = load_split(&cfg, Split::Train, contract.sample_rate)?;
-    let valid_tracks = load_split(&cfg, Split::Valid, contract.sample_rate)?;
+    let train_tracks = load_split(&cfg, Split::Train, contract.sample_rate, cfg.part_remix > 0.0)?;
+    let valid_tracks = load_split(&cfg, Split::Valid, contract.sample_rate, false)?;
     if train_tracks.is_empty() || valid_tracks.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "{}: found {} training and {} validation tracks; both are needed",
@@ -497,7 +511,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(state.step);
-    let aug = Augment { remix: cfg.remix, ..Augment::default() };
+    let aug = Augment { remix: cfg.remix, part_remix: cfg.part_remix, ..Augment::default() };
     // Without a terminal (logs, CI) the bar is hidden: print a line every LOG_EVERY steps instead.
     let log_lines = !run.quiet && !std::io::stderr().is_terminal();
     let first_step = state.step;
