@@ -427,7 +427,8 @@ fn real_musdb18_previews_ibm_far_above_mix() {
 }
 
 /// The shipped model on the 14 real validation previews: the stereo Wiener filter (the model's
-/// default rule) beats the plain soft mask. Measured at shipping: 5.01 against 4.86 dB vocals SDR.
+/// default rule) beats the plain soft mask, and the model reaches the project's 5 dB bar there.
+/// Measured at shipping: 5.01 against 4.86 dB vocals SDR.
 #[test]
 fn real_musdb18_previews_wiener_filter_beats_the_soft_mask() {
     let Some(data) = shared_dir().map(|s| s.join("data/musdb18-7s")).filter(|p| p.is_dir()) else {
@@ -451,4 +452,7 @@ fn real_musdb18_previews_wiener_filter_beats_the_soft_mask() {
     eprintln!("musdb18-7s valid: vocals SDR wiener {wiener:.2} dB, soft {soft:.2} dB");
     assert_eq!(default, wiener);
     assert!(wiener > soft + 0.08, "wiener {wiener:.2} dB vs soft {soft:.2} dB");
+    // The project's bar for the shipped model (measured at shipping: 5.013 dB with ONNX Runtime
+    // and with tract alike; the two backends agree to 1e-9 dB here).
+    assert!(default >= 5.0, "the shipped model scores {default:.3} dB vocals SDR on validation, under the 5 dB bar");
 }
