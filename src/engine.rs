@@ -169,8 +169,7 @@ impl MaskEngine {
             features: vec![0.0; n],
             model_out: vec![0.0; n],
             filled: 0,
-            wiener: (rule == MaskRule::Wiener && channels.len() == 2)
-                .then(|| StereoWiener::new(bins, cfg.hop, contract.sample_rate)),
+            wiener: StereoWiener::for_rule(rule, channels.len(), bins, cfg.hop, contract.sample_rate),
             scratch_spec: vec![Complex32::default(); bins],
             scratch_v: vec![Complex32::default(); channels.len() * bins],
             scratch_a: vec![Complex32::default(); bins],

@@ -232,6 +232,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     if let (Mode::Model(p), Some(Some(m))) = (&mode, models.first()) {
         note(format!("model {} on {}", p.display(), m.backend()));
     }
+    // The mask rule of every separation (each job loads the same model), for them and the JSON.
+    let mask = models.iter().flatten().next().and_then(|m| {
+        let c = m.contract();
+        MaskRule::choose(args.mask.as_deref(), args.threshold, c.mask_rule, c.threshold)
+    });
+    let separate_opts = SeparateOptions { mask, ..SeparateOptions::default() };
 
     let bar = ProgressBar::with_draw_target(
         Some(items.len() as u64),
@@ -247,7 +253,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     let results: Mutex<Vec<(usize, Result<Outcome, String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for mut model in models {
-            let (queue, results, bar, mode, args) = (&queue, &results, &bar, &mode, &args);
+            let (queue, results, bar, mode, args, opts) = (&queue, &results, &bar, &mode, &args, &separate_opts);
             scope.spawn(move || {
                 let mut eval: Option<(u32, BssEval)> = None;
                 loop {
@@ -255,7 +261,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
                     let Some((index, item)) = next else { break };
                     bar.set_message(item.name().to_string());
                     let outcome =
-                        evaluate_item(item, mode, model.as_mut(), &mut eval, args).map_err(|e| voxmask::error::one_line(e.as_ref()));
+                        evaluate_item(item, mode, model.as_mut(), &mut eval, opts, args).map_err(|e| voxmask::error::one_line(e.as_ref()));
                     bar.inc(1);
                     if let Ok(mut r) = results.lock() {
                         r.push((index, outcome));
@@ -288,13 +294,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     }
     if let Some(path) = &args.json {
         let mode_json = match &mode {
-            Mode::Model(p) => {
-                let rule = ModelInfo::read(p).ok().and_then(|(info, _)| {
-                    let c = info.contract;
-                    MaskRule::choose(args.mask.as_deref(), args.threshold, c.mask_rule, c.threshold)
-                });
-                json!({"kind": "model", "model": p, "mask": rule.map(|r| r.name())})
-            }
+            Mode::Model(p) => json!({"kind": "model", "model": p, "mask": mask.map(|r| r.name())}),
             Mode::Oracle(o, stft) => json!({"kind": "oracle", "oracle": o.name(),
                 "stft": stft.map(|(c, rate)| json!({"n_fft": c.n_fft, "win_length": c.win_length, "hop": c.hop,
                     "window": c.window.name(), "designed_for_rate": rate}))
@@ -355,6 +355,7 @@ fn evaluate_item(
     mode: &Mode,
     model: Option<&mut Model>,
     eval: &mut Option<(u32, BssEval)>,
+    opts: &SeparateOptions,
     args: &EvalArgs,
 ) -> anyhow::Result<Outcome> {
     let (rate, refs, ests) = match item {
@@ -368,10 +369,7 @@ fn evaluate_item(
             let rate = stems.sample_rate;
             let ests = match (mode, model) {
                 (Mode::Model(_), Some(model)) => {
-                    let c = model.contract();
-                    let mask = MaskRule::choose(args.mask.as_deref(), args.threshold, c.mask_rule, c.threshold);
-                    let opts = SeparateOptions { mask, ..SeparateOptions::default() };
-                    let (v, a) = separate_planar(model, &stems.mixture, rate, &opts)
+                    let (v, a) = separate_planar(model, &stems.mixture, rate, opts)
                         .context("separating the mixture")?;
                     [v, a]
                 }

@@ -62,6 +62,15 @@ fn quick_args(dataset: &Path, out: &Path, epochs: u64) -> Vec<String> {
     .collect()
 }
 
+/// A one-epoch quick run into `out` with `extra` arguments, which must succeed; returns `out`.
+fn quick_run(dataset: &Path, out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = quick_args(dataset, out, 1);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let o = run(trainer().args(args));
+    assert!(o.status.success(), "{}", stderr(&o));
+    out.to_path_buf()
+}
+
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
     let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
     let mut v: Vec<(String, Vec<f32>)> =
@@ -174,14 +183,7 @@ fn dropout_is_seeded_and_changes_training() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");
     musdb_hq_tree(&data);
-    let train = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = quick_args(&data, &out, 1);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let o = run(trainer().args(args));
-        assert!(o.status.success(), "{}", stderr(&o));
-        weights(&out.join("last.ckpt"))
-    };
+    let train = |name: &str, extra: &[&str]| weights(&quick_run(&data, &dir.path().join(name), extra).join("last.ckpt"));
     let a = train("a", &["--dropout", "0.3"]);
     let b = train("b", &["--dropout", "0.3"]);
     let plain = train("plain", &[]);
@@ -200,14 +202,7 @@ fn part_remixing_is_seeded_and_changes_training() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");
     musdb_hq_tree(&data);
-    let train = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = quick_args(&data, &out, 1);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let o = run(trainer().args(args));
-        assert!(o.status.success(), "{}", stderr(&o));
-        out
-    };
+    let train = |name: &str, extra: &[&str]| quick_run(&data, &dir.path().join(name), extra);
     let (a, b, plain) = (train("a", &["--part-remix", "1"]), train("b", &["--part-remix", "1"]), train("plain", &[]));
     assert_eq!(weights(&a.join("last.ckpt")), weights(&b.join("last.ckpt")), "part-remix runs with one seed differ");
     assert_ne!(weights(&a.join("last.ckpt")), weights(&plain.join("last.ckpt")), "--part-remix changed nothing");

@@ -5,8 +5,8 @@
 use realfft::num_complex::Complex32;
 use wide::f32x8;
 
-/// Bins per SIMD step of the feature and mask loops.
-const STEP: usize = 8;
+/// Bins per SIMD step (`wide::f32x8`) of the feature, mask and Wiener filter loops.
+pub(super) const STEP: usize = 8;
 
 /// How P(vocal) becomes the vocal and accompaniment masks.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,5 +1,6 @@
 //! Signal processing shared by the offline, live and training paths: windows, the streaming
-//! STFT/iSTFT, the mask rules and the stereo Wiener filter. Pure code on slices; buffers are allocated only in constructors.
+//! STFT/iSTFT, the mask rules and the stereo Wiener filter. Pure code on slices; buffers are
+//! allocated only in constructors.
 
 pub mod mask;
 pub mod spatial;

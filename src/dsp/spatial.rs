@@ -17,6 +17,8 @@
 use realfft::num_complex::Complex32;
 use wide::f32x8;
 
+use super::mask::{MaskRule, STEP};
+
 /// How long the spatial covariances remember, in seconds (an exponential time constant). Images
 /// change slowly; a shorter memory tracks panning changes, a longer one averages more frames.
 /// 1–8 s and loadings of 0.05–0.5 all scored 4.98–5.02 dB vocals SDR on validation.
@@ -26,9 +28,6 @@ const MEMORY_SECONDS: f32 = 2.0;
 /// component): keeps the 2×2 systems well conditioned while the estimates are young and when a
 /// source is silent or perfectly panned.
 const DIFFUSE_LOADING: f32 = 0.2;
-
-/// Bins per SIMD step.
-const STEP: usize = 8;
 
 /// Running spatial covariances of one source, eight bins per vector (structure of arrays, so the
 /// filter runs on 8-lane vectors): E|s₁|², E|s₂|² and E s₁ s₂* (real and imaginary parts).
@@ -135,6 +134,12 @@ pub struct StereoWiener {
 }
 
 impl StereoWiener {
+    /// The filter a separation with `rule` on `channels` channels needs: `Some` for the `wiener`
+    /// rule on stereo, `None` otherwise (the soft mask stands).
+    pub fn for_rule(rule: MaskRule, channels: usize, bins: usize, hop: usize, sample_rate: u32) -> Option<Self> {
+        (rule == MaskRule::Wiener && channels == 2).then(|| StereoWiener::new(bins, hop, sample_rate))
+    }
+
     /// State for `bins` bins of frames `hop` samples apart at `sample_rate`.
     pub fn new(bins: usize, hop: usize, sample_rate: u32) -> Self {
         let frames_per_second = sample_rate as f32 / hop as f32;

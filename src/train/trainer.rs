@@ -16,7 +16,7 @@ use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::mask::apply_masks;
-use crate::dsp::{MaskRule, StereoWiener};
+use crate::dsp::StereoWiener;
 use crate::dsp::stft::{istft, stft};
 use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
@@ -333,29 +333,28 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
     }
     let logits = forward_long(net, &features, channels, frames)?;
     let loss = bce_with_logits(&logits, &targets, None, &BceOptions::default(), None)?;
-    // Masks as `voxmask separate` applies them, the stereo Wiener filter included.
-    let mut wiener = (c.mask_rule == MaskRule::Wiener && channels == 2)
-        .then(|| StereoWiener::new(bins, c.stft.hop, c.sample_rate));
+    // Masks as `voxmask separate` applies them: the stereo Wiener filter included, and with
+    // complementary rules the accompaniment as the mixture minus the vocals.
+    let complementary = c.mask_rule.is_complementary();
+    let mut wiener = StereoWiener::for_rule(c.mask_rule, channels, bins, c.stft.hop, c.sample_rate);
     let (mut fv, mut fa) = (vec![Vec::with_capacity(frames); channels], vec![Vec::with_capacity(frames); channels]);
-    let (mut sv, mut sa) = (vec![vec![Complex32::default(); bins]; channels], vec![Complex32::default(); bins]);
+    let (mut sv, mut sa) = (vec![vec![Complex32::default(); bins]; channels], vec![vec![Complex32::default(); bins]; channels]);
     for f in 0..frames {
         for (ch, xs) in spectra.iter().enumerate() {
             let row = (ch * frames + f) * bins;
-            apply_masks(&xs[f], &logits[row..row + bins], c.output, c.mask_rule, &mut sv[ch], Some(&mut sa), 1);
-            fa[ch].push(sa.clone());
+            let acc = (!complementary).then_some(&mut sa[ch][..]);
+            apply_masks(&xs[f], &logits[row..row + bins], c.output, c.mask_rule, &mut sv[ch], acc, 1);
         }
         if let Some(w) = &mut wiener {
             let [v1, v2] = &mut sv[..] else { unreachable!("two channels") };
             w.refine([&spectra[0][f], &spectra[1][f]], [v1, v2]);
-            for ch in 0..2 {
-                let a = fa[ch].last_mut().unwrap();
-                for ((a, x), v) in a.iter_mut().zip(&spectra[ch][f]).zip(&sv[ch]) {
-                    *a = x - v;
-                }
-            }
         }
-        for ch in 0..channels {
+        for (ch, xs) in spectra.iter().enumerate() {
+            if complementary {
+                sa[ch].iter_mut().zip(&xs[f]).zip(&sv[ch]).for_each(|((a, x), v)| *a = x - v);
+            }
             fv[ch].push(sv[ch].clone());
+            fa[ch].push(sa[ch].clone());
         }
     }
     let mut est_v = Vec::new();
