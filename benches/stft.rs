@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for hop in signal.chunks_exact(cfg.hop) {
                     a.push_hop(hop, &mut spec).unwrap();
-                    s.push_frame(&spec, &mut out).unwrap();
+                    s.push_frame(&mut spec, &mut out).unwrap();
                 }
                 out[0]
             })

@@ -14,19 +14,34 @@
 //! sample `j − (win − hop)`: [`MaskEngine::index_offset`]. Live callers also wait for
 //! `lookahead + block − 1` frames before a frame is masked: [`MaskEngine::latency_samples`].
 //!
-//! Full band. Besides the stems, the engine emits a per-sample "high-band vocal gain": the mean
-//! vocal mask over the model's top bins, overlap-added with the same window weighting as the
-//! stems. The file pipeline uses it to split the band above the model's Nyquist frequency, which
-//! the model never sees, between the two stems.
+//! Rates. When the input's rate is a whole multiple `k` of the model's (44.1 kHz for a 22.05 kHz
+//! model, or the model's own rate), the engine runs at the input's rate: window, DFT and hop are
+//! `k` times the contract's, so frames span the same time and bins the same frequencies, and the
+//! model reads the first `bins` bins. Its features are computed from `|X| · |H(f)| / k`, with
+//! `H` the band-limiting filter of [`Resampler::band_limited`](crate::audio::resample::Resampler::band_limited):
+//! the spectrum the model would see after resampling to its rate (`1 / k` for the longer sum, `H`
+//! for the band edge it was trained with), so no resampling is needed either way. At other rates
+//! the engine runs at the model's rate and `crate::native` resamples around it.
+//!
+//! Full band. The model never sees the band above its Nyquist frequency; its vocal share is the
+//! mean vocal mask over the model's top bins, `g`. At the input's rate the bins above the
+//! model's get the mask `g` directly. At the model's rate the engine instead emits `g` as a
+//! per-sample "high-band vocal gain", overlap-added with the same window weighting as the stems,
+//! and the file pipeline splits the band the resamplers removed with it.
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{MaskRule, StereoWiener, StftAnalyzer, StftSynthesizer, mask::apply_masks};
+use crate::audio::resample::band_limit_response;
+use crate::dsp::{MaskRule, StereoWiener, StftConfig, StftPairAnalyzer, StftPairSynthesizer, mask::apply_masks, simd};
 use crate::model::{Contract, Model};
 use crate::{Error, Result};
 
 /// Fraction of the model's bins, from the top, whose vocal mask decides the band above it.
 const HIGH_BAND_FRACTION: usize = 8;
+
+/// Largest multiple of the model's rate the engine runs at directly (176.4 kHz for a 22.05 kHz
+/// model); beyond it the input is resampled.
+const MAX_RATE_FACTOR: u32 = 8;
 
 /// Per-channel output streams appended by the engine.
 #[derive(Debug, Default, Clone)]
@@ -75,8 +90,7 @@ struct GainSynthesizer {
 }
 
 impl GainSynthesizer {
-    fn new(contract: &Contract) -> Self {
-        let cfg = contract.stft;
+    fn new(cfg: StftConfig) -> Self {
         let weights: Vec<f32> = cfg.window.build(cfg.win_length).iter().map(|w| w * w).collect();
         let inverse_norm = (0..cfg.hop)
             .map(|j| 1.0 / (j..cfg.win_length).step_by(cfg.hop).map(|i| weights[i]).sum::<f32>())
@@ -97,11 +111,17 @@ impl GainSynthesizer {
     }
 }
 
+/// The transforms of a pair of channels (`2p`, `2p + 1`): one complex FFT per frame serves both
+/// (`StftPairAnalyzer`). An odd last channel is paired with silence.
+struct PairTransforms {
+    analyzer: StftPairAnalyzer,
+    vocals: StftPairSynthesizer,
+    accompaniment: StftPairSynthesizer,
+}
+
 struct ChannelState {
-    analyzer: StftAnalyzer,
-    vocals: StftSynthesizer,
-    accompaniment: StftSynthesizer,
-    gain: GainSynthesizer,
+    /// The high-band gain stream (engines at the model's rate only).
+    gain: Option<GainSynthesizer>,
     /// Input samples waiting for a full hop.
     pending: Vec<f32>,
     /// Spectra of the frames after the context part of the window (`block + lookahead`).
@@ -112,9 +132,18 @@ struct ChannelState {
 pub struct MaskEngine {
     contract: Contract,
     rule: MaskRule,
+    /// The rate the engine runs at, and its STFT geometry there (the contract's, scaled).
+    sample_rate: u32,
+    stft: StftConfig,
+    /// Bins of the engine's spectra (all of them) and of the model's input (the lowest ones).
+    bins: usize,
+    model_bins: usize,
+    /// Per model bin, `|H(f)| / k` (engines at the input's rate; see the module docs).
+    feature_scale: Option<Vec<f32>>,
     block: usize,
     window_frames: usize,
     channels: Vec<ChannelState>,
+    pairs: Vec<PairTransforms>,
     /// Model input `[channels, window_frames, bins]`, context part first.
     features: Vec<f32>,
     model_out: Vec<f32>,
@@ -122,66 +151,125 @@ pub struct MaskEngine {
     filled: usize,
     /// The stereo Wiener filter, when the rule asks for it and the input has two channels.
     wiener: Option<StereoWiener>,
-    scratch_spec: Vec<Complex32>,
-    /// One frame's vocal spectrum per channel (`[channels, bins]`).
+    /// One frame's vocal and accompaniment spectra per channel (`[channels, bins]`).
     scratch_v: Vec<Complex32>,
     scratch_a: Vec<Complex32>,
     /// One frame's high-band vocal gain per channel.
     scratch_g: Vec<f32>,
+    /// One hop of output for each channel of a pair.
     hop_v: Vec<f32>,
     hop_a: Vec<f32>,
     hop_g: Vec<f32>,
+    /// The silent partner of an odd last channel: a hop of input, a spectrum, one written to.
+    silent_hop: Vec<f32>,
+    silent_spectrum: Vec<Complex32>,
+    spare_spectrum: Vec<Complex32>,
     top_bins: usize,
     input_samples: u64,
     frames_emitted: u64,
 }
 
 impl MaskEngine {
-    /// Allocates every buffer for `channels` channels and blocks of `block_frames` frames.
-    pub fn new(contract: &Contract, rule: MaskRule, channels: usize, block_frames: usize) -> Result<Self> {
+    /// The engine for `channels` channels of input at `input_rate` Hz and blocks of
+    /// `block_frames` frames, with every buffer allocated. It runs at `input_rate` itself when
+    /// that is a whole multiple of the model's rate, else at the model's rate (see the module
+    /// docs); [`sample_rate`](Self::sample_rate) says which.
+    pub fn new(contract: &Contract, rule: MaskRule, channels: usize, block_frames: usize, input_rate: u32) -> Result<Self> {
         if channels == 0 || block_frames == 0 {
             return Err(Error::InvalidArgument(format!(
                 "engine needs at least one channel and one frame per block (got {channels} and {block_frames})"
             )));
         }
-        let cfg = contract.stft;
-        let bins = cfg.bins();
+        let model_rate = contract.sample_rate;
+        let factor = (input_rate % model_rate == 0)
+            .then_some(input_rate / model_rate)
+            .filter(|k| (1..=MAX_RATE_FACTOR).contains(k));
+        let model_stft = contract.stft;
+        let model_bins = model_stft.bins();
+        let (sample_rate, stft, feature_scale) = match factor {
+            Some(k) => {
+                let stft = StftConfig {
+                    n_fft: model_stft.n_fft * k as usize,
+                    win_length: model_stft.win_length * k as usize,
+                    hop: model_stft.hop * k as usize,
+                    window: model_stft.window,
+                };
+                let freqs: Vec<f64> =
+                    (0..model_bins).map(|b| b as f64 * model_rate as f64 / model_stft.n_fft as f64).collect();
+                let response = band_limit_response(input_rate, model_rate, &freqs).ok_or_else(|| {
+                    Error::InvalidArgument(format!("no band-limiting filter for {input_rate} -> {model_rate} Hz"))
+                })?;
+                (input_rate, stft, Some(response.iter().map(|h| (h / k as f64) as f32).collect::<Vec<_>>()))
+            }
+            None => (model_rate, model_stft, None),
+        };
+        let bins = stft.bins();
         let window_frames = contract.context_frames + block_frames + contract.lookahead_frames;
         let pending_frames = block_frames + contract.lookahead_frames;
-        let channels = (0..channels)
-            .map(|_| -> Result<ChannelState> {
-                Ok(ChannelState {
-                    analyzer: StftAnalyzer::new(cfg)?,
-                    vocals: StftSynthesizer::new(cfg)?,
-                    accompaniment: StftSynthesizer::new(cfg)?,
-                    gain: GainSynthesizer::new(contract),
-                    pending: Vec::with_capacity(cfg.hop),
-                    spectra: vec![Complex32::default(); pending_frames * bins],
+        let full_band = feature_scale.is_some();
+        let pairs = (0..channels.div_ceil(2))
+            .map(|_| -> Result<PairTransforms> {
+                Ok(PairTransforms {
+                    analyzer: StftPairAnalyzer::new(stft)?,
+                    vocals: StftPairSynthesizer::new(stft)?,
+                    accompaniment: StftPairSynthesizer::new(stft)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let n = channels.len() * window_frames * bins;
+        let channels: Vec<ChannelState> = (0..channels)
+            .map(|_| ChannelState {
+                gain: (!full_band).then(|| GainSynthesizer::new(stft)),
+                pending: Vec::with_capacity(stft.hop),
+                spectra: vec![Complex32::default(); pending_frames * bins],
+            })
+            .collect();
+        let n = channels.len() * window_frames * model_bins;
         Ok(MaskEngine {
             contract: contract.clone(),
             rule,
+            sample_rate,
+            stft,
+            bins,
+            model_bins,
+            feature_scale,
             block: block_frames,
             window_frames,
             features: vec![0.0; n],
             model_out: vec![0.0; n],
             filled: 0,
-            wiener: StereoWiener::for_rule(rule, channels.len(), bins, cfg.hop, contract.sample_rate),
-            scratch_spec: vec![Complex32::default(); bins],
+            wiener: StereoWiener::for_rule(rule, channels.len(), model_bins, stft.hop, sample_rate),
             scratch_v: vec![Complex32::default(); channels.len() * bins],
-            scratch_a: vec![Complex32::default(); bins],
+            scratch_a: vec![Complex32::default(); channels.len() * bins],
             scratch_g: vec![0.0; channels.len()],
-            hop_v: vec![0.0; cfg.hop],
-            hop_a: vec![0.0; cfg.hop],
-            hop_g: vec![0.0; cfg.hop],
-            top_bins: (bins / HIGH_BAND_FRACTION).max(1),
+            hop_v: vec![0.0; 2 * stft.hop],
+            hop_a: vec![0.0; 2 * stft.hop],
+            hop_g: vec![0.0; stft.hop],
+            silent_hop: vec![0.0; stft.hop],
+            silent_spectrum: vec![Complex32::default(); bins],
+            spare_spectrum: vec![Complex32::default(); bins],
+            pairs,
+            top_bins: (model_bins / HIGH_BAND_FRACTION).max(1),
             channels,
             input_samples: 0,
             frames_emitted: 0,
         })
+    }
+
+    /// The rate the engine runs at: the input's when it is a whole multiple of the model's,
+    /// else the model's.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Samples between frames at the engine's rate.
+    pub fn hop(&self) -> usize {
+        self.stft.hop
+    }
+
+    /// True when the engine covers the input's whole band itself (it runs at the input's rate)
+    /// and emits no high-band gain.
+    pub fn is_full_band(&self) -> bool {
+        self.feature_scale.is_some()
     }
 
     /// True when the engine emits no accompaniment stream because it equals the input minus the
@@ -197,13 +285,13 @@ impl MaskEngine {
 
     /// Output sample `j` belongs to input sample `j − index_offset()`.
     pub fn index_offset(&self) -> usize {
-        self.contract.stft.latency_samples()
+        self.stft.latency_samples()
     }
 
     /// Algorithmic latency in samples when fed one hop at a time: STFT overlap, look-ahead and
     /// the frames a block waits for.
     pub fn latency_samples(&self) -> usize {
-        self.contract.latency_samples() + (self.block - 1) * self.contract.stft.hop
+        self.stft.latency_samples() + (self.contract.lookahead_frames + self.block - 1) * self.stft.hop
     }
 
     /// Feeds samples (one slice per channel, equal lengths) and appends whatever output they complete.
@@ -219,19 +307,26 @@ impl MaskEngine {
         if input.iter().any(|c| c.len() != len) {
             return Err(Error::InvalidArgument("channel slices differ in length".into()));
         }
-        let hop = self.contract.stft.hop;
+        let hop = self.stft.hop;
         let mut pos = 0;
         while pos < len {
-            let take = (hop - self.channels[0].pending.len()).min(len - pos);
-            for (ch, data) in self.channels.iter_mut().zip(input) {
-                ch.pending.extend_from_slice(&data[pos..pos + take]);
-            }
-            pos += take;
-            if self.channels[0].pending.len() == hop {
-                self.analyse_pending()?;
-                if self.filled == self.block + self.contract.lookahead_frames {
-                    self.run_block(model, self.block, out)?;
+            if self.channels[0].pending.is_empty() && len - pos >= hop {
+                // A whole hop in the input: analysed where it lies.
+                self.analyse(Some((input, pos)))?;
+                pos += hop;
+            } else {
+                let take = (hop - self.channels[0].pending.len()).min(len - pos);
+                for (ch, data) in self.channels.iter_mut().zip(input) {
+                    ch.pending.extend_from_slice(&data[pos..pos + take]);
                 }
+                pos += take;
+                if self.channels[0].pending.len() < hop {
+                    continue;
+                }
+                self.analyse(None)?;
+            }
+            if self.filled == self.block + self.contract.lookahead_frames {
+                self.run_block(model, self.block, out)?;
             }
         }
         self.input_samples += len as u64;
@@ -241,14 +336,14 @@ impl MaskEngine {
     /// Ends the signal: analyses the frames that overlap its tail (padding with silence) and
     /// finalises every frame, so that all input samples come out (offline use).
     pub fn finish(&mut self, model: &mut Model, out: &mut EngineOutput) -> Result<()> {
-        let hop = self.contract.stft.hop;
-        let needed = self.contract.stft.frames_for(self.input_samples as usize) as u64;
+        let hop = self.stft.hop;
+        let needed = self.stft.frames_for(self.input_samples as usize) as u64;
         while self.frames_emitted < needed {
             if self.frames_emitted + (self.filled as u64) < needed {
                 for ch in &mut self.channels {
                     ch.pending.resize(hop, 0.0);
                 }
-                self.analyse_pending()?;
+                self.analyse(None)?;
                 if self.filled == self.block + self.contract.lookahead_frames {
                     self.run_block(model, self.block, out)?;
                 }
@@ -262,16 +357,28 @@ impl MaskEngine {
         Ok(())
     }
 
-    fn analyse_pending(&mut self) -> Result<()> {
-        let bins = self.contract.bins();
+    /// Analyses the next hop of every channel: `input[c][pos..]` when given, else the pending
+    /// samples.
+    fn analyse(&mut self, input: Option<(&[&[f32]], usize)>) -> Result<()> {
+        let (bins, model_bins, hop) = (self.bins, self.model_bins, self.stft.hop);
         let ctx = self.contract.context_frames;
         let slot = self.filled;
+        let frame = slot * bins..(slot + 1) * bins;
+        for (p, pair) in self.pairs.iter_mut().enumerate() {
+            let (first, rest) = self.channels[2 * p..].split_first_mut().expect("a channel per pair");
+            let (second_hop, second_spectrum) = match rest.first_mut() {
+                Some(ch) => (hop_source(input, 2 * p + 1, hop, &ch.pending), &mut ch.spectra[frame.clone()]),
+                None => (&self.silent_hop[..], &mut self.spare_spectrum[..]),
+            };
+            let hops = [hop_source(input, 2 * p, hop, &first.pending), second_hop];
+            let spectra = [&mut first.spectra[frame.clone()], second_spectrum];
+            pair.analyzer.push_hops(hops, spectra)?;
+        }
         for (c, ch) in self.channels.iter_mut().enumerate() {
-            ch.analyzer.push_hop(&ch.pending, &mut self.scratch_spec)?;
             ch.pending.clear();
-            ch.spectra[slot * bins..(slot + 1) * bins].copy_from_slice(&self.scratch_spec);
-            let row = (c * self.window_frames + ctx + slot) * bins;
-            self.contract.feature.compute_into(&self.scratch_spec, &mut self.features[row..row + bins]);
+            let row = (c * self.window_frames + ctx + slot) * model_bins;
+            let features = &mut self.features[row..row + model_bins];
+            self.contract.feature.compute_into(&ch.spectra[frame.clone()][..model_bins], self.feature_scale.as_deref(), features);
         }
         self.filled += 1;
         Ok(())
@@ -279,16 +386,19 @@ impl MaskEngine {
 
     /// Runs the model over the window and emits the first `ready` frames after the context.
     fn run_block(&mut self, model: &mut Model, ready: usize, out: &mut EngineOutput) -> Result<()> {
-        let bins = self.contract.bins();
+        let (bins, mb) = (self.bins, self.model_bins);
         let ctx = self.contract.context_frames;
         let wf = self.window_frames;
+        let complementary = self.rule.is_complementary();
         // Frames not yet analysed are silence beyond the end of the signal.
         for c in 0..self.channels.len() {
-            let start = (c * wf + ctx + self.filled) * bins;
-            self.features[start..(c + 1) * wf * bins].fill(0.0);
+            let start = (c * wf + ctx + self.filled) * mb;
+            self.features[start..(c + 1) * wf * mb].fill(0.0);
         }
         model.run(&self.features, self.channels.len(), wf, &mut self.model_out)?;
-        if let Some(bad) = self.model_out.iter().position(|v| !v.is_finite()) {
+        if !simd::all_finite(&self.model_out)
+            && let Some(bad) = self.model_out.iter().position(|v| !v.is_finite())
+        {
             return Err(Error::Backend(format!(
                 "{}: the model produced a non-finite value at output index {bad}",
                 model.path().display()
@@ -296,45 +406,90 @@ impl MaskEngine {
         }
         for f in 0..ready {
             for (c, ch) in self.channels.iter_mut().enumerate() {
-                let row = (c * wf + ctx + f) * bins;
-                self.scratch_g[c] = apply_masks(
-                    &ch.spectra[f * bins..(f + 1) * bins],
-                    &self.model_out[row..row + bins],
-                    self.contract.output,
+                let row = (c * wf + ctx + f) * mb;
+                let mixture = &ch.spectra[f * bins..(f + 1) * bins];
+                let vocals = &mut self.scratch_v[c * bins..(c + 1) * bins];
+                let probabilities = &mut self.model_out[row..row + mb];
+                self.contract.output.to_probabilities(probabilities);
+                let g = apply_masks(
+                    &mixture[..mb],
+                    probabilities,
                     self.rule,
-                    &mut self.scratch_v[c * bins..(c + 1) * bins],
-                    (!self.rule.is_complementary()).then_some(&mut self.scratch_a[..]),
+                    &mut vocals[..mb],
+                    (!complementary).then_some(&mut self.scratch_a[c * bins..c * bins + mb]),
                     self.top_bins,
                 );
-                // The paper's rule is not complementary: its accompaniment is synthesised here.
-                if !self.rule.is_complementary() {
-                    ch.accompaniment.push_frame(&self.scratch_a, &mut self.hop_a)?;
-                    out.accompaniment[c].extend_from_slice(&self.hop_a);
+                self.scratch_g[c] = g;
+                // The bins above the model's (engines at the input's rate): its top-band share.
+                scale_bins(&mixture[mb..], g, &mut vocals[mb..]);
+                if !complementary {
+                    scale_bins(&mixture[mb..], 1.0 - g, &mut self.scratch_a[c * bins + mb..(c + 1) * bins]);
                 }
             }
             if let Some(wiener) = &mut self.wiener {
-                let frame = f * bins..(f + 1) * bins;
+                let frame = f * bins..f * bins + mb;
                 let (v1, v2) = self.scratch_v.split_at_mut(bins);
                 let (x1, x2) = (&self.channels[0].spectra[frame.clone()], &self.channels[1].spectra[frame]);
-                wiener.refine([x1, x2], [v1, v2]);
+                wiener.refine([x1, x2], [&mut v1[..mb], &mut v2[..mb]]);
             }
             // With complementary masks the accompaniment is the input minus the vocals
-            // (`NativePipeline` forms it), which saves an inverse FFT per frame.
+            // (`NativePipeline` forms it), which saves an inverse FFT per frame; the paper's rule
+            // is not complementary, and its accompaniment is synthesised here.
+            let channels = self.channels.len();
+            for (p, pair) in self.pairs.iter_mut().enumerate() {
+                let (c0, c1) = (2 * p, 2 * p + 1);
+                let (h0, h1) = self.hop_v.split_at_mut(self.stft.hop);
+                pair.vocals.push_frames(pair_of(&self.scratch_v, c0, bins, &self.silent_spectrum), [h0, h1])?;
+                let (a0, a1) = self.hop_a.split_at_mut(self.stft.hop);
+                if !complementary {
+                    pair.accompaniment.push_frames(pair_of(&self.scratch_a, c0, bins, &self.silent_spectrum), [a0, a1])?;
+                }
+                for (c, (v, a)) in [(c0, (&*h0, &*a0)), (c1, (&*h1, &*a1))] {
+                    if c < channels {
+                        out.vocals[c].extend_from_slice(v);
+                        if !complementary {
+                            out.accompaniment[c].extend_from_slice(a);
+                        }
+                    }
+                }
+            }
             for (c, ch) in self.channels.iter_mut().enumerate() {
-                ch.vocals.push_frame(&self.scratch_v[c * bins..(c + 1) * bins], &mut self.hop_v)?;
-                ch.gain.push(self.scratch_g[c], &mut self.hop_g);
-                out.vocals[c].extend_from_slice(&self.hop_v);
-                out.high_gain[c].extend_from_slice(&self.hop_g);
+                if let Some(gain) = &mut ch.gain {
+                    gain.push(self.scratch_g[c], &mut self.hop_g);
+                    out.high_gain[c].extend_from_slice(&self.hop_g);
+                }
             }
         }
         for (c, ch) in self.channels.iter_mut().enumerate() {
             // Slide: the last `ctx` frames up to the block end become the next context.
-            let row0 = c * wf * bins;
-            self.features.copy_within(row0 + ready * bins..row0 + (ctx + self.filled) * bins, row0);
+            let row0 = c * wf * mb;
+            self.features.copy_within(row0 + ready * mb..row0 + (ctx + self.filled) * mb, row0);
             ch.spectra.copy_within(ready * bins..self.filled * bins, 0);
         }
         self.filled -= ready;
         self.frames_emitted += ready as u64;
         Ok(())
     }
+}
+
+/// `out = g · x`, bin by bin.
+fn scale_bins(x: &[Complex32], g: f32, out: &mut [Complex32]) {
+    for (o, x) in out.iter_mut().zip(x) {
+        *o = x * g;
+    }
+}
+
+/// Where channel `c`'s next hop lies: in the input at `pos` when given, else in its pending samples.
+fn hop_source<'a>(input: Option<(&[&'a [f32]], usize)>, c: usize, hop: usize, pending: &'a [f32]) -> &'a [f32] {
+    match input {
+        Some((input, pos)) => &input[c][pos..pos + hop],
+        None => pending,
+    }
+}
+
+/// Channels `c0` and `c0 + 1` of `[channels, bins]` spectra, silence standing in for a missing
+/// second channel.
+fn pair_of<'a>(spectra: &'a [Complex32], c0: usize, bins: usize, silent: &'a [Complex32]) -> [&'a [Complex32]; 2] {
+    let second = spectra.get((c0 + 1) * bins..(c0 + 2) * bins).unwrap_or(silent);
+    [&spectra[c0 * bins..(c0 + 1) * bins], second]
 }

@@ -1,7 +1,11 @@
-//! Separation at the audio's own rate around the model-rate [`MaskEngine`]: resampling to the
-//! model's rate and back, queues that keep every stream aligned on the input's time axis, and
-//! the full-band split. One implementation, with the same resamplers, for the offline pipeline
-//! (`crate::separate`) and the live engine (`crate::stream`).
+//! Separation at the audio's own rate around the [`MaskEngine`]: queues that keep every stream
+//! aligned on the input's time axis and, when the engine runs at the model's rate, resampling to
+//! it and back and the full-band split. One implementation, with the same resamplers, for the
+//! offline pipeline (`crate::separate`) and the live engine (`crate::stream`).
+//!
+//! When the input's rate is a whole multiple of the model's (44.1 kHz for a 22.05 kHz model) the
+//! engine runs at the input's rate and covers the whole band itself (`crate::engine`): no
+//! resampling, and the stems are the engine's output. Otherwise:
 //!
 //! Full band: with `x` the input, `d = down(x)` what the model sees and `up(d)` what survives the
 //! trip through the model's rate, the residual `h = x − up(d)` is the band the model never saw.
@@ -48,6 +52,15 @@ pub struct Resamplers {
 }
 
 impl Resamplers {
+    /// What a pipeline around `engine` needs for input at `native` Hz: `None` when the engine
+    /// runs at that rate itself, else [`new`](Self::new).
+    pub fn for_engine(engine: &MaskEngine, native: u32, down_chunk: usize, up_extra: usize) -> Result<Option<Self>> {
+        if engine.sample_rate() == native {
+            return Ok(None);
+        }
+        Self::new(native, engine.sample_rate(), engine.channels(), down_chunk, up_extra).map(Some)
+    }
+
     /// The band-limiting resampler down to the model's rate (a filter even at equal rates, so the
     /// model always sees the band edge it was trained with) for chunks of up to `down_chunk`
     /// frames, and two back up for chunks of up to [`up_chunk`](Self::up_chunk) frames: what
@@ -178,8 +191,9 @@ pub struct NativePipeline {
     channels: usize,
     /// The engine emits no accompaniment: it is the input minus the vocals.
     residual: bool,
-    rs: Resamplers,
-    up_gain: GainUpsampler,
+    /// `None` when the engine runs at the input's rate (no resampling, no band split).
+    rs: Option<Resamplers>,
+    up_gain: Option<GainUpsampler>,
     /// Engine samples still to drop so that stems align with the input.
     skip: usize,
     engine_out: EngineOutput,
@@ -199,8 +213,9 @@ pub struct NativePipeline {
 
 impl NativePipeline {
     /// Queues get `queue_capacity` frames up front (live callers size them so they never grow).
-    /// `engine` is the mask engine this pipeline will feed.
-    pub fn new(rs: Resamplers, engine: &MaskEngine, skip: usize, queue_capacity: usize) -> Self {
+    /// `engine` is the mask engine this pipeline will feed, `rs` what
+    /// [`Resamplers::for_engine`] gave for it.
+    pub fn new(rs: Option<Resamplers>, engine: &MaskEngine, skip: usize, queue_capacity: usize) -> Self {
         let channels = engine.channels();
         let queues = |cap: usize| (0..channels).map(|_| Vec::with_capacity(cap)).collect::<Vec<_>>();
         let mut engine_out = EngineOutput::new(channels);
@@ -209,16 +224,16 @@ impl NativePipeline {
         }
         // The model-rate queue holds what the engine has not answered yet: its latency, the
         // samples it drops at the start, and one down chunk and one engine call's output.
-        let model_queue_cap =
-            rs.down.max_output_frames().max(1) + engine.latency_samples() + skip + rs.up_chunk();
+        let (down_out, up_chunk) = rs.as_ref().map_or((0, 0), |rs| (rs.down.max_output_frames().max(1), rs.up_chunk()));
+        let model_queue_cap = if rs.is_some() { down_out + engine.latency_samples() + skip + up_chunk } else { 0 };
         NativePipeline {
             channels,
             residual: engine.accompaniment_is_residual(),
-            model_in: queues(rs.down.max_output_frames().max(1)),
+            model_in: queues(down_out),
             model_queue: queues(model_queue_cap),
-            scratch_v: queues(rs.up_chunk()),
-            scratch_a: queues(rs.up_chunk()),
-            up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16)),
+            scratch_v: queues(up_chunk),
+            scratch_a: queues(up_chunk),
+            up_gain: rs.as_ref().map(|rs| GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16))),
             rs,
             skip,
             engine_out,
@@ -229,20 +244,20 @@ impl NativePipeline {
         }
     }
 
-    /// The resamplers (their geometry decides the live latency).
-    pub fn resamplers(&self) -> &Resamplers {
-        &self.rs
-    }
-
     /// Feeds input frames (one slice per channel); returns the model-rate samples produced.
     pub fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[&[f32]]) -> Result<usize> {
         let before = self.engine_out.len();
         for (q, c) in self.input.iter_mut().zip(chunk) {
             q.extend_from_slice(c);
         }
-        self.model_in.iter_mut().for_each(Vec::clear);
-        self.rs.down.process(chunk, &mut self.model_in)?;
-        self.feed_engine(model, engine)?;
+        match &mut self.rs {
+            Some(rs) => {
+                self.model_in.iter_mut().for_each(Vec::clear);
+                rs.down.process(chunk, &mut self.model_in)?;
+                self.feed_engine(model, engine)?;
+            }
+            None => engine.push(model, chunk, &mut self.engine_out)?,
+        }
         let produced = self.engine_out.len() - before;
         self.collect_engine_output()?;
         Ok(produced)
@@ -250,16 +265,20 @@ impl NativePipeline {
 
     /// Ends the input: flushes the resamplers and the engine so every input frame has its stems.
     pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
-        self.model_in.iter_mut().for_each(Vec::clear);
-        self.rs.down.finish(&mut self.model_in)?;
-        self.feed_engine(model, engine)?;
+        if let Some(rs) = &mut self.rs {
+            self.model_in.iter_mut().for_each(Vec::clear);
+            rs.down.finish(&mut self.model_in)?;
+            self.feed_engine(model, engine)?;
+        }
         engine.finish(model, &mut self.engine_out)?;
         self.collect_engine_output()?;
-        self.rs.up_vocals.finish(&mut self.vocals)?;
-        if !self.residual {
-            self.rs.up_accomp.finish(&mut self.accomp)?;
+        if let (Some(rs), Some(up_gain)) = (&mut self.rs, &mut self.up_gain) {
+            rs.up_vocals.finish(&mut self.vocals)?;
+            if !self.residual {
+                rs.up_accomp.finish(&mut self.accomp)?;
+            }
+            up_gain.finish(&mut self.gain);
         }
-        self.up_gain.finish(&mut self.gain);
         Ok(())
     }
 
@@ -277,6 +296,22 @@ impl NativePipeline {
         self.engine_out.drain_front(drop);
         self.skip -= drop;
         let n = self.engine_out.len();
+        let (Some(rs), Some(up_gain)) = (&mut self.rs, &mut self.up_gain) else {
+            // At the input's rate the engine's output is the stems: handed over by swapping
+            // buffers when the queues are empty (the usual case), else appended.
+            let out = &mut self.engine_out;
+            for c in 0..self.channels {
+                for (queue, stream) in [(&mut self.vocals[c], &mut out.vocals[c]), (&mut self.accomp[c], &mut out.accompaniment[c])] {
+                    if queue.is_empty() {
+                        std::mem::swap(queue, stream);
+                    } else {
+                        queue.extend_from_slice(stream);
+                        stream.clear();
+                    }
+                }
+            }
+            return Ok(());
+        };
         if n > 0 {
             // Take the model's input out of the stems at the model's rate (`V − g·d`); past the
             // end of the input (the engine's flushed tail) `d` is silence.
@@ -300,12 +335,11 @@ impl NativePipeline {
                 }
                 queue.drain(..matched);
             }
-            let rs = &mut self.rs;
             with_slices(&self.scratch_v, |v| rs.up_vocals.process(v, &mut self.vocals))?;
             if !self.residual {
                 with_slices(&self.scratch_a, |a| rs.up_accomp.process(a, &mut self.accomp))?;
             }
-            self.up_gain.process(&self.engine_out.high_gain, &mut self.gain);
+            up_gain.process(&self.engine_out.high_gain, &mut self.gain);
         }
         self.engine_out.drain_front(n);
         Ok(())
@@ -313,7 +347,10 @@ impl NativePipeline {
 
     /// Frames for which every stream is available.
     pub fn ready(&self) -> usize {
-        let mut ready = self.vocals[0].len().min(self.input[0].len()).min(self.gain[0].len());
+        let mut ready = self.vocals[0].len().min(self.input[0].len());
+        if self.rs.is_some() {
+            ready = ready.min(self.gain[0].len());
+        }
         if !self.residual {
             ready = ready.min(self.accomp[0].len());
         }
@@ -334,16 +371,25 @@ impl NativePipeline {
     /// between them) are appended to `vocals` and `accompaniment`, and, when given, the input
     /// frames they belong to to `mix`.
     pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
+        // With resampling, the band the model never saw is split with the high-band gain.
+        let split = self.rs.is_some();
         for c in 0..self.channels {
-            let (x, g) = (&self.input[c][..n], &self.gain[c][..n]);
+            let x = &self.input[c][..n];
+            let (w, g) = (&self.vocals[c][..n], &self.gain[c][..if split { n } else { 0 }]);
             let start = vocals[c].len();
-            vocals[c].extend(self.vocals[c][..n].iter().zip(x).zip(g).map(|((w, x), g)| w + g.clamp(0.0, 1.0) * x));
+            if split {
+                vocals[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + g.clamp(0.0, 1.0) * x));
+            } else {
+                vocals[c].extend_from_slice(w);
+            }
             if self.residual {
                 let v = &vocals[c][start..];
                 accompaniment[c].extend(x.iter().zip(v).map(|(x, v)| x - v));
-            } else {
+            } else if split {
                 let w = &self.accomp[c][..n];
                 accompaniment[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + (1.0 - g.clamp(0.0, 1.0)) * x));
+            } else {
+                accompaniment[c].extend_from_slice(&self.accomp[c][..n]);
             }
             if let Some(mix) = mix.as_deref_mut() {
                 mix[c].extend_from_slice(x);

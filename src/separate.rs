@@ -1,6 +1,6 @@
 //! The offline pipeline: decode a file chunk by chunk, separate it with [`NativePipeline`]
-//! (resampling to the model's rate, the [`MaskEngine`], resampling back, the band above the
-//! model's Nyquist frequency restored), and write `vocals` and `accompaniment` atomically.
+//! (the [`MaskEngine`], at the input's rate or between resamplers to the model's rate and back,
+//! over the whole band), and write `vocals` and `accompaniment` atomically.
 //! Memory stays bounded by the chunk size whatever the file's length.
 
 use std::path::{Path, PathBuf};
@@ -132,8 +132,8 @@ pub fn separate_file(
     let block = opts
         .block_frames
         .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
-    let mut engine = MaskEngine::new(&contract, rule, channels, block)?;
-    let mut pipe = RatePipeline::new(info.sample_rate, contract.sample_rate, &engine)?;
+    let mut engine = MaskEngine::new(&contract, rule, channels, block, info.sample_rate)?;
+    let mut pipe = RatePipeline::new(info.sample_rate, &engine)?;
 
     let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
     let mut done = 0u64;
@@ -198,8 +198,8 @@ pub fn separate_planar(
     let block = opts
         .block_frames
         .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
-    let mut engine = MaskEngine::new(&contract, rule, channels, block)?;
-    let mut pipe = RatePipeline::new(sample_rate, contract.sample_rate, &engine)?;
+    let mut engine = MaskEngine::new(&contract, rule, channels, block, sample_rate)?;
+    let mut pipe = RatePipeline::new(sample_rate, &engine)?;
     let mut vocals: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
     let mut accomp: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
     let mut sink = |v: &[&[f32]], a: &[&[f32]]| -> Result<()> {
@@ -249,9 +249,9 @@ struct RatePipeline {
 }
 
 impl RatePipeline {
-    fn new(native: u32, model_rate: u32, engine: &MaskEngine) -> Result<Self> {
+    fn new(native: u32, engine: &MaskEngine) -> Result<Self> {
         let channels = engine.channels();
-        let rs = Resamplers::new(native, model_rate, channels, DECODE_CHUNK_FRAMES, 0)?;
+        let rs = Resamplers::for_engine(engine, native, DECODE_CHUNK_FRAMES, 0)?;
         Ok(RatePipeline {
             native: NativePipeline::new(rs, engine, engine.index_offset(), 0),
             out_v: vec![Vec::new(); channels],

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc, reset_violation_count, violation_count};
 use common::*;
-use voxmask::audio::resample::Resampler;
 use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
 use voxmask::model::{Contract, Model, ModelInfo, RuntimeOptions};
 use voxmask::stream::rt::STREAMS;
@@ -116,8 +115,9 @@ fn engine_matches_offline_separation_for_any_call_size() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let opts = RuntimeOptions::default();
-    // Device rate ≠ model rate (both resamplers and the high-band split) and device rate = model rate.
-    for (file_rate, model_rate) in [(44_100u32, 22_050u32), (22_050, 22_050)] {
+    // 48 kHz: both resamplers and the high-band split; 44.1 and 22.05 kHz: the engine at the
+    // device's rate (twice and once the model's), no resampling.
+    for (file_rate, model_rate) in [(48_000u32, 22_050u32), (44_100, 22_050), (22_050, 22_050)] {
         let model_path = conv_model(dir.path(), model_rate, 4, 1);
         let mut model = Model::load(&model_path, &opts).unwrap();
         let input = stereo_signal(file_rate, 2.0);
@@ -173,13 +173,15 @@ fn default_model_latency_is_at_most_50_ms() {
     // At the model's rate with hop-sized periods, one frame per model call.
     let cfg = EngineConfig { channels: 2, device_rate: rate, block_frames: 1, granularity: contract.stft.hop, max_chunk: 1024 };
     let engine = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
-    // At the model's rate the input is still band-limited (the model's band edge); its filter
-    // delay pushes each hop's output past the period that completes the hop, into the next one.
-    let band_limit = Resampler::band_limited(rate, rate, 2, 1024).unwrap().delay_frames();
+    // At whole multiples of the model's rate nothing is resampled (the band edge is applied to
+    // the features): the latency is the STFT overlap and look-ahead alone, the same time at
+    // 44.1 kHz with the window and hop twice as long.
     let hop = contract.stft.hop;
-    let expected = (contract.latency_samples() + band_limit).div_ceil(hop) * hop;
     eprintln!("engine latency at the model's rate {rate} Hz, {hop}-frame periods: {} samples = {:.1} ms", engine.latency_samples(), engine.latency_ms());
-    assert_eq!(engine.latency_samples(), expected, "engine latency at the model's rate");
+    assert_eq!(engine.latency_samples(), contract.latency_samples(), "engine latency at the model's rate");
+    let cfg2 = EngineConfig { device_rate: 2 * rate, granularity: 2 * hop, ..cfg };
+    let double = LiveEngine::new(&contract, contract.mask_rule, cfg2).unwrap();
+    assert_eq!(double.latency_samples(), 2 * contract.latency_samples(), "engine latency at twice the model's rate");
     assert!(engine.latency_ms() <= 50.0, "latency {:.1} ms exceeds 50 ms", engine.latency_ms());
     // At the common device rates the resamplers and the hop step come on top; the shipped model
     // has no look-ahead so that these stay within 50 ms too, whatever the period.

@@ -29,8 +29,8 @@ pub struct Tap {
 /// (interpolation by two) load each shared slice once.
 pub fn polyphase(coefs: &[f32], taps: usize, hist: &[f32], taps_at: &[Tap], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked by `has_fma`).
+    if crate::dsp::simd::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked by `has_avx2_fma`).
         unsafe { fma::polyphase(coefs, taps, hist, taps_at, out) };
         return;
     }
@@ -71,12 +71,6 @@ fn polyphase_body(
     for (t, o) in rest.iter().zip(&mut out[n - n % GROUP..n]) {
         *o = pairs1([coef(*t)], [win(*t)])[0];
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_fma() -> bool {
-    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -180,6 +180,9 @@ impl AudioWriter {
         }
         // Check before writing anything, so a refused block leaves no partial frames behind.
         for (channel, samples) in planar.iter().enumerate() {
+            if crate::dsp::simd::all_finite(samples) {
+                continue;
+            }
             if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
                 return Err(Error::NonFiniteSample {
                     path: self.path.clone(),

@@ -647,33 +647,82 @@ struct DirectEngine {
     k_next: u64,
 }
 
-impl DirectEngine {
-    /// `None` when the polyphase table would be too large for this rate pair.
-    fn try_new(from_rate: u32, to_rate: u32, channels: usize) -> Option<Self> {
+/// The polyphase engine's prototype lowpass: a Kaiser-windowed sinc of `2c + 1` taps on the
+/// common grid of both rates (`L · from` Hz, with `L = to / g` and `M = from / g`).
+struct Prototype {
+    l: u64,
+    m: u64,
+    c: u64,
+    /// Cut-off in cycles per grid step.
+    cutoff: f64,
+    beta: f64,
+    i0_beta: f64,
+}
+
+impl Prototype {
+    fn design(from_rate: u32, to_rate: u32) -> Self {
         let g = gcd(from_rate as u64, to_rate as u64);
         let (l, m) = (to_rate as u64 / g, from_rate as u64 / g);
         let fine = (l * from_rate as u64) as f64;
         let low_nyquist = from_rate.min(to_rate) as f64 / 2.0;
         let (pass, stop) = (DIRECT_PASS * low_nyquist, DIRECT_STOP * low_nyquist);
-        let cutoff = 0.5 * (pass + stop) / fine; // cycles per grid step
         let dw = 2.0 * std::f64::consts::PI * (stop - pass) / fine;
         let n = ((DIRECT_ATTEN_DB - 7.95) / (2.285 * dw)).ceil() as u64;
-        let c = n.div_ceil(2);
+        let beta = 0.1102 * (DIRECT_ATTEN_DB - 8.7);
+        Prototype { l, m, c: n.div_ceil(2), cutoff: 0.5 * (pass + stop) / fine, beta, i0_beta: bessel_i0(beta) }
+    }
+
+    /// Tap `j` (`0..=2c`; centred on `c`).
+    fn tap(&self, j: u64) -> f64 {
+        let (c, cutoff) = (self.c as f64, self.cutoff);
+        let t = j as f64 - c;
+        let x = 2.0 * cutoff * t;
+        let sinc = if t == 0.0 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
+        let r = t / c;
+        2.0 * cutoff * sinc * bessel_i0(self.beta * (1.0 - r * r).max(0.0).sqrt()) / self.i0_beta
+    }
+}
+
+/// Magnitude response, at each of `freqs` (Hz), of the filter in
+/// [`Resampler::band_limited`]`(from_rate, to_rate, ..)` when `from_rate` is a whole multiple of
+/// `to_rate`: then it has one phase and is a plain FIR at `from_rate` (normalised to unit gain
+/// at DC), followed by keeping every `from / to`-th sample. The mask engine scales the model's
+/// features by it when it analyses the input at its own rate instead of resampling it
+/// (`crate::engine`). `None` for other rate pairs.
+pub fn band_limit_response(from_rate: u32, to_rate: u32, freqs: &[f64]) -> Option<Vec<f64>> {
+    if from_rate == 0 || to_rate == 0 || from_rate % to_rate != 0 {
+        return None;
+    }
+    let p = Prototype::design(from_rate, to_rate);
+    let taps: Vec<f64> = (0..=2 * p.c).map(|j| p.tap(j)).collect();
+    let sum: f64 = taps.iter().sum();
+    Some(
+        freqs
+            .iter()
+            .map(|&f| {
+                let w = 2.0 * std::f64::consts::PI * f / from_rate as f64;
+                let (re, im) = taps.iter().enumerate().fold((0.0, 0.0), |(re, im), (j, h)| {
+                    let (s, c) = (w * j as f64).sin_cos();
+                    (re + h * c, im - h * s)
+                });
+                (re * re + im * im).sqrt() / sum
+            })
+            .collect(),
+    )
+}
+
+impl DirectEngine {
+    /// `None` when the polyphase table would be too large for this rate pair.
+    fn try_new(from_rate: u32, to_rate: u32, channels: usize) -> Option<Self> {
+        let proto = Prototype::design(from_rate, to_rate);
+        let (l, m, c) = (proto.l, proto.m, proto.c);
         // Rounded up to whole SIMD lanes: the extra (oldest) taps are zero, and `dot` then needs no
         // remainder loop.
         let taps = ((2 * c / l + 1) as usize).next_multiple_of(dot::LANES);
         if taps.checked_mul(l as usize)? > DIRECT_MAX_COEFS {
             return None;
         }
-        let beta = 0.1102 * (DIRECT_ATTEN_DB - 8.7);
-        let i0_beta = bessel_i0(beta);
-        let h = |j: u64| -> f64 {
-            let t = j as f64 - c as f64;
-            let x = 2.0 * cutoff * t;
-            let sinc = if t == 0.0 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
-            let r = t / c as f64;
-            2.0 * cutoff * sinc * bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / i0_beta
-        };
+        let h = |j: u64| proto.tap(j);
         let mut coefs = vec![0.0f32; l as usize * taps];
         let mut phase = vec![0.0f64; taps];
         for r in 0..l {

@@ -5,6 +5,8 @@
 use realfft::num_complex::Complex32;
 use wide::f32x8;
 
+use super::simd;
+
 /// Bins per SIMD step (`wide::f32x8`) of the feature, mask and Wiener filter loops.
 pub(super) const STEP: usize = 8;
 
@@ -66,6 +68,21 @@ impl MaskRule {
         matches!(self, MaskRule::Binary | MaskRule::Soft | MaskRule::Wiener)
     }
 
+    /// [`masks`](Self::masks) of eight bins, deciding the rule once.
+    #[inline]
+    fn masks8(&self, p: [f32; STEP]) -> ([f32; STEP], [f32; STEP]) {
+        match self {
+            MaskRule::Soft | MaskRule::Wiener => (p, p.map(|p| 1.0 - p)),
+            rule => {
+                let (mut v, mut a) = ([0.0f32; STEP], [0.0f32; STEP]);
+                for ((v, a), p) in v.iter_mut().zip(&mut a).zip(p) {
+                    (*v, *a) = rule.masks(p);
+                }
+                (v, a)
+            }
+        }
+    }
+
     /// Vocal and accompaniment mask values for one bin with P(vocal) = `p`.
     #[inline]
     pub fn masks(&self, p: f32) -> (f32, f32) {
@@ -97,30 +114,13 @@ pub enum ModelOutput {
 }
 
 impl ModelOutput {
-    /// Converts one model output value to P(vocal), mapping NaN to 0 (not vocal) so a broken
-    /// model can never write NaN into the stems.
-    #[inline]
-    pub fn probability(self, v: f32) -> f32 {
-        let p = match self {
-            ModelOutput::Logit => 1.0 / (1.0 + (-v).exp()),
-            ModelOutput::Probability => v.clamp(0.0, 1.0),
-        };
-        if p.is_nan() { 0.0 } else { p }
-    }
-
-    /// [`probability`](Self::probability) of eight values at once (the sigmoid on 8-lane
-    /// vectors: the per-bin `exp` call was most of the mask's cost).
-    #[inline]
-    fn probability8(self, v: [f32; STEP]) -> [f32; STEP] {
+    /// Converts model output values to P(vocal) in place (the sigmoid of logits, or
+    /// probabilities clamped to [0, 1]), mapping NaN to 0 (not vocal) so that a broken model can
+    /// never write NaN into the stems.
+    pub fn to_probabilities(self, values: &mut [f32]) {
         match self {
-            ModelOutput::Logit => {
-                let v = f32x8::from(v);
-                let p = f32x8::ONE / (f32x8::ONE + (-v).exp());
-                // NaN in, NaN out: mapped to 0 like the scalar path. Huge negative logits give
-                // exp = inf and p = 0 on their own.
-                p.is_nan().select(f32x8::ZERO, p).to_array()
-            }
-            ModelOutput::Probability => v.map(|x| self.probability(x)),
+            ModelOutput::Logit => simd::sigmoid_in_place(values),
+            ModelOutput::Probability => values.iter_mut().for_each(|v| *v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }),
         }
     }
 }
@@ -152,63 +152,21 @@ impl Feature {
         }
     }
 
-    /// Writes the features of one spectrum into `out`.
-    pub fn compute_into(self, spectrum: &[Complex32], out: &mut [f32]) {
-        match self {
-            Feature::Magnitude => {
-                for (o, c) in out.iter_mut().zip(spectrum) {
-                    *o = magnitude(c);
-                }
-            }
-            Feature::Log1pMagnitude => {
-                for (o, c) in out.iter_mut().zip(spectrum) {
-                    *o = magnitude(c);
-                }
-                let mut chunks = out.chunks_exact_mut(STEP);
-                for o in &mut chunks {
-                    let x = f32x8::from(<[f32; STEP]>::try_from(&*o).unwrap());
-                    o.copy_from_slice(&ln_1p8(x).to_array());
-                }
-                for o in chunks.into_remainder() {
-                    *o = ln_1p(*o);
-                }
-            }
-        }
+    /// Writes the features of one spectrum into `out`, from the magnitudes times `scale` (one
+    /// factor per bin) when given.
+    pub fn compute_into(self, spectrum: &[Complex32], scale: Option<&[f32]>, out: &mut [f32]) {
+        simd::magnitude_features(spectrum, scale, self == Feature::Log1pMagnitude, out);
     }
 }
 
-/// |c| without `hypot`'s overflow guards, which cost a fifth of the feature time and are not
-/// needed for audio spectra (|re|, |im| < 1e18).
-#[inline]
-fn magnitude(c: &Complex32) -> f32 {
-    (c.re * c.re + c.im * c.im).sqrt()
-}
-
-/// ln(1 + x) for x ≥ 0 via Goldberg's correction, ln(u)·x/(u − 1) with u = 1 + x: as accurate
-/// as `f32::ln_1p` (within an ulp or two) and about twice as fast, since it needs only `ln`.
-#[inline]
-fn ln_1p(x: f32) -> f32 {
-    let u = 1.0 + x;
-    if u == 1.0 { x } else { u.ln() * x / (u - 1.0) }
-}
-
-/// [`ln_1p`] on eight values (`wide`'s vector `ln`: the per-bin `ln` call was most of the
-/// feature's cost).
-#[inline]
-fn ln_1p8(x: f32x8) -> f32x8 {
-    let u = f32x8::ONE + x;
-    let exact = u.simd_eq(f32x8::ONE);
-    exact.select(x, u.ln() * x / (u - f32x8::ONE))
-}
-
-/// Applies the masks derived from `model_out` (one value per bin) to `mixture`, writing the vocal
-/// spectrum and, when asked for, the accompaniment's (callers that form the accompaniment as the
-/// mixture minus the vocals pass `None`), and returns the mean vocal mask over the top `top_bins`
-/// bins (used to split the band above the model's Nyquist frequency).
+/// Applies the masks derived from `probabilities` (P(vocal) per bin, from
+/// [`ModelOutput::to_probabilities`]) to `mixture`, writing the vocal spectrum and, when asked
+/// for, the accompaniment's (callers that form the accompaniment as the mixture minus the vocals
+/// pass `None`), and returns the mean vocal mask over the top `top_bins` bins (used to split the
+/// band above the model's Nyquist frequency).
 pub fn apply_masks(
     mixture: &[Complex32],
-    model_out: &[f32],
-    output: ModelOutput,
+    probabilities: &[f32],
     rule: MaskRule,
     vocals: &mut [Complex32],
     mut accompaniment: Option<&mut [Complex32]>,
@@ -216,32 +174,17 @@ pub fn apply_masks(
 ) -> f32 {
     let n = mixture.len();
     let top_start = n.saturating_sub(top_bins);
-    let (mixture, model_out, vocals) = (&mixture[..n], &model_out[..n], &mut vocals[..n]);
+    let (mixture, probabilities, vocals) = (&mixture[..n], &probabilities[..n], &mut vocals[..n]);
     let mut top_sum = 0.0f32;
-    let mut masks_v = [0.0f32; STEP];
-    let mut masks_a = [0.0f32; STEP];
     for start in (0..n).step_by(STEP) {
         let len = STEP.min(n - start);
-        let probs = if len == STEP {
-            output.probability8(model_out[start..start + STEP].try_into().unwrap())
-        } else {
-            let mut p = [0.0f32; STEP];
-            for (p, &r) in p.iter_mut().zip(&model_out[start..start + len]) {
-                *p = output.probability(r);
-            }
-            p
-        };
-        for j in 0..STEP {
-            (masks_v[j], masks_a[j]) = rule.masks(probs[j]);
-        }
         let range = start..start + len;
-        for ((v, x), m) in vocals[range.clone()].iter_mut().zip(&mixture[range.clone()]).zip(&masks_v) {
-            *v = x * m;
-        }
+        let mut p = [0.0f32; STEP];
+        p[..len].copy_from_slice(&probabilities[range.clone()]);
+        let (masks_v, masks_a) = rule.masks8(p);
+        scale(&mixture[range.clone()], &masks_v, &mut vocals[range.clone()]);
         if let Some(a) = accompaniment.as_deref_mut() {
-            for ((a, x), m) in a[range.clone()].iter_mut().zip(&mixture[range]).zip(&masks_a) {
-                *a = x * m;
-            }
+            scale(&mixture[range.clone()], &masks_a, &mut a[range]);
         }
         for j in top_start.saturating_sub(start).min(len)..len {
             top_sum += masks_v[j];
@@ -250,42 +193,61 @@ pub fn apply_masks(
     if top_bins == 0 { 0.0 } else { top_sum / (n - top_start) as f32 }
 }
 
+/// `out[j] = x[j] · m[j]` for up to eight bins; eight at once as two 8-lane products over the
+/// interleaved real and imaginary parts (the per-bin complex-by-real products were most of the
+/// mask's cost).
+#[inline]
+fn scale(x: &[Complex32], m: &[f32; STEP], out: &mut [Complex32]) {
+    if x.len() == STEP && out.len() == STEP {
+        let xs: &[f32] = bytemuck::cast_slice(x);
+        let os: &mut [f32] = bytemuck::cast_slice_mut(out);
+        for half in 0..2 {
+            let m = std::array::from_fn::<f32, STEP, _>(|j| m[half * STEP / 2 + j / 2]);
+            let x = f32x8::from(<[f32; STEP]>::try_from(&xs[half * STEP..(half + 1) * STEP]).unwrap());
+            os[half * STEP..(half + 1) * STEP].copy_from_slice(&(x * f32x8::from(m)).to_array());
+        }
+        return;
+    }
+    for ((o, x), m) in out.iter_mut().zip(x).zip(m) {
+        *o = x * m;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn close(a: f32, b: f32, rel: f32) -> bool {
-        (a == b) || (a - b).abs() <= rel * a.abs().max(b.abs())
-    }
-
-    /// The 8-lane sigmoid agrees with the scalar one to a few ulps, NaN included (mapped to 0).
+    /// Each rule's masks, the complex products and the top-band mean, over a length that is not
+    /// a whole number of vector steps.
     #[test]
-    fn vector_sigmoid_matches_scalar() {
-        let mut values: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.1).collect();
-        values.extend([1e4, -1e4, 88.0, -88.0, 104.0, -104.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 0.0, -0.0]);
-        values.resize(values.len().next_multiple_of(STEP), 0.5);
-        for chunk in values.chunks_exact(STEP) {
-            let v = ModelOutput::Logit.probability8(chunk.try_into().unwrap());
-            for (&x, &p) in chunk.iter().zip(&v) {
-                let s = ModelOutput::Logit.probability(x);
-                assert!(close(p, s, 1e-6) || (p - s).abs() < 1e-30, "sigmoid({x}): {p} vs {s}");
-                assert!((0.0..=1.0).contains(&p), "sigmoid({x}) = {p}");
+    fn masks_scale_every_bin_by_its_rule() {
+        let n = 21;
+        let mixture: Vec<Complex32> = (0..n).map(|i| Complex32::new(i as f32 + 1.0, -(i as f32) * 0.5)).collect();
+        let logits: Vec<f32> = (0..n).map(|i| i as f32 * 0.4 - 4.0).collect();
+        let mut probs = logits.clone();
+        ModelOutput::Logit.to_probabilities(&mut probs);
+        for rule in [MaskRule::Binary, MaskRule::Paper { threshold: 0.6 }, MaskRule::Soft, MaskRule::Wiener] {
+            let (mut v, mut a) = (vec![Complex32::default(); n], vec![Complex32::default(); n]);
+            let g = apply_masks(&mixture, &probs, rule, &mut v, Some(&mut a), 5);
+            for i in 0..n {
+                let (mv, ma) = rule.masks(probs[i]);
+                assert_eq!(v[i], mixture[i] * mv, "{rule:?} vocals bin {i}");
+                assert_eq!(a[i], mixture[i] * ma, "{rule:?} accompaniment bin {i}");
             }
+            let top: f32 = (n - 5..n).map(|i| rule.masks(probs[i]).0).sum::<f32>() / 5.0;
+            assert!((g - top).abs() < 1e-6, "{rule:?}: top-band gain {g} vs {top}");
         }
     }
 
-    /// The 8-lane log1p agrees with the scalar one to a few ulps over the magnitudes spectra have.
+    /// Probabilities are clamped and NaN becomes 0 (not vocal), for either kind of output.
     #[test]
-    fn vector_log1p_matches_scalar() {
-        let mut values = vec![0.0f32, 1e-30, 1e-12, 1e-8, 6e-8, 1e-7, 1e-3, 0.5, 1.0, 2.0, 1e3, 1e6, 1e12];
-        values.extend((0..200).map(|i| (i as f32 * 0.2).exp() * 1e-9));
-        let spectrum: Vec<Complex32> = values.iter().map(|&m| Complex32::new(m, 0.0)).collect();
-        let mut out = vec![0.0f32; spectrum.len()];
-        Feature::Log1pMagnitude.compute_into(&spectrum, &mut out);
-        for (c, &f) in spectrum.iter().zip(&out) {
-            let x = magnitude(c);
-            let s = ln_1p(x);
-            assert!(close(f, s, 4e-7), "ln_1p({x}): {f} vs {s}");
-        }
+    fn probabilities_are_finite_and_in_range() {
+        let mut p = vec![-0.5, 0.25, 1.5, f32::NAN, f32::INFINITY];
+        ModelOutput::Probability.to_probabilities(&mut p);
+        assert_eq!(p, [0.0, 0.25, 1.0, 0.0, 1.0]);
+        let mut l = vec![0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+        ModelOutput::Logit.to_probabilities(&mut l);
+        assert_eq!(l[..3], [0.5, 0.0, 1.0]);
+        assert!((0.0..1e-30).contains(&l[3]), "sigmoid(-inf) = {}", l[3]);
     }
 }

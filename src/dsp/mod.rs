@@ -3,11 +3,12 @@
 //! allocated only in constructors.
 
 pub mod mask;
+pub mod simd;
 pub mod spatial;
 pub mod stft;
 pub mod window;
 
 pub use mask::{Feature, MaskRule, ModelOutput};
 pub use spatial::StereoWiener;
-pub use stft::{StftAnalyzer, StftConfig, StftSynthesizer};
+pub use stft::{StftAnalyzer, StftConfig, StftPairAnalyzer, StftPairSynthesizer, StftSynthesizer};
 pub use window::WindowKind;

@@ -1,11 +1,12 @@
 //! The device-rate live engine: `process(&mut self, input, output)` with equal input and output
 //! lengths and a fixed, exactly known delay between them.
 //!
-//! It runs the same computation as the offline pipeline (`crate::separate`): resample to the
-//! model's rate, [`MaskEngine`], resample the stems back, and split the band above the model's
-//! Nyquist frequency with the engine's high-band gain. The resamplers are the same polyphase
-//! ones as offline (`Resampler::new`, about 1.3 ms of delay per direction, no block buffering),
-//! so live and offline stems differ only by rounding.
+//! It runs the same computation as the offline pipeline (`crate::separate`, through
+//! [`NativePipeline`]): the [`MaskEngine`] at the device's rate when it is a whole multiple of the
+//! model's (44.1 kHz), else resampling to the model's rate and back and splitting the band above
+//! the model's Nyquist frequency with the engine's high-band gain. The resamplers are the same
+//! polyphase ones as offline (`Resampler::new`, about 1.3 ms of delay per direction, no block
+//! buffering), so live and offline stems differ only by rounding.
 //! The mask engine produces output in bursts (whole hops, whole model blocks), so the engine keeps a FIFO
 //! primed with `latency_samples()` frames of silence: output frame `k` is always the stem of
 //! input frame `k − latency_samples()`, whatever the call sizes. The latency is computed from
@@ -88,17 +89,19 @@ impl LiveEngine {
                 cfg.granularity, cfg.max_chunk
             )));
         }
-        let mask = MaskEngine::new(contract, rule, cfg.channels, cfg.block_frames)?;
-        let (native, model_rate, ch) = (cfg.device_rate, contract.sample_rate, cfg.channels);
-        // The engine's output per call: one down chunk's worth plus what a block can hold back.
-        let held_back = (cfg.block_frames + contract.lookahead_frames + 1) * contract.stft.hop;
-        let rs = Resamplers::new(native, model_rate, ch, cfg.max_chunk, held_back)?;
-        let engine_chunk = rs.up_chunk();
+        let mask = MaskEngine::new(contract, rule, cfg.channels, cfg.block_frames, cfg.device_rate)?;
+        let ch = cfg.channels;
+        // The engine's output per call: one chunk's worth plus what a block can hold back.
+        let held_back = (cfg.block_frames + contract.lookahead_frames + 1) * mask.hop();
+        let rs = Resamplers::for_engine(&mask, cfg.device_rate, cfg.max_chunk, held_back)?;
         let skip = mask.index_offset();
-        let latency = Self::compute_latency(contract, &cfg, &rs.down, &rs.up_vocals, skip);
+        let latency = Self::compute_latency(contract, &cfg, &mask, rs.as_ref(), skip);
 
         // Queue capacities: what can wait between two calls plus one chunk's worth of output.
-        let up_chunk = rs.up_vocals.max_output_frames() + rs.up_vocals.output_block_frames();
+        let (engine_chunk, up_chunk) = match &rs {
+            Some(rs) => (rs.up_chunk(), rs.up_vocals.max_output_frames() + rs.up_vocals.output_block_frames()),
+            None => (cfg.max_chunk + held_back, cfg.max_chunk + held_back),
+        };
         let queue_cap = (latency + cfg.max_chunk + 2 * up_chunk + cfg.granularity).max(engine_chunk);
         let fifo = |cap: usize| {
             (0..ch)
@@ -126,20 +129,22 @@ impl LiveEngine {
 
     /// Worst case of `n − ready(n)` over input counts `n` that are multiples of the granularity,
     /// where `ready(n)` is how many aligned output frames exist after `n` input frames.
-    fn compute_latency(contract: &Contract, cfg: &EngineConfig, down: &Resampler, up: &Resampler, skip: usize) -> usize {
-        let hop = contract.stft.hop;
+    fn compute_latency(contract: &Contract, cfg: &EngineConfig, mask: &MaskEngine, rs: Option<&Resamplers>, skip: usize) -> usize {
+        let hop = mask.hop();
         let (block, la) = (cfg.block_frames, contract.lookahead_frames);
         let engine_count = |m: usize| {
             let frames = m / hop;
             let emitted = if frames >= la + block { (frames - la) / block * block } else { 0 };
             (emitted * hop).saturating_sub(skip)
         };
-        // A frame is ready once its stems have come back up from the model's rate.
-        let ready = |n: usize| n.min(resampler_count(up, engine_count(resampler_count(down, n))));
+        // A frame is ready once its stems have come back up from the engine's rate.
+        let ready = |n: usize| match rs {
+            Some(rs) => n.min(resampler_count(&rs.up_vocals, engine_count(resampler_count(&rs.down, n)))),
+            None => n.min(engine_count(n)),
+        };
         // The count functions are periodic after start-up; cover many periods of every block.
-        let ratio = cfg.device_rate as f64 / contract.sample_rate as f64;
-        let period = down.input_block_frames()
-            + (up.input_block_frames() as f64 * ratio) as usize
+        let ratio = cfg.device_rate as f64 / mask.sample_rate() as f64;
+        let period = rs.map_or(0, |rs| rs.down.input_block_frames() + (rs.up_vocals.input_block_frames() as f64 * ratio) as usize)
             + ((block * hop) as f64 * ratio) as usize
             + cfg.granularity;
         let horizon = (cfg.device_rate as usize * 4).max(64 * period);
@@ -241,7 +246,7 @@ impl LiveEngine {
 
     fn push_chunk(&mut self, model: &mut Model, chunk: &[&[f32]]) -> Result<()> {
         let produced = self.native.push(model, &mut self.mask, chunk)?;
-        let frames = produced / self.contract.stft.hop;
+        let frames = produced / self.mask.hop();
         self.total_blocks += frames.div_ceil(self.cfg.block_frames) as u64;
         let ready = self.native.ready();
         self.native.drain_into(ready, &mut self.fifo_vocals, &mut self.fifo_accomp, Some(&mut self.fifo_mix));

@@ -125,7 +125,7 @@ impl SpectralData {
                     for k in 0..bins {
                         mix[k] = ch.vocals[f * bins + k] + ch.accompaniment[f * bins + k];
                     }
-                    contract.feature.compute_into(&mix, &mut feat);
+                    contract.feature.compute_into(&mix, None, &mut feat);
                     for k in 0..bins {
                         sum[k] += feat[k] as f64;
                         sq[k] += (feat[k] as f64).powi(2);
@@ -214,7 +214,7 @@ impl SpectralData {
                     am[k] = ak.norm();
                 }
                 let row = (b * frames + f) * bins;
-                contract.feature.compute_into(&mix, &mut features[row..row + bins]);
+                contract.feature.compute_into(&mix, None, &mut features[row..row + bins]);
                 ibm_targets(&vm, &am, smoothing, &mut targets[row..row + bins])?;
                 if weight_power > 0.0 {
                     for (w, x) in weights[row..row + bins].iter_mut().zip(&mix) {

@@ -322,7 +322,7 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
         let mut feat = vec![0.0f32; bins];
         let mut tgt = vec![0.0f32; bins];
         for ((x, v), a) in xs.iter().zip(&vs).zip(&as_) {
-            c.feature.compute_into(x, &mut feat);
+            c.feature.compute_into(x, None, &mut feat);
             features.extend_from_slice(&feat);
             let vm: Vec<f32> = v.iter().map(|z| z.norm()).collect();
             let am: Vec<f32> = a.iter().map(|z| z.norm()).collect();
@@ -336,6 +336,8 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
     // Masks as `voxmask separate` applies them: the stereo Wiener filter included, and with
     // complementary rules the accompaniment as the mixture minus the vocals.
     let complementary = c.mask_rule.is_complementary();
+    let mut probabilities = logits;
+    c.output.to_probabilities(&mut probabilities);
     let mut wiener = StereoWiener::for_rule(c.mask_rule, channels, bins, c.stft.hop, c.sample_rate);
     let (mut fv, mut fa) = (vec![Vec::with_capacity(frames); channels], vec![Vec::with_capacity(frames); channels]);
     let (mut sv, mut sa) = (vec![vec![Complex32::default(); bins]; channels], vec![vec![Complex32::default(); bins]; channels]);
@@ -343,7 +345,7 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
         for (ch, xs) in spectra.iter().enumerate() {
             let row = (ch * frames + f) * bins;
             let acc = (!complementary).then_some(&mut sa[ch][..]);
-            apply_masks(&xs[f], &logits[row..row + bins], c.output, c.mask_rule, &mut sv[ch], acc, 1);
+            apply_masks(&xs[f], &probabilities[row..row + bins], c.mask_rule, &mut sv[ch], acc, 1);
         }
         if let Some(w) = &mut wiener {
             let [v1, v2] = &mut sv[..] else { unreachable!("two channels") };
