@@ -1,4 +1,4 @@
-//! The model-rate separation engine shared by the offline pipeline and the live mode: streaming
+//! The separation engine shared by the offline pipeline and the live mode: streaming
 //! STFT per channel → features → model over a sliding window of frames → mask rule (→ the stereo
 //! Wiener filter, which couples the two channels of a frame) → streaming iSTFTs. One code path;
 //! offline uses large blocks, live uses small ones.
@@ -128,7 +128,7 @@ struct ChannelState {
     spectra: Vec<Complex32>,
 }
 
-/// Streaming separation at the model's sample rate.
+/// Streaming separation, at the input's rate or the model's (see "Rates" in the module docs).
 pub struct MaskEngine {
     contract: Contract,
     rule: MaskRule,
@@ -264,12 +264,6 @@ impl MaskEngine {
     /// Samples between frames at the engine's rate.
     pub fn hop(&self) -> usize {
         self.stft.hop
-    }
-
-    /// True when the engine covers the input's whole band itself (it runs at the input's rate)
-    /// and emits no high-band gain.
-    pub fn is_full_band(&self) -> bool {
-        self.feature_scale.is_some()
     }
 
     /// True when the engine emits no accompaniment stream because it equals the input minus the

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use voxmask::audio::decode::read_all;
@@ -77,6 +77,12 @@ fn soft_mask_stems_sum_back_to_the_input() {
     }
 }
 
+/// The shipped model and the bundled real excerpt.
+fn shipped_model_and_excerpt() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    (root.join("models/voxmask.onnx"), root.join("samples/nightowl.mp3"))
+}
+
 fn separate_to(input: &Path, out: &Path, model: &Path, extra: &[&str]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut args = vec![input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--format", "wav32f"];
     args.extend_from_slice(extra);
@@ -121,8 +127,7 @@ fn chunked_processing_equals_whole_file_processing() {
 #[test]
 fn wiener_rule_is_complementary_and_uses_the_stereo_image() {
     let dir = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/voxmask.onnx");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/nightowl.mp3");
+    let (model, sample) = shipped_model_and_excerpt();
     let (_, x) = read_all(&sample).unwrap();
     assert_eq!(x.len(), 2);
     let n = x[0].len();
@@ -376,16 +381,15 @@ fn the_bundled_real_excerpt_separates() {
 }
 
 /// The shipped model sees the same band edge whatever the input's rate: the excerpt at 44.1 kHz
-/// and the same excerpt brought to the model's own rate (22.05 kHz, where nothing needs
-/// resampling) give the same vocals. Before the input was band-limited at the model's rate too,
-/// the 22.05 kHz file's vocals differed from the 44.1 kHz ones by +0.9 dB (nothing in common):
-/// the model standardises its nearly empty top bins with large scales, and a full band there
-/// throws it off.
+/// and the same excerpt brought to the model's own rate (22.05 kHz) give the same vocals. At
+/// both rates the band-limiting filter's response is applied to the features (`crate::engine`);
+/// before the model saw a band-limited input at its own rate, the 22.05 kHz file's vocals
+/// differed from the 44.1 kHz ones by +0.9 dB (nothing in common): the model standardises its
+/// nearly empty top bins with large scales, and a full band there throws it off.
 #[test]
 fn the_shipped_model_gives_the_same_vocals_at_its_own_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/voxmask.onnx");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/nightowl.mp3");
+    let (model, sample) = shipped_model_and_excerpt();
     let (info, x) = read_all(&sample).unwrap();
     assert_eq!(info.sample_rate, 44_100);
     let half = |c: &[Vec<f32>]| voxmask::dataset::resample_all(c, 44_100, 22_050).unwrap();

@@ -124,8 +124,7 @@ impl StftAnalyzer {
         let (hop, win) = (self.cfg.hop, self.cfg.win_length);
         check_len("STFT input hop", hop, hop_samples.len())?;
         check_len("STFT spectrum", self.cfg.bins(), spectrum.len())?;
-        self.history.copy_within(hop.., 0);
-        self.history[win - hop..].copy_from_slice(hop_samples);
+        slide_in(&mut self.history, hop_samples);
         for ((f, &h), &w) in self.frame.iter_mut().zip(&self.history).zip(&self.window) {
             *f = h * w;
         }
@@ -174,7 +173,7 @@ impl StftSynthesizer {
     /// place, so `spectrum` is left holding scratch values (callers pass spectra they are done
     /// with; copying each one first cost more than the FFT's own pre-processing).
     pub fn push_frame(&mut self, spectrum: &mut [Complex32], out: &mut [f32]) -> Result<()> {
-        let (hop, win, n) = (self.cfg.hop, self.cfg.win_length, self.cfg.n_fft);
+        let (hop, n) = (self.cfg.hop, self.cfg.n_fft);
         check_len("iSTFT spectrum", self.cfg.bins(), spectrum.len())?;
         check_len("iSTFT output hop", hop, out.len())?;
         // realfft's inverse requires a purely real DC and Nyquist bin; a real mask keeps them
@@ -185,15 +184,8 @@ impl StftSynthesizer {
         self.ifft
             .process_with_scratch(spectrum, &mut self.frame, &mut self.scratch)
             .map_err(|e| Error::InvalidArgument(format!("inverse FFT: {e}")))?;
-        let scale = 1.0 / n as f32;
-        for ((acc, &x), &w) in self.accumulator.iter_mut().zip(&self.frame).zip(&self.window) {
-            *acc += x * w * scale;
-        }
-        for ((o, &acc), &g) in out.iter_mut().zip(&self.accumulator).zip(&self.inverse_norm) {
-            *o = acc * g;
-        }
-        self.accumulator.copy_within(hop.., 0);
-        self.accumulator[win - hop..].fill(0.0);
+        let frame = self.frame.iter().copied();
+        overlap_add(&mut self.accumulator, frame, &self.window, 1.0 / n as f32, &self.inverse_norm, out);
         Ok(())
     }
 }
@@ -235,8 +227,7 @@ impl StftPairAnalyzer {
         let (hop, win) = (self.cfg.hop, self.cfg.win_length);
         for (history, samples) in self.history.iter_mut().zip(hops) {
             check_len("STFT input hop", hop, samples.len())?;
-            history.copy_within(hop.., 0);
-            history[win - hop..].copy_from_slice(samples);
+            slide_in(history, samples);
         }
         for s in &spectra {
             check_len("STFT spectrum", self.cfg.bins(), s.len())?;
@@ -287,7 +278,7 @@ impl StftPairSynthesizer {
     /// [`StftSynthesizer::push_frame`], the imaginary parts of the DC and Nyquist bins are taken
     /// as zero.
     pub fn push_frames(&mut self, spectra: [&[Complex32]; 2], out: [&mut [f32]; 2]) -> Result<()> {
-        let (hop, win, n) = (self.cfg.hop, self.cfg.win_length, self.cfg.n_fft);
+        let (hop, n) = (self.cfg.hop, self.cfg.n_fft);
         for s in &spectra {
             check_len("iSTFT spectrum", self.cfg.bins(), s.len())?;
         }
@@ -297,20 +288,35 @@ impl StftPairSynthesizer {
         let [a, b] = spectra;
         simd::merge_pair_spectrum(a, b, &mut self.buffer);
         self.ifft.process_with_scratch(&mut self.buffer, &mut self.scratch);
-        let scale = 1.0 / n as f32;
+        // Channel `a` is the real part of the transform, `b` the imaginary part.
         for (c, (acc, o)) in self.accumulator.iter_mut().zip(out).enumerate() {
-            for ((acc, z), &w) in acc.iter_mut().zip(self.buffer.iter()).zip(&self.window) {
-                let x = if c == 0 { z.re } else { z.im };
-                *acc += x * w * scale;
-            }
-            for ((o, &acc), &g) in o.iter_mut().zip(acc.iter()).zip(&self.inverse_norm) {
-                *o = acc * g;
-            }
-            acc.copy_within(hop.., 0);
-            acc[win - hop..].fill(0.0);
+            let frame = self.buffer.iter().map(|z| if c == 0 { z.re } else { z.im });
+            overlap_add(acc, frame, &self.window, 1.0 / n as f32, &self.inverse_norm, o);
         }
         Ok(())
     }
+}
+
+/// Appends one hop of input to `history`, the last `win_length` samples (oldest first).
+fn slide_in(history: &mut [f32], samples: &[f32]) {
+    let (win, hop) = (history.len(), samples.len());
+    history.copy_within(hop.., 0);
+    history[win - hop..].copy_from_slice(samples);
+}
+
+/// Weighted overlap-add of one inverse-transformed frame: adds `frame · window · scale` to the
+/// accumulator, writes the `out.len()` (one hop) samples it completes, normalised by the
+/// steady-state sum of squared windows, and moves the accumulator on by that hop.
+fn overlap_add(accumulator: &mut [f32], frame: impl Iterator<Item = f32>, window: &[f32], scale: f32, inverse_norm: &[f32], out: &mut [f32]) {
+    let (win, hop) = (accumulator.len(), out.len());
+    for ((acc, x), &w) in accumulator.iter_mut().zip(frame).zip(window) {
+        *acc += x * w * scale;
+    }
+    for ((o, &acc), &g) in out.iter_mut().zip(accumulator.iter()).zip(inverse_norm) {
+        *o = acc * g;
+    }
+    accumulator.copy_within(hop.., 0);
+    accumulator[win - hop..].fill(0.0);
 }
 
 fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
