@@ -415,9 +415,9 @@ impl MaskEngine {
                 );
                 self.scratch_g[c] = g;
                 // The bins above the model's (engines at the input's rate): its top-band share.
-                scale_bins(&mixture[mb..], g, &mut vocals[mb..]);
+                simd::scale_spectrum_by(&mixture[mb..], g, &mut vocals[mb..]);
                 if !complementary {
-                    scale_bins(&mixture[mb..], 1.0 - g, &mut self.scratch_a[c * bins + mb..(c + 1) * bins]);
+                    simd::scale_spectrum_by(&mixture[mb..], 1.0 - g, &mut self.scratch_a[c * bins + mb..(c + 1) * bins]);
                 }
             }
             if let Some(wiener) = &mut self.wiener {
@@ -463,13 +463,6 @@ impl MaskEngine {
         self.filled -= ready;
         self.frames_emitted += ready as u64;
         Ok(())
-    }
-}
-
-/// `out = g · x`, bin by bin.
-fn scale_bins(x: &[Complex32], g: f32, out: &mut [Complex32]) {
-    for (o, x) in out.iter_mut().zip(x) {
-        *o = x * g;
     }
 }
 

@@ -20,6 +20,8 @@
 //! the same signal and saves its inverse STFT and resampler; otherwise it is `up(A − (1 − g)·d) +
 //! (1 − g)·x`. With a soft mask the stems always sum to the input.
 
+use std::ops::Range;
+
 use crate::audio::resample::Resampler;
 use crate::engine::{EngineOutput, MaskEngine};
 use crate::model::Model;
@@ -367,15 +369,24 @@ impl NativePipeline {
         }
     }
 
-    /// Moves `n ≤ ready()` frames out: the stems (with the band above the model's Nyquist split
-    /// between them) are appended to `vocals` and `accompaniment`, and, when given, the input
-    /// frames they belong to to `mix`.
-    pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
+    /// Moves `n ≤ ready()` frames out: [`append_stems`](Self::append_stems) for frames `0..n`,
+    /// then [`consume`](Self::consume)`(n)`.
+    pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mix: Option<&mut [Vec<f32>]>) {
+        self.append_stems(0..n, vocals, accompaniment, mix);
+        self.consume(n);
+    }
+
+    /// Appends the stems of the ready frames `frames` (with the band above the model's Nyquist
+    /// split between them) to `vocals` and `accompaniment`, and, when given, the input frames they
+    /// belong to to `mix`. Callers that hand out a large `ready()` in pieces (so their buffers
+    /// stay small and in cache) call this per piece and [`consume`](Self::consume) once.
+    pub fn append_stems(&self, frames: Range<usize>, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
         // With resampling, the band the model never saw is split with the high-band gain.
         let split = self.rs.is_some();
         for c in 0..self.channels {
-            let x = &self.input[c][..n];
-            let (w, g) = (&self.vocals[c][..n], &self.gain[c][..if split { n } else { 0 }]);
+            let x = &self.input[c][frames.clone()];
+            let w = &self.vocals[c][frames.clone()];
+            let g = if split { &self.gain[c][frames.clone()] } else { &[][..] };
             let start = vocals[c].len();
             if split {
                 vocals[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + g.clamp(0.0, 1.0) * x));
@@ -386,14 +397,20 @@ impl NativePipeline {
                 let v = &vocals[c][start..];
                 accompaniment[c].extend(x.iter().zip(v).map(|(x, v)| x - v));
             } else if split {
-                let w = &self.accomp[c][..n];
+                let w = &self.accomp[c][frames.clone()];
                 accompaniment[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + (1.0 - g.clamp(0.0, 1.0)) * x));
             } else {
-                accompaniment[c].extend_from_slice(&self.accomp[c][..n]);
+                accompaniment[c].extend_from_slice(&self.accomp[c][frames.clone()]);
             }
             if let Some(mix) = mix.as_deref_mut() {
                 mix[c].extend_from_slice(x);
             }
+        }
+    }
+
+    /// Drops the first `n ≤ ready()` frames of every queue.
+    pub fn consume(&mut self, n: usize) {
+        for c in 0..self.channels {
             for q in [&mut self.input[c], &mut self.vocals[c], &mut self.accomp[c], &mut self.gain[c]] {
                 q.drain(..n.min(q.len()));
             }

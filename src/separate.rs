@@ -16,6 +16,8 @@ use crate::{Error, Result};
 
 /// Frames decoded per step (per channel); bounds memory together with the engine's window.
 const DECODE_CHUNK_FRAMES: usize = 1 << 16;
+/// Frames handed to the encoders at a time.
+const WRITE_CHUNK_FRAMES: usize = 1 << 14;
 /// Model input values per call the default block size aims at (channels × frames × bins).
 const MODEL_CALL_VALUES: usize = 1 << 20;
 
@@ -281,11 +283,17 @@ impl RatePipeline {
         if ready == 0 {
             return Ok(());
         }
-        self.out_v.iter_mut().chain(&mut self.out_a).for_each(Vec::clear);
-        self.native.drain_into(ready, &mut self.out_v, &mut self.out_a, None);
-        let v: Vec<&[f32]> = self.out_v.iter().map(Vec::as_slice).collect();
-        let a: Vec<&[f32]> = self.out_a.iter().map(Vec::as_slice).collect();
-        sink(&v, &a)?;
+        // In pieces, so the stems and the encoder's buffer stay small and in cache (an engine
+        // call makes a million frames ready at once).
+        for start in (0..ready).step_by(WRITE_CHUNK_FRAMES) {
+            self.out_v.iter_mut().chain(&mut self.out_a).for_each(Vec::clear);
+            let piece = start..(start + WRITE_CHUNK_FRAMES).min(ready);
+            self.native.append_stems(piece, &mut self.out_v, &mut self.out_a, None);
+            let v: Vec<&[f32]> = self.out_v.iter().map(Vec::as_slice).collect();
+            let a: Vec<&[f32]> = self.out_a.iter().map(Vec::as_slice).collect();
+            sink(&v, &a)?;
+        }
+        self.native.consume(ready);
         self.written += ready as u64;
         Ok(())
     }

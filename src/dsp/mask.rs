@@ -3,12 +3,8 @@
 //! a threshold and is 0 elsewhere; the accompaniment mask is built the same way from 1 − P.
 
 use realfft::num_complex::Complex32;
-use wide::f32x8;
 
 use super::simd;
-
-/// Bins per SIMD step (`wide::f32x8`) of the feature, mask and Wiener filter loops.
-pub(super) const STEP: usize = 8;
 
 /// How P(vocal) becomes the vocal and accompaniment masks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,21 +62,6 @@ impl MaskRule {
     /// input minus the vocals and need not be synthesised on its own.
     pub fn is_complementary(&self) -> bool {
         matches!(self, MaskRule::Binary | MaskRule::Soft | MaskRule::Wiener)
-    }
-
-    /// [`masks`](Self::masks) of eight bins, deciding the rule once.
-    #[inline]
-    fn masks8(&self, p: [f32; STEP]) -> ([f32; STEP], [f32; STEP]) {
-        match self {
-            MaskRule::Soft | MaskRule::Wiener => (p, p.map(|p| 1.0 - p)),
-            rule => {
-                let (mut v, mut a) = ([0.0f32; STEP], [0.0f32; STEP]);
-                for ((v, a), p) in v.iter_mut().zip(&mut a).zip(p) {
-                    (*v, *a) = rule.masks(p);
-                }
-                (v, a)
-            }
-        }
     }
 
     /// Vocal and accompaniment mask values for one bin with P(vocal) = `p`.
@@ -163,54 +144,30 @@ impl Feature {
 /// [`ModelOutput::to_probabilities`]) to `mixture`, writing the vocal spectrum and, when asked
 /// for, the accompaniment's (callers that form the accompaniment as the mixture minus the vocals
 /// pass `None`), and returns the mean vocal mask over the top `top_bins` bins (used to split the
-/// band above the model's Nyquist frequency).
+/// band above the model's Nyquist frequency). `probabilities` is left holding the vocal masks,
+/// which saves a buffer.
 pub fn apply_masks(
     mixture: &[Complex32],
-    probabilities: &[f32],
+    probabilities: &mut [f32],
     rule: MaskRule,
     vocals: &mut [Complex32],
-    mut accompaniment: Option<&mut [Complex32]>,
+    accompaniment: Option<&mut [Complex32]>,
     top_bins: usize,
 ) -> f32 {
     let n = mixture.len();
-    let top_start = n.saturating_sub(top_bins);
-    let (mixture, probabilities, vocals) = (&mixture[..n], &probabilities[..n], &mut vocals[..n]);
-    let mut top_sum = 0.0f32;
-    for start in (0..n).step_by(STEP) {
-        let len = STEP.min(n - start);
-        let range = start..start + len;
-        let mut p = [0.0f32; STEP];
-        p[..len].copy_from_slice(&probabilities[range.clone()]);
-        let (masks_v, masks_a) = rule.masks8(p);
-        scale(&mixture[range.clone()], &masks_v, &mut vocals[range.clone()]);
-        if let Some(a) = accompaniment.as_deref_mut() {
-            scale(&mixture[range.clone()], &masks_a, &mut a[range]);
-        }
-        for j in top_start.saturating_sub(start).min(len)..len {
-            top_sum += masks_v[j];
+    let masks = &mut probabilities[..n];
+    if let Some(accompaniment) = accompaniment {
+        for ((a, x), &p) in accompaniment[..n].iter_mut().zip(mixture).zip(masks.iter()) {
+            *a = x * rule.masks(p).1;
         }
     }
-    if top_bins == 0 { 0.0 } else { top_sum / (n - top_start) as f32 }
-}
-
-/// `out[j] = x[j] · m[j]` for up to eight bins; eight at once as two 8-lane products over the
-/// interleaved real and imaginary parts (the per-bin complex-by-real products were most of the
-/// mask's cost).
-#[inline]
-fn scale(x: &[Complex32], m: &[f32; STEP], out: &mut [Complex32]) {
-    if x.len() == STEP && out.len() == STEP {
-        let xs: &[f32] = bytemuck::cast_slice(x);
-        let os: &mut [f32] = bytemuck::cast_slice_mut(out);
-        for half in 0..2 {
-            let m = std::array::from_fn::<f32, STEP, _>(|j| m[half * STEP / 2 + j / 2]);
-            let x = f32x8::from(<[f32; STEP]>::try_from(&xs[half * STEP..(half + 1) * STEP]).unwrap());
-            os[half * STEP..(half + 1) * STEP].copy_from_slice(&(x * f32x8::from(m)).to_array());
-        }
-        return;
+    // The soft rules' vocal mask is P itself.
+    if !matches!(rule, MaskRule::Soft | MaskRule::Wiener) {
+        masks.iter_mut().for_each(|m| *m = rule.masks(*m).0);
     }
-    for ((o, x), m) in out.iter_mut().zip(x).zip(m) {
-        *o = x * m;
-    }
+    simd::scale_spectrum(mixture, masks, &mut vocals[..n]);
+    let top = &masks[n.saturating_sub(top_bins)..];
+    if top.is_empty() { 0.0 } else { top.iter().sum::<f32>() / top.len() as f32 }
 }
 
 #[cfg(test)]
@@ -228,7 +185,7 @@ mod tests {
         ModelOutput::Logit.to_probabilities(&mut probs);
         for rule in [MaskRule::Binary, MaskRule::Paper { threshold: 0.6 }, MaskRule::Soft, MaskRule::Wiener] {
             let (mut v, mut a) = (vec![Complex32::default(); n], vec![Complex32::default(); n]);
-            let g = apply_masks(&mixture, &probs, rule, &mut v, Some(&mut a), 5);
+            let g = apply_masks(&mixture, &mut probs.clone(), rule, &mut v, Some(&mut a), 5);
             for i in 0..n {
                 let (mv, ma) = rule.masks(probs[i]);
                 assert_eq!(v[i], mixture[i] * mv, "{rule:?} vocals bin {i}");

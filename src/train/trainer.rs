@@ -345,7 +345,7 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
         for (ch, xs) in spectra.iter().enumerate() {
             let row = (ch * frames + f) * bins;
             let acc = (!complementary).then_some(&mut sa[ch][..]);
-            apply_masks(&xs[f], &probabilities[row..row + bins], c.mask_rule, &mut sv[ch], acc, 1);
+            apply_masks(&xs[f], &mut probabilities[row..row + bins], c.mask_rule, &mut sv[ch], acc, 1);
         }
         if let Some(w) = &mut wiener {
             let [v1, v2] = &mut sv[..] else { unreachable!("two channels") };
