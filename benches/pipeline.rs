@@ -2,7 +2,8 @@
 //! resample to the model's rate, STFT, model, mask, iSTFT, resample back, encode — on one thread.
 //!
 //! `fixed_mask` is a model that costs almost nothing (one multiply-add per bin), so its figure is
-//! the cost of everything outside the model; `tiny_conv` adds a small real convolution. Throughput
+//! the cost of everything outside the model; `tiny_conv` adds a small real convolution. Each runs
+//! with the soft mask and with the stereo Wiener filter (`wiener`, the shipped model's rule). Throughput
 //! is in input frames per second: divide by 44 100 for the real-time factor.
 //!
 //! The inference backend is chosen once per process, so run the bench once per backend:
@@ -54,11 +55,14 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(frames));
     for (name, bytes) in models {
         let mut model = Model::from_bytes(&bytes, Path::new(name), &opts).unwrap();
-        let label = format!("{name}_{}", model.backend().name());
-        let sep = SeparateOptions { overwrite: true, ..Default::default() };
-        group.bench_function(label, |b| {
-            b.iter(|| separate_file(&mut model, &sample, dir.path(), &sep, &mut |_, _| {}).unwrap())
-        });
+        // The soft mask, and the stereo Wiener filter that the shipped model asks for.
+        for rule in [MaskRule::Soft, MaskRule::Wiener] {
+            let label = format!("{name}_{}_{}", rule.name(), model.backend().name());
+            let sep = SeparateOptions { overwrite: true, mask: Some(rule), ..Default::default() };
+            group.bench_function(label, |b| {
+                b.iter(|| separate_file(&mut model, &sample, dir.path(), &sep, &mut |_, _| {}).unwrap())
+            });
+        }
     }
     group.finish();
 }

@@ -11,7 +11,7 @@ use crate::audio::encode::{AudioWriter, SampleFormat};
 use crate::dsp::MaskRule;
 use crate::engine::MaskEngine;
 use crate::native::{NativePipeline, Resamplers};
-use crate::model::Model;
+use crate::model::{Contract, Model};
 use crate::{Error, Result};
 
 /// Frames decoded per step (per channel); bounds memory together with the engine's window.
@@ -131,9 +131,7 @@ pub fn separate_file(
     let contract = model.contract().clone();
     let rule = opts.mask.unwrap_or(contract.mask_rule);
     let channels = info.channels;
-    let block = opts
-        .block_frames
-        .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
+    let block = block_frames(opts, &contract, channels, info.frames, info.sample_rate);
     let mut engine = MaskEngine::new(&contract, rule, channels, block, info.sample_rate)?;
     let mut pipe = RatePipeline::new(info.sample_rate, &engine)?;
 
@@ -197,9 +195,7 @@ pub fn separate_planar(
     }
     let contract = model.contract().clone();
     let rule = opts.mask.unwrap_or(contract.mask_rule);
-    let block = opts
-        .block_frames
-        .unwrap_or_else(|| (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024));
+    let block = block_frames(opts, &contract, channels, Some(len as u64), sample_rate);
     let mut engine = MaskEngine::new(&contract, rule, channels, block, sample_rate)?;
     let mut pipe = RatePipeline::new(sample_rate, &engine)?;
     let mut vocals: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
@@ -225,6 +221,23 @@ pub fn separate_planar(
     pipe.finish(model, &mut engine)?;
     pipe.write_ready(&mut sink, Some(len as u64))?;
     Ok((vocals, accomp))
+}
+
+/// Frames per model call: the option when given, else about [`MODEL_CALL_VALUES`] input values,
+/// and no more than an input of `input_frames` at `sample_rate` needs, so that a short clip takes
+/// one call of its own length rather than a long one padded with silence (and buffers to match).
+/// Any block size gives the same stems (`crate::engine`).
+fn block_frames(opts: &SeparateOptions, contract: &Contract, channels: usize, input_frames: Option<u64>, sample_rate: u32) -> usize {
+    if let Some(block) = opts.block_frames {
+        return block;
+    }
+    let by_size = (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024);
+    let Some(frames) = input_frames else { return by_size };
+    let stft = contract.stft;
+    let model_samples = frames as f64 * contract.sample_rate as f64 / sample_rate as f64;
+    // The input's STFT frames, with a frame to spare for rounding and an estimated MP3 length.
+    let by_length = (model_samples / stft.hop as f64).ceil() as usize + stft.win_length.div_ceil(stft.hop) + 1;
+    by_length.clamp(16, by_size)
 }
 
 fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
