@@ -188,14 +188,20 @@ impl GainUpsampler {
     }
 }
 
+/// What a pipeline around an engine at the model's rate adds: the resamplers and the high-band
+/// gain brought up to the native rate.
+struct Resampled {
+    rs: Resamplers,
+    up_gain: GainUpsampler,
+}
+
 /// Native-rate streams around a [`MaskEngine`].
 pub struct NativePipeline {
     channels: usize,
     /// The engine emits no accompaniment: it is the input minus the vocals.
     residual: bool,
     /// `None` when the engine runs at the input's rate (no resampling, no band split).
-    rs: Option<Resamplers>,
-    up_gain: Option<GainUpsampler>,
+    resampled: Option<Resampled>,
     /// Engine samples still to drop so that stems align with the input.
     skip: usize,
     engine_out: EngineOutput,
@@ -235,8 +241,10 @@ impl NativePipeline {
             model_queue: queues(model_queue_cap),
             scratch_v: queues(up_chunk),
             scratch_a: queues(up_chunk),
-            up_gain: rs.as_ref().map(|rs| GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16))),
-            rs,
+            resampled: rs.map(|rs| Resampled {
+                up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16)),
+                rs,
+            }),
             skip,
             engine_out,
             input: queues(queue_capacity),
@@ -252,8 +260,8 @@ impl NativePipeline {
         for (q, c) in self.input.iter_mut().zip(chunk) {
             q.extend_from_slice(c);
         }
-        match &mut self.rs {
-            Some(rs) => {
+        match &mut self.resampled {
+            Some(Resampled { rs, .. }) => {
                 self.model_in.iter_mut().for_each(Vec::clear);
                 rs.down.process(chunk, &mut self.model_in)?;
                 self.feed_engine(model, engine)?;
@@ -267,14 +275,14 @@ impl NativePipeline {
 
     /// Ends the input: flushes the resamplers and the engine so every input frame has its stems.
     pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
-        if let Some(rs) = &mut self.rs {
+        if let Some(Resampled { rs, .. }) = &mut self.resampled {
             self.model_in.iter_mut().for_each(Vec::clear);
             rs.down.finish(&mut self.model_in)?;
             self.feed_engine(model, engine)?;
         }
         engine.finish(model, &mut self.engine_out)?;
         self.collect_engine_output()?;
-        if let (Some(rs), Some(up_gain)) = (&mut self.rs, &mut self.up_gain) {
+        if let Some(Resampled { rs, up_gain }) = &mut self.resampled {
             rs.up_vocals.finish(&mut self.vocals)?;
             if !self.residual {
                 rs.up_accomp.finish(&mut self.accomp)?;
@@ -298,7 +306,7 @@ impl NativePipeline {
         self.engine_out.drain_front(drop);
         self.skip -= drop;
         let n = self.engine_out.len();
-        let (Some(rs), Some(up_gain)) = (&mut self.rs, &mut self.up_gain) else {
+        let Some(Resampled { rs, up_gain }) = &mut self.resampled else {
             // At the input's rate the engine's output is the stems: handed over by swapping
             // buffers when the queues are empty (the usual case), else appended.
             let out = &mut self.engine_out;
@@ -350,7 +358,7 @@ impl NativePipeline {
     /// Frames for which every stream is available.
     pub fn ready(&self) -> usize {
         let mut ready = self.vocals[0].len().min(self.input[0].len());
-        if self.rs.is_some() {
+        if self.resampled.is_some() {
             ready = ready.min(self.gain[0].len());
         }
         if !self.residual {
@@ -382,7 +390,7 @@ impl NativePipeline {
     /// stay small and in cache) call this per piece and [`consume`](Self::consume) once.
     pub fn append_stems(&self, frames: Range<usize>, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
         // With resampling, the band the model never saw is split with the high-band gain.
-        let split = self.rs.is_some();
+        let split = self.resampled.is_some();
         for c in 0..self.channels {
             let x = &self.input[c][frames.clone()];
             let w = &self.vocals[c][frames.clone()];

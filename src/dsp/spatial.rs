@@ -219,19 +219,23 @@ mod tests {
         Complex32::new(re, im)
     }
 
+    /// Seeded uniform noise in [−0.5, 0.5] (xorshift32).
+    fn noise(mut state: u32) -> impl FnMut() -> f32 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as f32 / u32::MAX as f32 - 0.5
+        }
+    }
+
     /// A voice panned centre and an instrument panned hard left, with the same per-channel soft
     /// mask of 0.5: once the covariances have been learnt, the filter sends the right channel
     /// (only voice) to the vocals and removes the instrument from the left channel's vocals.
     #[test]
     fn separates_by_position_in_the_stereo_image() {
         let mut filter = StereoWiener::new(1, 256, 22050);
-        let mut rng = 0x1234_5678u32;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            rng as f32 / u32::MAX as f32 - 0.5
-        };
+        let mut next = noise(0x1234_5678);
         let (mut err_soft, mut err_wiener, mut energy) = (0.0f32, 0.0f32, 0.0f32);
         for frame in 0..2000 {
             let voice = c(next(), next());
@@ -300,13 +304,7 @@ mod tests {
     fn every_compilation_gives_the_same_bits() {
         let bins = 21;
         let (mut dispatched, mut plain) = (StereoWiener::new(bins, 256, 22050), StereoWiener::new(bins, 256, 22050));
-        let mut rng = 0x9e37_79b9u32;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            rng as f32 / u32::MAX as f32 - 0.5
-        };
+        let mut next = noise(0x9e37_79b9);
         for _ in 0..200 {
             let x: [Vec<Complex32>; 2] = std::array::from_fn(|_| (0..bins).map(|_| c(next(), next())).collect());
             let soft: [Vec<Complex32>; 2] = std::array::from_fn(|ch| x[ch].iter().map(|x| x * (next() + 0.5)).collect());
