@@ -5,6 +5,10 @@
 //! - MUSDB18: `.stem.mp4` files in `train/` and `test/`, or one flat folder of them
 //!   (streams: mixture, drums, bass, other, vocals; official 14-track validation subset);
 //! - MUSDB18-HQ: `{train,test}/<track>/{mixture,vocals,bass,drums,other}.wav`;
+//! - MIR-1K: `Wavfile/<singer>_<song>_<clip>.{wav,ogg}` (the folder holding `Wavfile/`, or
+//!   `Wavfile/` itself): 16 kHz stereo clips with the accompaniment on the left channel and the
+//!   vocals on the right; each clip is one mono track. There is no official split: whole singers
+//!   ([`MIR1K_VALIDATION_SINGERS`]) are held out for validation, so no song is on both sides;
 //! - plain: `<track>/{mixture,vocals,accompaniment}.wav` (evaluation of users' own data).
 //!
 //! accompaniment = drums + bass + other. The training mixture is rebuilt as vocals +
@@ -34,12 +38,18 @@ pub const MUSDB_VALIDATION: &[&str] = &[
     "Traffic Experiment - Sirens",
 ];
 
+/// MIR-1K singers held out of training for its own sanity validation (83 of the 1000 clips).
+/// Model selection stays on the MUSDB18 validation tracks; these only check that the MIR-1K
+/// reader and the band-limited weights teach something that carries over to unseen singers.
+pub const MIR1K_VALIDATION_SINGERS: &[&str] = &["abjones", "annar"];
+
 /// Which layout a folder has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     Dsd100,
     Musdb18,
     Musdb18Hq,
+    Mir1k,
     Plain,
 }
 
@@ -63,6 +73,9 @@ pub enum TrackSource {
     Files { mixture: Option<PathBuf>, vocals: PathBuf, accompaniment: Vec<PathBuf> },
     /// One MUSDB18 stem file (streams 0 mixture, 1 drums, 2 bass, 3 other, 4 vocals).
     Stem(PathBuf),
+    /// One stereo file with the accompaniment on the left channel and the vocals on the right
+    /// (MIR-1K); the track is mono.
+    ChannelPair(PathBuf),
 }
 
 /// One track of a dataset.
@@ -78,6 +91,9 @@ pub struct Track {
 #[derive(Debug, Clone)]
 pub struct Stems {
     pub sample_rate: u32,
+    /// The rate the stems were stored at. Resampling up cannot add content above its Nyquist
+    /// frequency, so training gives no weight to bins there ([`Stems::bandwidth_hz`]).
+    pub source_rate: u32,
     pub mixture: Vec<Vec<f32>>,
     pub vocals: Vec<Vec<f32>>,
     pub accompaniment: Vec<Vec<f32>>,
@@ -87,6 +103,17 @@ pub struct Stems {
 }
 
 impl Stems {
+    /// Highest frequency at which the stored stems carry their full content: the flat band of
+    /// the resampler from the stored rate ([`crate::audio::resample::PASSBAND_FRACTION`] of its
+    /// Nyquist frequency), or the whole band when the stems were not stored at a lower rate.
+    pub fn bandwidth_hz(&self) -> f32 {
+        if self.source_rate >= self.sample_rate {
+            self.sample_rate as f32 / 2.0
+        } else {
+            self.source_rate as f32 / 2.0 * crate::audio::resample::PASSBAND_FRACTION
+        }
+    }
+
     /// Every signal held: mixture, vocals, accompaniment and its parts.
     fn signals_mut(&mut self) -> impl Iterator<Item = &mut Vec<Vec<f32>>> {
         [&mut self.mixture, &mut self.vocals, &mut self.accompaniment].into_iter().chain(self.accompaniment_parts.iter_mut())
@@ -101,6 +128,9 @@ pub fn detect_layout(root: &Path) -> Result<Layout> {
     if root.join("Mixtures").is_dir() && root.join("Sources").is_dir() {
         return Ok(Layout::Dsd100);
     }
+    if mir1k_folder(root).is_some() {
+        return Ok(Layout::Mir1k);
+    }
     let has_stems = |d: &Path| list_sorted(d).iter().any(|p| is_stem_file(p));
     if has_stems(root) || has_stems(&root.join("train")) || has_stems(&root.join("test")) {
         return Ok(Layout::Musdb18);
@@ -114,9 +144,29 @@ pub fn detect_layout(root: &Path) -> Result<Layout> {
         return Ok(Layout::Plain);
     }
     Err(Error::InvalidArgument(format!(
-        "{}: not a DSD100, MUSDB18, MUSDB18-HQ or <track>/{{mixture,vocals,accompaniment}}.wav folder",
+        "{}: not a DSD100, MUSDB18, MUSDB18-HQ, MIR-1K or <track>/{{mixture,vocals,accompaniment}}.wav folder",
         root.display()
     )))
+}
+
+/// The folder of MIR-1K clips: `root/Wavfile`, or `root` itself when it is named `Wavfile`, holding
+/// `<singer>_<song>_<clip>.wav` or `.ogg` files.
+fn mir1k_folder(root: &Path) -> Option<PathBuf> {
+    let dir = if file_name(root) == "Wavfile" { root.to_path_buf() } else { root.join("Wavfile") };
+    list_sorted(&dir).iter().any(|p| mir1k_clip(p).is_some()).then_some(dir)
+}
+
+/// `(singer, clip name)` of a MIR-1K clip file name `<singer>_<song>_<clip>.{wav,ogg}`.
+fn mir1k_clip(p: &Path) -> Option<(String, String)> {
+    let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+    if ext != "wav" && ext != "ogg" {
+        return None;
+    }
+    let stem = p.file_stem()?.to_str()?;
+    let mut parts = stem.split('_');
+    let (singer, song, clip) = (parts.next()?, parts.next()?, parts.next()?);
+    let ok = parts.next().is_none() && !singer.is_empty() && !song.is_empty() && !clip.is_empty();
+    ok.then(|| (singer.to_string(), stem.to_string()))
 }
 
 fn is_stem_file(p: &Path) -> bool {
@@ -150,7 +200,7 @@ pub fn list_tracks_lenient(root: &Path, split: Split, valid: Option<&[String]>) 
 /// Stem files of `track` that do not exist (empty for a complete track).
 pub fn missing_files(track: &Track) -> Vec<PathBuf> {
     match &track.source {
-        TrackSource::Stem(p) => vec![p.clone()],
+        TrackSource::Stem(p) | TrackSource::ChannelPair(p) => vec![p.clone()],
         TrackSource::Files { vocals, accompaniment, .. } => std::iter::once(vocals).chain(accompaniment).cloned().collect(),
     }
     .into_iter()
@@ -227,6 +277,17 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
                 }
             }
         }
+        Layout::Mir1k => {
+            let dir = mir1k_folder(root).unwrap_or_else(|| root.join("Wavfile"));
+            let mut seen = std::collections::HashSet::new();
+            for p in list_sorted(&dir) {
+                let Some((singer, name)) = mir1k_clip(&p) else { continue };
+                // The same clip as .wav and .ogg (a re-encoded copy beside the original): take one.
+                if seen.insert(name.clone()) {
+                    tracks.push(Track { name, source: TrackSource::ChannelPair(p), subset: format!("train:{singer}") });
+                }
+            }
+        }
         Layout::Plain => {
             for dir in list_sorted(root).into_iter().filter(|p| p.is_dir()) {
                 let vocals = dir.join("vocals.wav");
@@ -243,10 +304,12 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
             }
         }
     }
-    let train_subset = |t: &Track| t.subset == "train" || t.subset == "Dev";
+    let train_subset = |t: &Track| t.subset == "train" || t.subset == "Dev" || t.subset.starts_with("train:");
+    let singer = |t: &Track| t.subset.strip_prefix("train:").map(str::to_string);
     let in_valid = |t: &Track, i: usize| match (valid, layout) {
-        (Some(list), _) => list.iter().any(|n| n == &t.name),
+        (Some(list), _) => list.iter().any(|n| n == &t.name || singer(t).is_some_and(|s| &s == n)),
         (None, Layout::Dsd100) => i % 5 == 4, // every fifth Dev track: a 20% validation fraction
+        (None, Layout::Mir1k) => singer(t).is_some_and(|s| MIR1K_VALIDATION_SINGERS.contains(&s.as_str())),
         (None, _) => MUSDB_VALIDATION.contains(&t.name.as_str()),
     };
     let selected = tracks
@@ -318,6 +381,22 @@ fn load(track: &Track, rate: Option<u32>, keep_parts: bool) -> Result<Stems> {
             }
             (info.sample_rate, mixture, vocals, acc)
         }
+        TrackSource::ChannelPair(path) => {
+            let (info, mut x) = read_all(path)?;
+            if info.channels != 2 {
+                return Err(Error::Mismatch {
+                    what: format!("{}: channels (accompaniment left, vocals right)", path.display()),
+                    expected: "2".into(),
+                    got: info.channels.to_string(),
+                });
+            }
+            let vocals = vec![x.pop().unwrap_or_default()];
+            let acc = vec![x.pop().unwrap_or_default()];
+            if keep_parts {
+                parts.push(acc.clone());
+            }
+            (info.sample_rate, Vec::new(), vocals, acc)
+        }
         TrackSource::Files { mixture, vocals, accompaniment } => {
             let (vi, v) = read_all(vocals)?;
             let mut acc = Vec::new();
@@ -344,7 +423,8 @@ fn load(track: &Track, rate: Option<u32>, keep_parts: bool) -> Result<Stems> {
         mixture = vocals.clone();
         add_into(&mut mixture, &accompaniment);
     }
-    let mut stems = Stems { sample_rate: native, mixture, vocals, accompaniment, accompaniment_parts: parts };
+    let mut stems =
+        Stems { sample_rate: native, source_rate: native, mixture, vocals, accompaniment, accompaniment_parts: parts };
     let len = [&stems.mixture, &stems.vocals, &stems.accompaniment].iter().map(|s| s[0].len()).min().unwrap_or(0);
     for s in stems.signals_mut() {
         s.iter_mut().for_each(|c| c.truncate(len));

@@ -21,6 +21,9 @@ use serde_json::json;
 use voxmask::audio::device::{self, Direction, Streams};
 use voxmask::dsp::MaskRule;
 use voxmask::model::Model;
+
+/// Algorithmic latency the shipped live model keeps within at 44.1 and 48 kHz.
+const LIVE_LATENCY_MS: f64 = 50.0;
 use voxmask::stream::worker::{Recorder, Worker};
 use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
 
@@ -210,7 +213,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     if args.block_frames == 0 || args.block_frames > 1024 {
         return Err(Failure { error: anyhow!("--block-frames must be within 1..=1024"), code: EXIT_USAGE });
     }
-    let model_path = args.runtime.model_path().map_err(fail(EXIT_MODEL))?;
+    let model_path = args.runtime.model_path_or(crate::LIVE_MODEL).map_err(fail(EXIT_MODEL))?;
     let model = Model::load(&model_path, &args.runtime.options())
         .with_context(|| format!("loading model {}", model_path.display()))
         .map_err(fail(EXIT_MODEL))?;
@@ -218,6 +221,17 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     let contract = model.contract().clone();
     let rule = MaskRule::choose(args.mask.as_deref(), args.threshold, contract.mask_rule, contract.threshold)
         .unwrap_or(contract.mask_rule);
+    let model_latency_ms = contract.latency_samples() as f64 * 1000.0 / contract.sample_rate as f64;
+    if model_latency_ms > LIVE_LATENCY_MS && !args.quiet {
+        // A look-ahead model still runs live; say up front what it costs.
+        eprintln!(
+            "voxmask: note: {} looks {} frames ahead: at least {model_latency_ms:.1} ms of algorithmic latency, \
+             above the {LIVE_LATENCY_MS} ms of the live model ({})",
+            model_path.display(),
+            contract.lookahead_frames,
+            crate::LIVE_MODEL
+        );
+    }
 
     let dev = |e: voxmask::Error| Failure { error: e.into(), code: EXIT_DEVICE };
     let host = device::open_host(args.host.as_deref()).map_err(dev)?;

@@ -28,6 +28,12 @@ mod eval_cmd;
 #[cfg(feature = "live")]
 mod live_cmd;
 
+/// The shipped models: the centred offline default of `separate` and `eval`, and the causal
+/// model `live` uses (at most 50 ms of algorithmic latency).
+const OFFLINE_MODEL: &str = "voxmask.onnx";
+#[cfg(feature = "live")]
+const LIVE_MODEL: &str = "voxmask-live.onnx";
+
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_MODEL: u8 = 3;
 const EXIT_NO_INPUT: u8 = 4;
@@ -67,7 +73,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct RuntimeArgs {
-    /// Model file (default: the shipped models/voxmask.onnx, or $VOXMASK_MODEL).
+    /// Model file (default: $VOXMASK_MODEL, else the shipped models/voxmask.onnx; `live` uses
+    /// models/voxmask-live.onnx).
     #[arg(long, short = 'm')]
     model: Option<PathBuf>,
     /// Inference backend.
@@ -189,14 +196,21 @@ impl RuntimeArgs {
         }
     }
 
+    /// The model for `separate` and `eval`: `--model`, else `$VOXMASK_MODEL`, else the shipped
+    /// offline model.
     fn model_path(&self) -> anyhow::Result<PathBuf> {
+        self.model_path_or(OFFLINE_MODEL)
+    }
+
+    /// `--model`, else `$VOXMASK_MODEL`, else the shipped model `file` in `models/`.
+    fn model_path_or(&self, file: &str) -> anyhow::Result<PathBuf> {
         if let Some(p) = &self.model {
             return Ok(p.clone());
         }
         if let Some(p) = std::env::var_os("VOXMASK_MODEL").filter(|p| !p.is_empty()) {
             return Ok(PathBuf::from(p));
         }
-        let shipped = Path::new("models").join("voxmask.onnx");
+        let shipped = Path::new("models").join(file);
         let mut candidates = vec![shipped.clone()];
         // target/<profile>/voxmask → the source tree's models/ (running from a checkout).
         if let Ok(exe) = std::env::current_exe() {

@@ -162,11 +162,11 @@ fn shipped_geometry() -> Contract {
 #[test]
 fn default_model_latency_is_at_most_50_ms() {
     let _g = serial();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/voxmask.onnx");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/voxmask-live.onnx");
     let contract = if shipped.is_file() {
         ModelInfo::read(&shipped).expect("the shipped model must load").0.contract
     } else {
-        eprintln!("\n*** models/voxmask.onnx not present: checking the latency of its documented geometry instead ***\n");
+        eprintln!("\n*** models/voxmask-live.onnx not present: checking the latency of its documented geometry instead ***\n");
         shipped_geometry()
     };
     let rate = contract.sample_rate;
@@ -643,6 +643,12 @@ fn missing_host_or_device_exits_with_code_5() {
     let o = run(voxmask().args(["live", "--host", "nosuchhost", "-m"]).arg(&model));
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("unknown audio host"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("frames ahead"), "a causal-enough model needs no latency note: {}", stderr(&o));
+    // A model that looks far ahead still runs live, and says its latency before anything else.
+    let ahead = conv_model(dir.path(), 22_050, 2, 8);
+    let o = run(voxmask().args(["live", "--host", "nosuchhost", "-m"]).arg(&ahead));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("looks 8 frames ahead") && stderr(&o).contains("ms of algorithmic latency"), "{}", stderr(&o));
     let o = run(voxmask().args(["live", "--host", "alsa", "--input", "no such device", "-m"]).arg(&model));
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("no input device matching"), "{}", stderr(&o));
@@ -654,11 +660,12 @@ fn missing_host_or_device_exits_with_code_5() {
 fn alsa_null_device_session_ends_on_time() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let model = conv_model(dir.path(), 22_050, 2, 1);
     let record = dir.path().join("take");
+    // No --model: `live` picks the shipped causal model by itself.
     let child = voxmask()
-        .args(["live", "--host", "alsa", "--input", "alsa:null", "--output", "alsa:null", "--duration", "1.5", "--json", "-m"])
-        .arg(&model)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("VOXMASK_MODEL")
+        .args(["live", "--host", "alsa", "--input", "alsa:null", "--output", "alsa:null", "--duration", "1.5", "--json"])
         .arg("--record")
         .arg(&record)
         .stdin(Stdio::null())
@@ -674,6 +681,8 @@ fn alsa_null_device_session_ends_on_time() {
     let summary = json_of(&out);
     eprintln!("alsa null: exit {:?}, end {}, xruns {}", out.status.code(), summary["end"], summary["xruns"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let model = summary["model"].as_str().unwrap_or_default();
+    assert!(model.ends_with("voxmask-live.onnx"), "live used {model}, not the shipped live model");
     for name in ["input.wav", "vocals.wav", "accompaniment.wav"] {
         read_wav(&record.join(name));
     }

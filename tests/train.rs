@@ -104,7 +104,7 @@ fn trains_checkpoints_logs_and_exports_on_a_musdb18hq_tree() {
     let o = run(voxmask().arg("inspect").arg("--json").arg(&model));
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["metadata"]["voxmask.train.preset"], "default");
+    assert_eq!(v["metadata"]["voxmask.train.preset"], "offline");
     assert_eq!(v["metadata"]["voxmask.train.tracks"], "2 train, 1 validation");
     assert!(v["metadata"]["voxmask.train.valid_sdr_vocals"].as_str().unwrap().contains("dB"));
     // The mask rule chosen on validation can be stored at export.
@@ -220,7 +220,7 @@ fn autoencoder_pretraining_precedes_the_supervised_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");
     musdb_hq_tree(&data);
-    for preset in ["default", "lin2018"] {
+    for preset in ["offline", "live", "lin2018"] {
         let out = dir.path().join(preset);
         let mut args = quick_args(&data, &out, 1);
         args.extend(["--pretrain-epochs", "2", "--preset", preset].map(String::from));
@@ -392,13 +392,13 @@ fn feature_scales_of_nearly_empty_bins_are_bounded() {
     use voxmask::dataset::{Stems, resample_all};
     use voxmask::train::data::{MIN_STD_FRACTION, SpectralData};
     use voxmask::train::net::Preset;
-    let contract = Preset::Default.contract();
+    let contract = Preset::Live.contract();
     // Noise brought to the model's rate through the band-limiting resampler: its top bins hold
     // only the filter's stopband.
     let x = vec![noise(44_100 * 3, 7, 0.3)];
     let v = resample_all(&x, 44_100, 22_050).unwrap();
     let a = resample_all(&[noise(44_100 * 3, 8, 0.3)], 44_100, 22_050).unwrap();
-    let stems = Stems { sample_rate: 22_050, mixture: v.clone(), vocals: v, accompaniment: a, accompaniment_parts: Vec::new() };
+    let stems = Stems { sample_rate: 22_050, source_rate: 22_050, mixture: v.clone(), vocals: v, accompaniment: a, accompaniment_parts: Vec::new() };
     let data = SpectralData::new(&contract, &[("t".into(), stems)], 16).unwrap();
     let (_, scale) = data.feature_stats(&contract);
     let mut sorted = scale.clone();
@@ -408,4 +408,190 @@ fn feature_scales_of_nearly_empty_bins_are_bounded() {
     assert!(top <= median / MIN_STD_FRACTION as f32 * 1.001, "top scale {top} vs median {median}");
     // The top bins really are the capped ones (the floor acts, it is not vacuous).
     assert!(scale[contract.bins() - 1] >= median / MIN_STD_FRACTION as f32 * 0.999, "{}", scale[contract.bins() - 1]);
+}
+
+/// MIR-1K clips as users download them: `Wavfile/<singer>_<song>_<clip>.wav`, 16 kHz stereo with
+/// the accompaniment (a low tone) on the left and the vocals (noise bursts) on the right.
+fn mir1k_tree(root: &Path) -> PathBuf {
+    let dir = root.join("Wavfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, name) in ["abjones_1_01", "amy_2_01", "amy_2_02", "bobon_3_01"].iter().enumerate() {
+        let n = 16_000 * 2 + 37 * i;
+        let acc = sine(110.0 + 10.0 * i as f32, 16_000, n, 0.2);
+        let voc: Vec<f32> =
+            noise(n, 40 + i as u64, 0.2).iter().enumerate().map(|(j, v)| if (j / 3000) % 2 == 0 { *v } else { 0.0 }).collect();
+        write_wav(&dir.join(format!("{name}.wav")), 16_000, &[acc, voc], 16);
+    }
+    dir
+}
+
+#[test]
+fn mir1k_layout_gives_mono_tracks_with_the_vocals_from_the_right_channel() {
+    use voxmask::dataset::MIR1K_VALIDATION_SINGERS;
+    let dir = tempfile::tempdir().unwrap();
+    let wavfile = mir1k_tree(&dir.path().join("MIR-1K"));
+    assert!(MIR1K_VALIDATION_SINGERS.contains(&"abjones"));
+    // The folder holding Wavfile/, and Wavfile/ itself.
+    for root in [dir.path().join("MIR-1K"), wavfile.clone()] {
+        let (layout, train) = list_tracks(&root, Split::Train, None).unwrap();
+        assert_eq!(layout, Layout::Mir1k, "{}", root.display());
+        let names: Vec<&str> = train.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["amy_2_01", "amy_2_02", "bobon_3_01"], "whole singers are held out");
+        let (_, valid) = list_tracks(&root, Split::Valid, None).unwrap();
+        assert_eq!(valid.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["abjones_1_01"]);
+        assert!(list_tracks(&root, Split::Test, None).unwrap().1.is_empty(), "MIR-1K has no test part");
+    }
+    let (_, valid) = list_tracks(&wavfile, Split::Valid, None).unwrap();
+    let (_, stored) = read_wav(&wavfile.join("abjones_1_01.wav"));
+    let stems = load_stems(&valid[0], None).unwrap();
+    assert_eq!((stems.sample_rate, stems.source_rate), (16_000, 16_000));
+    assert_eq!((stems.vocals.len(), stems.accompaniment.len(), stems.mixture.len()), (1, 1, 1), "one mono track per clip");
+    let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+    assert!(close(&stems.vocals[0], &stored[1]), "vocals are the right channel");
+    assert!(close(&stems.accompaniment[0], &stored[0]), "accompaniment is the left channel");
+    let sum: Vec<f32> = stored[0].iter().zip(&stored[1]).map(|(a, v)| a + v).collect();
+    assert!(close(&stems.mixture[0], &sum), "the mixture is left + right");
+    // At the model's rate: the exact resampled length, and the band the 16 kHz source carries.
+    let (_, train) = list_tracks(&wavfile, Split::Train, None).unwrap();
+    let up = load_stems(&train[2], Some(22_050)).unwrap();
+    let n = 16_000 * 2 + 37 * 3;
+    assert_eq!((up.sample_rate, up.source_rate), (22_050, 16_000));
+    assert_eq!(up.vocals[0].len(), (n as f64 * 22_050.0 / 16_000.0).round() as usize);
+    assert_eq!(up.bandwidth_hz(), 6_000.0, "75 % of the source's 8 kHz Nyquist: the resampler's flat band");
+}
+
+/// Stems of one mono track at the model's rate, stored at `source_rate`.
+fn noise_stems(seed: u64, source_rate: u32) -> voxmask::dataset::Stems {
+    let n = 22_050 * 2;
+    let v = vec![noise(n, seed, 0.3)];
+    let a = vec![noise(n, seed + 1, 0.3)];
+    voxmask::dataset::Stems { sample_rate: 22_050, source_rate, mixture: v.clone(), vocals: v, accompaniment: a, accompaniment_parts: Vec::new() }
+}
+
+/// One batch of 16 × 24 frames drawn with `seed`: (features, targets, weights).
+fn draw(data: &voxmask::train::data::SpectralData, seed: u64, power: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    use voxmask::train::data::{Augment, step_rng};
+    let contract = voxmask::train::net::Preset::Offline.contract();
+    let aug = Augment { remix: 1.0, ..Augment::default() };
+    let (mut f, mut t, mut w) = (Vec::new(), Vec::new(), Vec::new());
+    data.batch(&contract, &mut step_rng(seed, 0), &aug, 16, 24, 0.02, power, &mut f, &mut t, &mut w).unwrap();
+    (f, t, w)
+}
+
+#[test]
+fn band_limited_stems_get_zero_loss_weight_above_their_band() {
+    use voxmask::train::data::SpectralData;
+    let contract = voxmask::train::net::Preset::Offline.contract();
+    let bins = contract.bins();
+    let hz = |k: usize| k as f32 * 22_050.0 / contract.stft.n_fft as f32;
+    // Full-band material only: no weights unless asked for (the loss is the unweighted one).
+    let full = SpectralData::new(&contract, &[("full".into(), noise_stems(1, 44_100))], 24).unwrap();
+    assert!(draw(&full, 3, 0.0).2.is_empty());
+    // Material stored at 16 kHz: weight 1 below its band, 0 above its Nyquist frequency.
+    let low = SpectralData::new(&contract, &[("mir".into(), noise_stems(1, 16_000))], 24).unwrap();
+    for power in [0.0, 1.0] {
+        let (_, _, w) = draw(&low, 3, power);
+        assert_eq!(w.len(), 16 * 24 * bins);
+        for row in w.chunks(bins) {
+            for (k, &v) in row.iter().enumerate() {
+                if hz(k) > 8_000.0 {
+                    assert_eq!(v, 0.0, "bin {k} ({} Hz) above the 16 kHz stem's Nyquist", hz(k));
+                } else if hz(k) < 6_000.0 && power == 0.0 {
+                    assert_eq!(v, 1.0, "bin {k} ({} Hz) inside the stem's band", hz(k));
+                } else if hz(k) < 6_000.0 {
+                    assert!(v > 0.0, "bin {k} ({} Hz) inside the band weighted by loudness", hz(k));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_dataset_mixing_is_seeded_and_follows_the_weights() {
+    use voxmask::train::data::SpectralData;
+    let contract = voxmask::train::net::Preset::Offline.contract();
+    let bins = contract.bins();
+    let tracks = [("musdb".into(), noise_stems(1, 44_100)), ("mir".into(), noise_stems(5, 16_000))];
+    let limited = |w: &[f32]| w.chunks(bins).filter(|row| row[bins - 1] == 0.0).count();
+    let data = SpectralData::weighted(&contract, &tracks, Some(&[1.0, 1.0]), 24).unwrap();
+    let (a, b) = (draw(&data, 7, 0.0), draw(&data, 7, 0.0));
+    assert!(a == b, "the same seed draws the same batch");
+    assert!(draw(&data, 8, 0.0).0 != a.0, "another seed draws another batch");
+    // Vocals and accompaniment are drawn independently: an example is full-band only when both
+    // come from the full-band track (1 in 4 with equal weights).
+    let rows = 16 * 24;
+    let n = limited(&a.2);
+    assert!(n > rows / 2 && n < rows, "{n} of {rows} frames band-limited");
+    // Weight 0 never draws the full-band track; a tiny weight for the low-rate one almost never.
+    let only_low = SpectralData::weighted(&contract, &tracks, Some(&[0.0, 1.0]), 24).unwrap();
+    assert_eq!(limited(&draw(&only_low, 7, 0.0).2), rows);
+    let mostly_full = SpectralData::weighted(&contract, &tracks, Some(&[1.0, 1e-9]), 24).unwrap();
+    assert_eq!(limited(&draw(&mostly_full, 7, 0.0).2), 0);
+    // Input statistics come from the full-band material, which is what the model will separate.
+    let (mean_mixed, _) = data.feature_stats(&contract);
+    let (mean_full, _) = SpectralData::new(&contract, &tracks[..1], 24).unwrap().feature_stats(&contract);
+    assert_eq!(mean_mixed, mean_full);
+}
+
+#[test]
+fn trains_on_two_datasets_at_once_and_eval_reads_mir1k() {
+    let dir = tempfile::tempdir().unwrap();
+    let musdb = dir.path().join("musdb18hq");
+    musdb_hq_tree(&musdb);
+    let mir = dir.path().join("MIR-1K");
+    mir1k_tree(&mir);
+    let out = dir.path().join("run");
+    let mir_arg = format!("{}:2", mir.display());
+    let run_dir = quick_run(&musdb, &out, &["--dataset", &mir_arg, "--preset", "live"]);
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("last.json")).unwrap()).unwrap();
+    assert_eq!(state["train_tracks"], 2 + 3, "two MUSDB18-HQ and three MIR-1K training tracks");
+    assert_eq!(state["valid_tracks"], 1, "validation comes from the first dataset only");
+    assert_eq!(state["config"]["datasets"][1]["weight"], 2.0);
+    let model = dir.path().join("m.onnx");
+    let o = run(trainer().args(["export", run_dir.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(voxmask().arg("inspect").arg("--json").arg(&model));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let provenance = v["metadata"]["voxmask.train.dataset"].as_str().unwrap();
+    assert!(provenance.contains("musdb18hq") && provenance.contains("MIR-1K (weight 2)"), "{provenance}");
+    // `voxmask eval` scores MIR-1K's held-out singers with the trained model.
+    let json = dir.path().join("mir.json");
+    let o = run(voxmask()
+        .args(["eval", "--dataset", mir.to_str().unwrap(), "--split", "valid", "-m", model.to_str().unwrap(), "--json"])
+        .arg(&json));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["aggregate"]["tracks"], 1, "{v}");
+    assert!(v.to_string().contains("abjones_1_01"), "{v}");
+}
+
+/// The fused temporal convolution op gives the logits and gradients of candle's generic ops.
+#[test]
+fn fused_temporal_convolution_matches_the_generic_path_forward_and_backward() {
+    use voxmask::train::net::{Net, Preset};
+    for preset in [Preset::Live, Preset::Offline] {
+        let bins = preset.contract().bins();
+        let net = Net::new(preset, &Device::Cpu, None, 11).unwrap();
+        let (b, t) = (2, 45);
+        let x: Vec<f32> = noise(b * t * bins, 21, 1.0).iter().map(|v| v.abs() * 3.0).collect();
+        let x = Tensor::from_vec(x, (b, t, bins), &Device::Cpu).unwrap();
+        let targets: Vec<f32> = noise(b * t * bins, 22, 1.0).iter().map(|v| if *v > 0.0 { 0.98 } else { 0.02 }).collect();
+        let y = Tensor::from_vec(targets, (b, t, bins), &Device::Cpu).unwrap();
+        let fused = net.forward(&x, true).unwrap();
+        let generic = net.forward_generic(&x).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let scale = flat(&generic).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = max_diff(&flat(&fused), &flat(&generic));
+        assert!(d <= 1e-5 * scale.max(1.0), "{}: logits differ by {d} (scale {scale})", preset.name());
+        let gf = loss(&fused, &y, LossKind::Bce(BceOptions::default()), None).unwrap().backward().unwrap();
+        let gg = loss(&generic, &y, LossKind::Bce(BceOptions::default()), None).unwrap().backward().unwrap();
+        for (name, var) in net.trainable().unwrap() {
+            let (a, b) = (flat(gf.get(&var).unwrap()), flat(gg.get(&var).unwrap()));
+            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{}: `{name}` has no gradient", preset.name());
+            let d = max_diff(&a, &b);
+            assert!(d <= 1e-4 * scale, "{}: gradient of `{name}` differs by {d} (largest {scale})", preset.name());
+        }
+    }
 }

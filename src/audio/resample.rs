@@ -596,6 +596,10 @@ impl FftEngine {
 const DIRECT_ATTEN_DB: f64 = 110.0;
 /// The polyphase filter is flat up to this fraction of the lower Nyquist frequency ...
 const DIRECT_PASS: f64 = 0.75;
+/// Fraction of the lower Nyquist frequency up to which resampled material is flat (both engines:
+/// the FFT fallback is flat further, to 95 %). Above it a signal stored at a lower rate than the
+/// model's carries less than its full content.
+pub const PASSBAND_FRACTION: f32 = DIRECT_PASS as f32;
 /// ... and at least `DIRECT_ATTEN_DB` down from this fraction on: nothing above the lower Nyquist
 /// frequency folds back into the band. The transition width sets the filter length, hence the
 /// delay: N = (A − 7.95) / (2.285 Δω) taps on the common grid, about 1.3 ms per direction at any

@@ -1,4 +1,4 @@
-//! `voxmask-train`: trains a voxmask network on DSD100 / MUSDB18 / MUSDB18-HQ and exports it to
+//! `voxmask-train`: trains a voxmask network on DSD100 / MUSDB18 / MUSDB18-HQ / MIR-1K and exports it to
 //! ONNX with the model contract. Exit codes: 0 done · 1 training failed · 2 bad command line ·
 //! 130 interrupted (checkpoint saved; continue with `--resume`).
 
@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use voxmask::dsp::MaskRule;
 use voxmask::train::export::export_onnx;
 use voxmask::train::net::Preset;
-use voxmask::train::trainer::{LossChoice, RunOptions, TrainConfig, TrainOutcome, load_checkpoint, train, training_contract};
+use voxmask::train::trainer::{
+    DatasetSpec, LossChoice, RunOptions, TrainConfig, TrainOutcome, load_checkpoint, train, training_contract,
+};
 
 #[derive(Parser)]
 #[command(name = "voxmask-train", version, about = "Train a voxmask vocal-mask network", args_conflicts_with_subcommands = true)]
@@ -45,11 +47,15 @@ enum Command {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// Dataset folder (DSD100, MUSDB18 .stem.mp4, MUSDB18-HQ).
-    #[arg(long)]
-    dataset: Option<PathBuf>,
-    /// Network preset.
-    #[arg(long, value_enum, default_value_t = PresetArg::Default)]
+    /// Dataset folder (DSD100, MUSDB18 .stem.mp4, MUSDB18-HQ, MIR-1K), as DIR or DIR:WEIGHT.
+    /// Repeat it to train on several: vocals of one meet accompaniments of another, and each
+    /// dataset is drawn in proportion to its weight (default 1). The first one supplies the
+    /// validation tracks.
+    #[arg(long, value_name = "DIR[:WEIGHT]")]
+    dataset: Vec<String>,
+    /// Network preset: `offline` (centred, the default of `voxmask separate`), `live` (causal),
+    /// `lin2018` (the paper's CNN).
+    #[arg(long, value_enum, default_value_t = PresetArg::Offline)]
     preset: PresetArg,
     /// Run folder for checkpoints, log.csv and curves.png (default: runs/<preset>).
     #[arg(long)]
@@ -63,7 +69,7 @@ struct TrainArgs {
     steps_per_epoch: Option<u64>,
     #[arg(long)]
     batch: Option<usize>,
-    /// Frames per training excerpt (default preset).
+    /// Frames per training excerpt (TCN presets).
     #[arg(long)]
     frames: Option<usize>,
     /// Peak learning rate.
@@ -110,7 +116,8 @@ struct TrainArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PresetArg {
-    Default,
+    Offline,
+    Live,
     Lin2018,
 }
 
@@ -182,7 +189,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let a = cli.train;
     let preset = match a.preset {
-        PresetArg::Default => Preset::Default,
+        PresetArg::Offline => Preset::Offline,
+        PresetArg::Live => Preset::Live,
         PresetArg::Lin2018 => Preset::Lin2018,
     };
     if let Some(n) = a.threads {
@@ -198,12 +206,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if resume && !out.join("last.ckpt").is_file() {
         bail!("--resume: no checkpoint at {}", out.join("last.ckpt").display());
     }
-    let dataset = match (&a.dataset, resume) {
-        (Some(d), _) => d.clone(),
-        (None, true) => PathBuf::new(), // taken from the checkpoint
-        (None, false) => return Err(anyhow!("--dataset is required (or --resume RUN_DIR)")),
-    };
-    let mut cfg = TrainConfig::for_preset(dataset, preset);
+    if a.dataset.is_empty() && !resume {
+        return Err(anyhow!("--dataset is required (or --resume RUN_DIR)"));
+    }
+    // On --resume the datasets are taken from the checkpoint.
+    let datasets = a.dataset.iter().map(|d| DatasetSpec::parse(d)).collect::<Result<Vec<_>, _>>()?;
+    let mut cfg = TrainConfig::for_preset(datasets, preset);
     if let Some(v) = a.epochs {
         cfg.epochs = v;
     }
@@ -213,7 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(v) = a.batch {
         cfg.batch = v.max(1);
     }
-    if let (Some(v), Preset::Default) = (a.frames, preset) {
+    if let (Some(v), Some(_)) = (a.frames, preset.tcn()) {
         cfg.frames = v.max(1);
     }
     if let Some(v) = a.lr {
@@ -268,7 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match train(cfg, &run)? {
         TrainOutcome::Finished(state) => {
             eprintln!(
-                "voxmask-train: done: {} epochs, best validation vocals SDR {:.2} dB at epoch {} ({}); export with `voxmask-train export {} -o models/voxmask.onnx`",
+                "voxmask-train: done: {} epochs, best validation vocals SDR {:.2} dB at epoch {} ({}); export with `voxmask-train export {} -o MODEL.onnx`",
                 state.epoch,
                 state.best_sdr_vocals,
                 state.best_epoch,

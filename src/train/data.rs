@@ -4,6 +4,12 @@
 //! directly in the spectral domain, and its IBM target is |g_v·V_i| > |g_a·A_j|. With part
 //! remixing the accompaniment is instead Σ_p g_p·P_p, each of its stems (drums, bass, other)
 //! from its own random track, channel and excerpt: far more distinct accompaniments than tracks.
+//!
+//! Tracks may come from several datasets, each drawn with its own probability (the dataset's
+//! weight shared among its tracks), and vocals of one dataset meet accompaniments of another.
+//! Material stored at a lower rate than the model's (MIR-1K's 16 kHz) has nothing above its own
+//! band: an IBM there would teach the network that vocals stop at 6–8 kHz, so those bins get zero
+//! loss weight in every example that uses such a stem.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -22,6 +28,9 @@ pub struct ChannelSpectra {
     pub accompaniment: Vec<Complex32>,
     /// The accompaniment's stems, each `frames × bins` (empty unless loaded with its parts).
     pub parts: Vec<Vec<Complex32>>,
+    /// Bins `0..band_bins` carry the stems' full content ([`Stems::bandwidth_hz`]); the bins above
+    /// are empty or attenuated by the resampler and take no part in the loss.
+    pub band_bins: usize,
 }
 
 /// All training material, spectral domain.
@@ -30,6 +39,16 @@ pub struct SpectralData {
     /// `[track][channel]`.
     pub tracks: Vec<Vec<ChannelSpectra>>,
     pub names: Vec<String>,
+    /// Cumulative probabilities of drawing each track (`None`: uniform, drawn as an index).
+    cumulative: Option<Vec<f64>>,
+    /// Tracks that hold their accompaniment's stems (the donors of part remixing).
+    with_parts: Vec<usize>,
+}
+
+/// Number of bins, counted from DC, whose centre frequency is at most `bandwidth_hz`.
+pub fn band_bins(contract: &Contract, bandwidth_hz: f32) -> usize {
+    let bin_hz = contract.sample_rate as f32 / contract.stft.n_fft as f32;
+    ((bandwidth_hz / bin_hz).floor() as usize + 1).min(contract.bins())
 }
 
 /// Augmentation settings.
@@ -70,11 +89,21 @@ fn flat_stft(contract: &Contract, x: &[f32]) -> Result<Vec<Complex32>> {
 }
 
 impl SpectralData {
-    /// Computes the spectra of every channel of every track (stems at the model's rate).
+    /// Computes the spectra of every channel of every track (stems at the model's rate); tracks
+    /// are drawn uniformly.
     pub fn new(contract: &Contract, tracks: &[(String, Stems)], min_frames: usize) -> Result<Self> {
-        let mut out = Vec::new();
-        let mut names = Vec::new();
-        for (name, stems) in tracks {
+        Self::weighted(contract, tracks, None, min_frames)
+    }
+
+    /// [`SpectralData::new`] with a relative probability of drawing each track (`weights[i]` for
+    /// `tracks[i]`; `None` is uniform).
+    pub fn weighted(contract: &Contract, tracks: &[(String, Stems)], weights: Option<&[f64]>, min_frames: usize) -> Result<Self> {
+        if let Some(w) = weights {
+            if w.len() != tracks.len() || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(Error::InvalidArgument(format!("{} track weights for {} tracks, or a weight that is not ≥ 0", w.len(), tracks.len())));
+            }
+        }
+        let spectra = |(name, stems): &(String, Stems)| -> Result<Vec<ChannelSpectra>> {
             if stems.sample_rate != contract.sample_rate {
                 return Err(Error::Mismatch {
                     what: format!("track {name} sample rate"),
@@ -82,44 +111,84 @@ impl SpectralData {
                     got: stems.sample_rate.to_string(),
                 });
             }
+            let band = band_bins(contract, stems.bandwidth_hz());
             let mut chans = Vec::new();
             for (ch, (v, a)) in stems.vocals.iter().zip(&stems.accompaniment).enumerate() {
                 let vocals = flat_stft(contract, v)?;
                 let accompaniment = flat_stft(contract, a)?;
                 let parts = stems.accompaniment_parts.iter().map(|p| flat_stft(contract, &p[ch])).collect::<Result<_>>()?;
-                chans.push(ChannelSpectra { frames: vocals.len() / contract.bins(), vocals, accompaniment, parts });
+                chans.push(ChannelSpectra { frames: vocals.len() / contract.bins(), vocals, accompaniment, parts, band_bins: band });
             }
+            Ok(chans)
+        };
+        // Tracks are independent: their STFTs run on every core (the order is kept).
+        let all: Vec<Vec<ChannelSpectra>> = {
+            use rayon::prelude::*;
+            tracks.par_iter().map(spectra).collect::<Result<_>>()?
+        };
+        let mut out = Vec::new();
+        let mut names = Vec::new();
+        let mut kept_weights = Vec::new();
+        for (i, ((name, _), chans)) in tracks.iter().zip(all).enumerate() {
             if chans.first().is_some_and(|c| c.frames >= min_frames) {
                 out.push(chans);
                 names.push(name.clone());
+                kept_weights.push(weights.map_or(1.0, |w| w[i]));
             }
         }
         if out.is_empty() {
             return Err(Error::InvalidArgument(format!("no track is long enough for {min_frames}-frame excerpts")));
         }
-        // Part remixing draws part p of one track with part p of others: all must agree.
-        let parts = out[0][0].parts.len();
-        if let Some(i) = out.iter().position(|t| t.iter().any(|c| c.parts.len() != parts)) {
-            return Err(Error::InvalidArgument(format!(
-                "track {} has {} accompaniment stems, track {} has {parts}: part remixing needs the same stems in every track",
-                names[i],
-                out[i][0].parts.len(),
-                names[0]
-            )));
+        // Part remixing draws part p of one track with part p of others: all tracks that hold
+        // their stems must agree (tracks stored without them, like MIR-1K's, are not donors).
+        let with_parts: Vec<usize> = (0..out.len()).filter(|&i| !out[i][0].parts.is_empty()).collect();
+        if let Some(&first) = with_parts.first() {
+            let parts = out[first][0].parts.len();
+            if let Some(&i) = with_parts.iter().find(|&&i| out[i].iter().any(|c| c.parts.len() != parts)) {
+                return Err(Error::InvalidArgument(format!(
+                    "track {} has {} accompaniment stems, track {} has {parts}: part remixing needs the same stems in every track",
+                    names[i],
+                    out[i][0].parts.len(),
+                    names[first]
+                )));
+            }
         }
-        Ok(SpectralData { bins: contract.bins(), tracks: out, names })
+        let total: f64 = kept_weights.iter().sum();
+        if !(total > 0.0) {
+            return Err(Error::InvalidArgument("every track has weight 0".into()));
+        }
+        let uniform = kept_weights.iter().all(|&w| w == kept_weights[0]);
+        let cumulative = (!uniform).then(|| {
+            let mut acc = 0.0;
+            kept_weights.iter().map(|w| { acc += w / total; acc }).collect()
+        });
+        Ok(SpectralData { bins: contract.bins(), tracks: out, names, cumulative, with_parts })
+    }
+
+    /// Draws a track index: uniformly, or by the tracks' weights.
+    fn draw_track(&self, rng: &mut StdRng) -> usize {
+        match &self.cumulative {
+            None => rng.random_range(0..self.tracks.len()),
+            Some(c) => {
+                let u = rng.random::<f64>();
+                c.partition_point(|&p| p <= u).min(self.tracks.len() - 1)
+            }
+        }
     }
 
     /// Mean and 1/std per bin of the features of the unaugmented mixtures (input normalisation).
     /// Each bin's deviation is floored at `MIN_STD_FRACTION` of the median bin's: bins that are
     /// nearly empty in training (the top of the band, above the resampler's edge) would otherwise
     /// get scales in the hundreds and turn tiny input differences into large activations.
+    /// Only full-band tracks count when there are any: the statistics describe the music the
+    /// model will separate, not the empty top band of material stored at a lower rate.
     pub fn feature_stats(&self, contract: &Contract) -> (Vec<f32>, Vec<f32>) {
         let bins = self.bins;
         let (mut sum, mut sq, mut n) = (vec![0.0f64; bins], vec![0.0f64; bins], 0usize);
         let mut feat = vec![0.0f32; bins];
         let mut mix = vec![Complex32::default(); bins];
-        for track in &self.tracks {
+        let any_full = self.tracks.iter().any(|t| t[0].band_bins == bins);
+        for track in self.tracks.iter().filter(|t| !any_full || t[0].band_bins == bins) {
             for ch in track {
                 for f in 0..ch.frames {
                     for k in 0..bins {
@@ -147,7 +216,8 @@ impl SpectralData {
     /// gets one loss weight per bin, |X|^p of the mixture normalised to mean 1 over the batch:
     /// SDR is an energy measure, so a wrong decision on a loud bin costs far more than on a bin
     /// near silence, and unweighted cross-entropy spends the model on the many quiet bins.
-    /// With p = 0 `weights` is left empty.
+    /// Bins above the band of either stem of an example get weight 0 ([`ChannelSpectra::band_bins`]).
+    /// With p = 0 and every stem full-band, `weights` is left empty.
     pub fn batch(
         &self,
         contract: &Contract,
@@ -165,7 +235,8 @@ impl SpectralData {
         features.resize(batch * frames * bins, 0.0);
         targets.resize(batch * frames * bins, 0.0);
         weights.clear();
-        if weight_power > 0.0 {
+        let band_limited = self.tracks.iter().any(|t| t[0].band_bins < bins);
+        if weight_power > 0.0 || band_limited {
             weights.resize(batch * frames * bins, 0.0);
         }
         let mut mix = vec![Complex32::default(); bins];
@@ -175,8 +246,8 @@ impl SpectralData {
         // Where each accompaniment stem is read when the accompaniment is rebuilt: (spectra, first frame, gain).
         let mut parts: Vec<(&[Complex32], usize, f32)> = Vec::new();
         for b in 0..batch {
-            let ti = rng.random_range(0..self.tracks.len());
-            let tj = if rng.random::<f32>() < aug.remix { rng.random_range(0..self.tracks.len()) } else { ti };
+            let ti = self.draw_track(rng);
+            let tj = if rng.random::<f32>() < aug.remix { self.draw_track(rng) } else { ti };
             let ci = rng.random_range(0..self.tracks[ti].len());
             let cj = rng.random_range(0..self.tracks[tj].len());
             let (vs, acs) = (&self.tracks[ti][ci], &self.tracks[tj][cj]);
@@ -185,9 +256,11 @@ impl SpectralData {
             let (gv, ga) = (db(rng), db(rng));
             parts.clear();
             // Drawn only when asked for, so runs without part remixing keep their batches.
+            let mut band = vs.band_bins.min(acs.band_bins);
             if aug.part_remix > 0.0 && !acs.parts.is_empty() && rng.random::<f32>() < aug.part_remix {
                 for p in 0..acs.parts.len() {
-                    let t = &self.tracks[rng.random_range(0..self.tracks.len())];
+                    let t = &self.tracks[self.with_parts[rng.random_range(0..self.with_parts.len())]];
+                    band = band.min(t[0].band_bins);
                     let c = &t[rng.random_range(0..t.len())];
                     let o = rng.random_range(0..=c.frames - frames);
                     parts.push((&c.parts[p], o, db(rng)));
@@ -216,14 +289,19 @@ impl SpectralData {
                 let row = (b * frames + f) * bins;
                 contract.feature.compute_into(&mix, None, &mut features[row..row + bins]);
                 ibm_targets(&vm, &am, smoothing, &mut targets[row..row + bins])?;
-                if weight_power > 0.0 {
-                    for (w, x) in weights[row..row + bins].iter_mut().zip(&mix) {
-                        *w = x.norm().powf(weight_power);
+                if !weights.is_empty() {
+                    let (inside, above) = weights[row..row + bins].split_at_mut(band);
+                    if weight_power > 0.0 {
+                        inside.iter_mut().zip(&mix).for_each(|(w, x)| *w = x.norm().powf(weight_power));
+                    } else {
+                        inside.fill(1.0);
                     }
+                    above.fill(0.0);
                 }
             }
         }
-        if !weights.is_empty() {
+        // Loudness weights are normalised to mean 1; band limits alone keep in-band weights at 1.
+        if weight_power > 0.0 {
             let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
             if mean > 0.0 && mean.is_finite() {
                 let scale = (1.0 / mean) as f32;
@@ -259,8 +337,9 @@ mod tests {
             vocals: spectrum(&|k| Complex32::new(((k * 3) % 11) as f32, -1.0)),
             accompaniment: spectrum(&|k| p1(k) + p2(k)),
             parts: vec![spectrum(&|k| p1(k) * parts[0]), spectrum(&|k| p2(k) * parts[1])],
+            band_bins: bins,
         };
-        SpectralData { bins, tracks: vec![vec![track]], names: vec!["steady".into()] }
+        SpectralData { bins, tracks: vec![vec![track]], names: vec!["steady".into()], cumulative: None, with_parts: vec![0] }
     }
 
     fn batch(data: &SpectralData, contract: &Contract, part_remix: f32) -> (Vec<f32>, Vec<f32>) {
@@ -275,7 +354,7 @@ mod tests {
     /// steady and sum to it, and uses the stems (not the summed accompaniment) when they do not.
     #[test]
     fn part_remixing_rebuilds_the_accompaniment_from_its_stems() {
-        let contract = Preset::Default.contract();
+        let contract = Preset::Live.contract();
         let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + x.abs()));
         let data = steady_data(contract.bins(), [1.0, 1.0]);
         let (f0, t0) = batch(&data, &contract, 0.0);
@@ -291,11 +370,12 @@ mod tests {
     /// Tracks with different sets of accompaniment stems cannot be part-remixed: a clear error.
     #[test]
     fn tracks_must_agree_on_their_stems() {
-        let contract = Preset::Default.contract();
+        let contract = Preset::Live.contract();
         let track = |parts: usize| {
             let x = vec![vec![0.01f32; 22_050]];
             let stems = Stems {
                 sample_rate: 22_050,
+                source_rate: 22_050,
                 mixture: x.clone(),
                 vocals: x.clone(),
                 accompaniment: x.clone(),

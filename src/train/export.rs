@@ -4,7 +4,7 @@
 
 use crate::model::onnx_writer::{Attr, Conv2d, GraphBuilder};
 use crate::model::{INPUT_NAME, OUTPUT_NAME};
-use crate::train::net::{LIN_PATCH, NORM_MEAN, NORM_SCALE, Net, Preset, TCN_HIDDEN, TCN_KERNEL, TCN_LAYERS};
+use crate::train::net::{LIN_PATCH, NORM_MEAN, NORM_SCALE, Net, TCN_KERNEL, TcnShape};
 use crate::{Error, Result};
 
 /// Serialises `net` as an ONNX model (bytes).
@@ -16,9 +16,9 @@ pub fn export_onnx(net: &Net) -> Result<Vec<u8>> {
     ));
     let bins = net.contract.bins();
     g.voxmask_io(bins)?;
-    let out = match net.preset {
-        Preset::Default => tcn_graph(net, &mut g)?,
-        Preset::Lin2018 => lin2018_graph(net, &mut g)?,
+    let out = match net.preset.tcn() {
+        Some(tcn) => tcn_graph(net, tcn, &mut g)?,
+        None => lin2018_graph(net, &mut g)?,
     };
     g.identity(&out, OUTPUT_NAME);
     for (k, v) in net.contract.to_metadata() {
@@ -27,7 +27,8 @@ pub fn export_onnx(net: &Net) -> Result<Vec<u8>> {
     g.to_bytes()
 }
 
-fn tcn_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
+fn tcn_graph(net: &Net, tcn: TcnShape, g: &mut GraphBuilder) -> Result<String> {
+    let hidden = tcn.hidden;
     let bins = net.contract.bins();
     let mean = g.initializer_f32(NORM_MEAN, &[bins as i64], &net.weight(NORM_MEAN)?)?;
     let scale = g.initializer_f32(NORM_SCALE, &[bins as i64], &net.weight(NORM_SCALE)?)?;
@@ -39,7 +40,7 @@ fn tcn_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
     // layer, faster than its Conv with a (3, 1) kernel over [batch, features, frames, 1].
     let time_axis = g.initializer_i64("time.axis", &[1], &[1])?;
     let mut cin = bins;
-    for (i, layer) in TCN_LAYERS.iter().enumerate() {
+    for (i, layer) in tcn.layers.iter().enumerate() {
         let pads = g.initializer_i64(&format!("tcn{i}.pads"), &[6], &[0, layer.past as i64, 0, 0, layer.future as i64, 0])?;
         let padded = g.fresh("padded");
         g.node("Pad", &[&h, &pads], &[&padded], Vec::new());
@@ -57,15 +58,15 @@ fn tcn_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
         let stacked = g.fresh("stacked");
         let tap_refs: Vec<&str> = taps.iter().map(String::as_str).collect();
         g.node("Concat", &tap_refs, &[&stacked], vec![Attr::Int("axis", 2)]);
-        let w = g.initializer_f32(&format!("tcn{i}.w"), &[(TCN_KERNEL * cin) as i64, TCN_HIDDEN as i64], &net.weight(&format!("tcn{i}.w"))?)?;
-        let b = g.initializer_f32(&format!("tcn{i}.b"), &[TCN_HIDDEN as i64], &net.weight(&format!("tcn{i}.b"))?)?;
+        let w = g.initializer_f32(&format!("tcn{i}.w"), &[(TCN_KERNEL * cin) as i64, hidden as i64], &net.weight(&format!("tcn{i}.w"))?)?;
+        let b = g.initializer_f32(&format!("tcn{i}.b"), &[hidden as i64], &net.weight(&format!("tcn{i}.b"))?)?;
         let y = g.matmul(&stacked, &w);
         let y = g.add(&y, &b);
         let y = g.relu(&y);
-        h = if cin == TCN_HIDDEN { g.add(&y, &h) } else { y };
-        cin = TCN_HIDDEN;
+        h = if cin == hidden { g.add(&y, &h) } else { y };
+        cin = hidden;
     }
-    let w = g.initializer_f32("out.w", &[TCN_HIDDEN as i64, bins as i64], &net.weight("out.w")?)?;
+    let w = g.initializer_f32("out.w", &[hidden as i64, bins as i64], &net.weight("out.w")?)?;
     let b = g.initializer_f32("out.b", &[bins as i64], &net.weight("out.b")?)?;
     let y = g.matmul(&h, &w);
     Ok(g.add(&y, &b))

@@ -1,5 +1,6 @@
-//! Training (feature `train`): datasets, augmented spectral batches, the two network presets in
-//! candle, the loss kernels as candle ops, AdamW, the trainer and ONNX export.
+//! Training (feature `train`): augmented spectral batches from one or more datasets, the network
+//! presets in candle (with a fused temporal convolution op), the loss kernels as candle ops,
+//! AdamW, the trainer and ONNX export.
 
 pub mod data;
 pub mod export;
@@ -7,4 +8,5 @@ pub mod net;
 pub mod ops;
 pub mod optim;
 pub mod plot;
+pub mod tcn_op;
 pub mod trainer;

@@ -1,13 +1,17 @@
-//! The two network presets, in candle, with their ONNX export.
+//! The network presets, in candle, with their ONNX export.
 //!
-//! - `default`: a dilated temporal convolution network over spectrogram frames (22.05 kHz,
-//!   Hann 1024 / hop 256, 513 bins, log-magnitude input). Each frame's 513 bins are the channels
-//!   of 1-D convolutions along time: kernel 3 with dilations 1, 2, 4, 8, residual connections,
-//!   and a final per-frame projection back to one logit per bin. Every layer is causal: the
-//!   network sees the current frame and 30 past frames and no future one, which keeps the live
-//!   engine within 50 ms at any device rate (34.8 ms of STFT overlap, plus the hop step and the
-//!   band-limiting filters: at most 49 ms). A frame of look-ahead would add 11.6 ms. It costs
-//!   about 1.5 MFLOP per frame.
+//! - `live` and `offline`: dilated temporal convolution networks (TCN) over spectrogram frames
+//!   (22.05 kHz, Hann 1024 / hop 256, 513 bins, log-magnitude input). Each frame's 513 bins are
+//!   the channels of 1-D convolutions along time: kernel 3, growing dilations, residual
+//!   connections, and a final per-frame projection back to one logit per bin.
+//!   - `live` (`tcn-192x4`, dilations 1, 2, 4, 8) is causal: it sees the current frame and 30
+//!     past frames and no future one, which keeps the live engine within 50 ms at any device rate
+//!     (34.8 ms of STFT overlap, plus the hop step and the band-limiting filters: at most 49 ms).
+//!     A frame of look-ahead would add 11.6 ms. About 1.5 MFLOP per frame.
+//!   - `offline` (`tcn-256x5c`, dilations 1, 2, 4, 8, 16) is centred: every layer looks as far
+//!     ahead as back, 31 frames (360 ms) each way, so a frame is judged by what follows it as
+//!     well (where a phrase ends, whether a hit decays like a drum or sustains like a voice).
+//!     Offline nothing stops a separator from waiting for the future. About 2.6 MFLOP per frame.
 //! - `lin2018`: the network of Lin et al. 2018 exactly as DESIGN.md lists it: 9 × 2049 linear
 //!   magnitude patches, conv 3×12 (32) → conv 3×12 (16) → max-pool 1×12 → conv 3×12 (64) →
 //!   conv 3×12 (32) → max-pool 1×12 → flatten 4320 → dropout → FC 2048 → dropout → FC 512 →
@@ -22,21 +26,31 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
+use crate::train::tcn_op::TemporalConv;
 use crate::model::Contract;
 use crate::{Error, Result};
 
 /// Network presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
-    Default,
+    /// Causal TCN for `voxmask live` (`models/voxmask-live.onnx`).
+    Live,
+    /// Centred TCN, the offline default (`models/voxmask.onnx`).
+    Offline,
+    /// Lin et al. 2018's CNN on 9-frame patches.
     Lin2018,
 }
 
 impl Preset {
-    /// Parses a preset name.
+    /// Every preset name, for command-line parsing.
+    pub const NAMES: [&'static str; 3] = ["offline", "live", "lin2018"];
+
+    /// Parses a preset name. `default` is the name the causal network had before the offline
+    /// one existed; checkpoints of that time still load.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
-            "default" => Some(Preset::Default),
+            "live" | "default" => Some(Preset::Live),
+            "offline" => Some(Preset::Offline),
             "lin2018" => Some(Preset::Lin2018),
             _ => None,
         }
@@ -45,26 +59,39 @@ impl Preset {
     /// The preset's name.
     pub fn name(self) -> &'static str {
         match self {
-            Preset::Default => "default",
+            Preset::Live => "live",
+            Preset::Offline => "offline",
             Preset::Lin2018 => "lin2018",
+        }
+    }
+
+    /// The temporal convolution network of a TCN preset (`None` for lin2018).
+    pub fn tcn(self) -> Option<TcnShape> {
+        match self {
+            Preset::Live => Some(LIVE_TCN),
+            Preset::Offline => Some(OFFLINE_TCN),
+            Preset::Lin2018 => None,
         }
     }
 
     /// The contract a model of this preset satisfies (before training provenance is added).
     pub fn contract(self) -> Contract {
         match self {
-            Preset::Default => Contract {
-                sample_rate: 22_050,
-                stft: StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann },
-                context_frames: TCN_LAYERS.iter().map(|l| l.past).sum(),
-                lookahead_frames: TCN_LAYERS.iter().map(|l| l.future).sum(),
-                feature: Feature::Log1pMagnitude,
-                output: ModelOutput::Logit,
-                mask_rule: MaskRule::Wiener,
-                threshold: 0.5,
-                arch: format!("tcn-{TCN_HIDDEN}x{}", TCN_LAYERS.len()),
-                extra: Default::default(),
-            },
+            Preset::Live | Preset::Offline => {
+                let tcn = self.tcn().expect("a TCN preset");
+                Contract {
+                    sample_rate: 22_050,
+                    stft: StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann },
+                    context_frames: tcn.layers.iter().map(|l| l.past).sum(),
+                    lookahead_frames: tcn.layers.iter().map(|l| l.future).sum(),
+                    feature: Feature::Log1pMagnitude,
+                    output: ModelOutput::Logit,
+                    mask_rule: MaskRule::Wiener,
+                    threshold: 0.5,
+                    arch: tcn.arch(),
+                    extra: Default::default(),
+                }
+            }
             Preset::Lin2018 => Contract {
                 sample_rate: 22_050,
                 stft: StftConfig { n_fft: 4096, win_length: 1024, hop: 256, window: WindowKind::Hann },
@@ -92,15 +119,44 @@ pub struct TcnLayer {
 
 /// Kernel size of every temporal layer.
 pub const TCN_KERNEL: usize = 3;
-/// Hidden channels of the default network.
-pub const TCN_HIDDEN: usize = 192;
-/// The default network's temporal layers.
-pub const TCN_LAYERS: [TcnLayer; 4] = [
-    TcnLayer { dilation: 1, past: 2, future: 0 },
-    TcnLayer { dilation: 2, past: 4, future: 0 },
-    TcnLayer { dilation: 4, past: 8, future: 0 },
-    TcnLayer { dilation: 8, past: 16, future: 0 },
-];
+
+/// The shape of a temporal convolution network: hidden channels and its layers.
+#[derive(Debug, Clone, Copy)]
+pub struct TcnShape {
+    pub hidden: usize,
+    pub layers: &'static [TcnLayer],
+}
+
+impl TcnShape {
+    /// Architecture name in the model contract: `tcn-<hidden>x<layers>`, `c` when centred.
+    pub fn arch(&self) -> String {
+        let centred = if self.layers.iter().any(|l| l.future > 0) { "c" } else { "" };
+        format!("tcn-{}x{}{centred}", self.hidden, self.layers.len())
+    }
+}
+
+/// The causal live network: 30 past frames, none ahead.
+pub const LIVE_TCN: TcnShape = TcnShape {
+    hidden: 192,
+    layers: &[
+        TcnLayer { dilation: 1, past: 2, future: 0 },
+        TcnLayer { dilation: 2, past: 4, future: 0 },
+        TcnLayer { dilation: 4, past: 8, future: 0 },
+        TcnLayer { dilation: 8, past: 16, future: 0 },
+    ],
+};
+
+/// The centred offline network: 31 frames each way.
+pub const OFFLINE_TCN: TcnShape = TcnShape {
+    hidden: 256,
+    layers: &[
+        TcnLayer { dilation: 1, past: 1, future: 1 },
+        TcnLayer { dilation: 2, past: 2, future: 2 },
+        TcnLayer { dilation: 4, past: 4, future: 4 },
+        TcnLayer { dilation: 8, past: 8, future: 8 },
+        TcnLayer { dilation: 16, past: 16, future: 16 },
+    ],
+};
 /// Frames per lin2018 patch.
 pub const LIN_PATCH: usize = 9;
 const LIN_BINS: usize = 2049;
@@ -138,8 +194,8 @@ impl Net {
             device: device.clone(),
         };
         let bins = contract.bins();
-        match preset {
-            Preset::Default => {
+        match preset.tcn() {
+            Some(tcn) => {
                 let (mean, scale) = match norm {
                     Some((m, s)) => (m.to_vec(), s.to_vec()),
                     None => (vec![0.0; bins], vec![1.0; bins]),
@@ -150,18 +206,18 @@ impl Net {
                 vm.set_one(NORM_MEAN, Tensor::from_vec(mean, bins, device)?)?;
                 vm.set_one(NORM_SCALE, Tensor::from_vec(scale, bins, device)?)?;
                 let mut cin = bins;
-                for (i, _) in TCN_LAYERS.iter().enumerate() {
+                for i in 0..tcn.layers.len() {
                     let fan_in = TCN_KERNEL * cin;
                     let bound = (6.0 / fan_in as f64).sqrt();
-                    vb.get_with_hints((fan_in, TCN_HIDDEN), &format!("tcn{i}.w"), Init::Uniform { lo: -bound, up: bound })?;
-                    vb.get_with_hints(TCN_HIDDEN, &format!("tcn{i}.b"), Init::Const(0.0))?;
-                    cin = TCN_HIDDEN;
+                    vb.get_with_hints((fan_in, tcn.hidden), &format!("tcn{i}.w"), Init::Uniform { lo: -bound, up: bound })?;
+                    vb.get_with_hints(tcn.hidden, &format!("tcn{i}.b"), Init::Const(0.0))?;
+                    cin = tcn.hidden;
                 }
-                let bound = (3.0 / TCN_HIDDEN as f64).sqrt();
-                vb.get_with_hints((TCN_HIDDEN, bins), "out.w", Init::Uniform { lo: -bound, up: bound })?;
+                let bound = (3.0 / tcn.hidden as f64).sqrt();
+                vb.get_with_hints((tcn.hidden, bins), "out.w", Init::Uniform { lo: -bound, up: bound })?;
                 vb.get_with_hints(bins, "out.b", Init::Const(0.0))?;
             }
-            Preset::Lin2018 => {
+            None => {
                 for (i, (cin, cout)) in LIN_CONV.iter().enumerate() {
                     let (fan_in, fan_out) = (cin * 3 * 12, cout * 3 * 12);
                     let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
@@ -190,7 +246,7 @@ impl Net {
     /// Applies [`cap_scales`](crate::train::data::cap_scales) to the default network's input
     /// normalisation (a warm start from a checkpoint made before the cap existed).
     pub fn cap_input_scales(&mut self) -> Result<()> {
-        if self.preset != Preset::Default {
+        if self.preset.tcn().is_none() {
             return Ok(());
         }
         let mut scale: Vec<f32> = self.var(NORM_SCALE)?.to_vec1()?;
@@ -221,7 +277,7 @@ impl Net {
     /// dropout (the paper's); the default network's is [`forward_dropout`](Self::forward_dropout).
     pub fn forward(&self, features: &Tensor, train: bool) -> Result<Tensor> {
         match self.preset {
-            Preset::Default => self.forward_tcn(features, &mut None),
+            Preset::Live | Preset::Offline => self.forward_tcn(features, &mut None),
             Preset::Lin2018 => self.forward_lin2018(features, train),
         }
     }
@@ -233,28 +289,41 @@ impl Net {
         self.forward_tcn(features, &mut Some((p, rng)))
     }
 
+    /// The TCN forward through candle's generic ops only (what the fused
+    /// [`TemporalConv`] op must equal; it also runs on devices other than the CPU).
+    pub fn forward_generic(&self, features: &Tensor) -> Result<Tensor> {
+        self.forward_tcn_with(features, &mut None, false)
+    }
+
     fn forward_tcn(&self, x: &Tensor, drop: &mut Option<(f32, &mut StdRng)>) -> Result<Tensor> {
+        self.forward_tcn_with(x, drop, true)
+    }
+
+    fn forward_tcn_with(&self, x: &Tensor, drop: &mut Option<(f32, &mut StdRng)>, fused: bool) -> Result<Tensor> {
+        let tcn = self.preset.tcn().ok_or_else(|| Error::Train(format!("{} is not a TCN preset", self.preset.name())))?;
+        let hidden = tcn.hidden;
         let (b, t, _) = x.dims3()?;
         let mut h = x.broadcast_sub(&self.var(NORM_MEAN)?)?.broadcast_mul(&self.var(NORM_SCALE)?)?;
         h = dropout(h, drop)?;
-        for (i, layer) in TCN_LAYERS.iter().enumerate() {
+        for (i, layer) in tcn.layers.iter().enumerate() {
             let cin = h.dim(2)?;
-            let padded = h.pad_with_zeros(1, layer.past, layer.future)?;
-            let taps = (0..TCN_KERNEL)
-                .map(|j| padded.narrow(1, j * layer.dilation, t))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let stacked = Tensor::cat(&taps, 2)?.reshape((b * t, TCN_KERNEL * cin))?;
-            let y = stacked
-                .matmul(&self.var(&format!("tcn{i}.w"))?)?
-                .broadcast_add(&self.var(&format!("tcn{i}.b"))?)?
-                .relu()?
-                .reshape((b, t, TCN_HIDDEN))?;
+            let (w, bias) = (self.var(&format!("tcn{i}.w"))?, self.var(&format!("tcn{i}.b"))?);
+            let y = if fused && h.device().is_cpu() {
+                h.contiguous()?.apply_op3(&w, &bias, TemporalConv::new(*layer, TCN_KERNEL))?
+            } else {
+                let padded = h.pad_with_zeros(1, layer.past, layer.future)?;
+                let taps = (0..TCN_KERNEL)
+                    .map(|j| padded.narrow(1, j * layer.dilation, t))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let stacked = Tensor::cat(&taps, 2)?.reshape((b * t, TCN_KERNEL * cin))?;
+                stacked.matmul(&w)?.broadcast_add(&bias)?.relu()?.reshape((b, t, hidden))?
+            };
             let y = dropout(y, drop)?;
-            h = if cin == TCN_HIDDEN { (y + h)? } else { y };
+            h = if cin == hidden { (y + h)? } else { y };
         }
         let bins = self.contract.bins();
         let out = h
-            .reshape((b * t, TCN_HIDDEN))?
+            .reshape((b * t, hidden))?
             .matmul(&self.var("out.w")?)?
             .broadcast_add(&self.var("out.b")?)?
             .reshape((b, t, bins))?;

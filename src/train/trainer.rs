@@ -40,11 +40,39 @@ pub enum LossChoice {
     BceDice,
 }
 
+/// One training dataset and how often its tracks are drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSpec {
+    pub path: PathBuf,
+    /// Relative probability of drawing this dataset's tracks (shared among them), so a small
+    /// dataset is not drowned by a large one.
+    pub weight: f64,
+}
+
+impl DatasetSpec {
+    /// Parses `DIR` or `DIR:WEIGHT` (a trailing `:number` is a weight unless `DIR:number` is
+    /// itself an existing folder).
+    pub fn parse(arg: &str) -> Result<Self> {
+        if let Some((dir, w)) = arg.rsplit_once(':') {
+            if let Ok(weight) = w.parse::<f64>() {
+                if !Path::new(arg).exists() {
+                    if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+                        return Err(Error::InvalidArgument(format!("--dataset {arg}: the weight must be within (0, 1e6]")));
+                    }
+                    return Ok(DatasetSpec { path: dir.into(), weight });
+                }
+            }
+        }
+        Ok(DatasetSpec { path: arg.into(), weight: 1.0 })
+    }
+}
+
 /// Everything that defines a training run (stored in the checkpoint, so `--resume` needs only
 /// the output folder).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub dataset: PathBuf,
+    /// Training data; the first dataset also supplies the validation tracks.
+    pub datasets: Vec<DatasetSpec>,
     pub preset: String,
     pub epochs: u64,
     pub steps_per_epoch: u64,
@@ -83,13 +111,13 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Defaults for a preset.
-    pub fn for_preset(dataset: PathBuf, preset: Preset) -> Self {
+    pub fn for_preset(datasets: Vec<DatasetSpec>, preset: Preset) -> Self {
         let (batch, frames, lr) = match preset {
-            Preset::Default => (16, 128, 1e-3),
+            Preset::Live | Preset::Offline => (16, 128, 1e-3),
             Preset::Lin2018 => (107, LIN_PATCH, 1e-4),
         };
         TrainConfig {
-            dataset,
+            datasets,
             preset: preset.name().into(),
             epochs: 60,
             steps_per_epoch: 100,
@@ -232,7 +260,7 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
         c.extra.insert(format!("{p}{k}"), v);
     };
     put("preset", preset.name().into());
-    put("dataset", state.config.dataset.display().to_string());
+    put("dataset", dataset_list(&state.config.datasets));
     put("tracks", format!("{} train, {} validation", state.train_tracks, state.valid_tracks));
     put("epochs", state.best_epoch.to_string());
     put("steps", best.map_or(state.step, |b| b.step).to_string());
@@ -279,7 +307,7 @@ pub fn forward_long(net: &Net, features: &[f32], channels: usize, frames: usize)
     let c = &net.contract;
     let bins = c.bins();
     let block = match net.preset {
-        Preset::Default => 2048,
+        Preset::Live | Preset::Offline => 2048,
         Preset::Lin2018 => 32,
     };
     let (ctx, la) = (c.context_frames, c.lookahead_frames);
@@ -405,15 +433,41 @@ pub struct RunOptions {
     pub epochs_override: Option<u64>,
 }
 
-/// Loads a split's tracks at the model's rate, with the accompaniment's stems when `parts`.
-fn load_split(cfg: &TrainConfig, split: Split, rate: u32, parts: bool) -> Result<Vec<(String, Stems)>> {
-    let valid = (!cfg.valid_tracks.is_empty()).then_some(cfg.valid_tracks.as_slice());
-    let (_, mut tracks) = list_tracks(&cfg.dataset, split, valid)?;
+/// The datasets as one line: `a, b (weight 2)`.
+pub fn dataset_list(datasets: &[DatasetSpec]) -> String {
+    let one = |d: &DatasetSpec| {
+        if d.weight == 1.0 { d.path.display().to_string() } else { format!("{} (weight {})", d.path.display(), d.weight) }
+    };
+    datasets.iter().map(one).collect::<Vec<_>>().join(", ")
+}
+
+/// Loads a split of one dataset at the model's rate, with the accompaniment's stems when
+/// `parts`. `--valid` names apply to the first dataset, the validation source.
+fn load_split(cfg: &TrainConfig, dataset: usize, split: Split, rate: u32, parts: bool) -> Result<Vec<(String, Stems)>> {
+    let valid = (dataset == 0 && !cfg.valid_tracks.is_empty()).then_some(cfg.valid_tracks.as_slice());
+    let (_, mut tracks) = list_tracks(&cfg.datasets[dataset].path, split, valid)?;
     if let Some(n) = cfg.max_tracks {
         tracks.truncate(n);
     }
     let load = if parts { load_stems_with_parts } else { load_stems };
-    tracks.iter().map(|t| Ok((t.name.clone(), load(t, Some(rate))?))).collect()
+    // Decoding and resampling are independent per track: spread them over the cores.
+    use rayon::prelude::*;
+    tracks.par_iter().map(|t| Ok((t.name.clone(), load(t, Some(rate))?))).collect()
+}
+
+/// Training tracks of every dataset, each with its probability weight (the dataset's weight
+/// shared among its tracks).
+fn load_training_tracks(cfg: &TrainConfig, rate: u32, parts: bool) -> Result<(Vec<(String, Stems)>, Vec<f64>)> {
+    let (mut tracks, mut weights) = (Vec::new(), Vec::new());
+    for (i, spec) in cfg.datasets.iter().enumerate() {
+        let t = load_split(cfg, i, Split::Train, rate, parts)?;
+        if t.is_empty() {
+            return Err(Error::InvalidArgument(format!("{}: no training tracks", spec.path.display())));
+        }
+        weights.extend(std::iter::repeat_n(spec.weight / t.len() as f64, t.len()));
+        tracks.extend(t);
+    }
+    Ok((tracks, weights))
 }
 
 /// Outcome of [`train`].
@@ -444,18 +498,22 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             eprintln!("voxmask-train: {msg}");
         }
     };
-    say(format!("loading {} ...", cfg.dataset.display()));
-    let train_tracks = load_split(&cfg, Split::Train, contract.sample_rate, cfg.part_remix > 0.0)?;
-    let valid_tracks = load_split(&cfg, Split::Valid, contract.sample_rate, false)?;
-    if train_tracks.is_empty() || valid_tracks.is_empty() {
+    if cfg.datasets.is_empty() {
+        return Err(Error::InvalidArgument("no --dataset given".into()));
+    }
+    say(format!("loading {} ...", dataset_list(&cfg.datasets)));
+    let (train_tracks, track_weights) = load_training_tracks(&cfg, contract.sample_rate, cfg.part_remix > 0.0)?;
+    let valid_tracks = load_split(&cfg, 0, Split::Valid, contract.sample_rate, false)?;
+    if valid_tracks.is_empty() {
         return Err(Error::InvalidArgument(format!(
-            "{}: found {} training and {} validation tracks; both are needed",
-            cfg.dataset.display(),
+            "{}: found {} training and no validation tracks; both are needed",
+            cfg.datasets[0].path.display(),
             train_tracks.len(),
-            valid_tracks.len()
         )));
     }
-    let data = SpectralData::new(&contract, &train_tracks, cfg.frames)?;
+    let weights = (cfg.datasets.len() > 1).then_some(track_weights.as_slice());
+    let data = SpectralData::weighted(&contract, &train_tracks, weights, cfg.frames)?;
+    drop(train_tracks);
     say(format!("{} training tracks, {} validation tracks", data.tracks.len(), valid_tracks.len()));
     let net = match (resumed, &cfg.init) {
         (Some(net), _) => net,
@@ -541,7 +599,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             let x = Tensor::from_slice(&features, (cfg.batch, cfg.frames, bins), &run.device)?;
             let y = Tensor::from_slice(&targets, (cfg.batch, cfg.frames, bins), &Device::Cpu)?;
             let logits = match preset {
-                Preset::Default => net.forward_dropout(&x, cfg.dropout, &mut rng)?,
+                Preset::Live | Preset::Offline => net.forward_dropout(&x, cfg.dropout, &mut rng)?,
                 Preset::Lin2018 => net.forward_lin2018_patches(&x, true)?.reshape((cfg.batch, cfg.frames, bins))?,
             };
             let value = if pretrain {

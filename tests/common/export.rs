@@ -1,4 +1,4 @@
-//! Exported networks must compute what candle computes: random-weight networks of both presets
+//! Exported networks must compute what candle computes: random-weight networks of every preset
 //! are exported through the ONNX writer and run on one backend (per test binary, because the
 //! backend is chosen once per process).
 
@@ -16,11 +16,11 @@ fn features(batch: usize, frames: usize, bins: usize, seed: u64) -> Vec<f32> {
     super::noise(batch * frames * bins, seed, 1.0).iter().map(|v| v.abs() * 3.0).collect()
 }
 
-/// Checks both presets on `backend`; returns the backend's name.
+/// Checks every preset on `backend`; returns the backend's name.
 pub fn exported_nets_match_candle(backend: BackendChoice) -> String {
     let opts = RuntimeOptions { backend, threads: 1, ..Default::default() };
     let mut name = String::new();
-    for (preset, batch, frames) in [(Preset::Default, 2, 40), (Preset::Lin2018, 1, 5)] {
+    for (preset, batch, frames) in [(Preset::Live, 2, 40), (Preset::Offline, 2, 70), (Preset::Lin2018, 1, 5)] {
         let bins = preset.contract().bins();
         let norm_mean: Vec<f32> = (0..bins).map(|k| (k % 7) as f32 * 0.1).collect();
         let norm_scale: Vec<f32> = (0..bins).map(|k| 0.5 + (k % 5) as f32 * 0.1).collect();
