@@ -96,6 +96,8 @@ fn trains_checkpoints_logs_and_exports_on_a_musdb18hq_tree() {
     let csv = std::fs::read_to_string(run_dir.join("log.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.lines().nth(2).unwrap().starts_with("2,6,"), "{csv}");
+    let rate: f64 = csv.lines().nth(2).unwrap().rsplit(',').next().unwrap().parse().unwrap();
+    assert!(rate > 0.0 && rate.is_finite(), "steps per second of the epoch: {csv}");
     assert_eq!(&std::fs::read(run_dir.join("curves.png")).unwrap()[..4], b"\x89PNG");
     // Export with the full contract, then the runtime accepts it.
     let model = dir.path().join("m.onnx");
@@ -594,4 +596,28 @@ fn fused_temporal_convolution_matches_the_generic_path_forward_and_backward() {
             assert!(d <= 1e-4 * scale, "{}: gradient of `{name}` differs by {d} (largest {scale})", preset.name());
         }
     }
+}
+
+/// Batches prepared ahead on their own thread are exactly the batches drawn in place, and the
+/// RNG each step continues with (for its dropout masks) is in the same state.
+#[test]
+fn prefetched_batches_equal_batches_drawn_in_place() {
+    use rand::Rng;
+    use std::sync::Arc;
+    use voxmask::train::data::{Augment, BatchSpec, Prefetch, SpectralData, step_rng};
+    let contract = voxmask::train::net::Preset::Offline.contract();
+    let tracks = [("musdb".into(), noise_stems(1, 44_100)), ("mir".into(), noise_stems(5, 16_000))];
+    let data = Arc::new(SpectralData::weighted(&contract, &tracks, Some(&[2.0, 1.0]), 24).unwrap());
+    let spec = BatchSpec { seed: 9, augment: Augment::default(), batch: 3, frames: 24, smoothing: 0.02, weight_power: 1.0 };
+    let ahead = Prefetch::start(data.clone(), contract.clone(), spec, 5..9).unwrap();
+    for step in 5..9 {
+        let mut got = ahead.next().unwrap();
+        let mut rng = step_rng(9, step);
+        let (mut f, mut t, mut w) = (Vec::new(), Vec::new(), Vec::new());
+        data.batch(&contract, &mut rng, &spec.augment, 3, 24, 0.02, 1.0, &mut f, &mut t, &mut w).unwrap();
+        assert_eq!(got.step, step);
+        assert!(got.features == f && got.targets == t && got.weights == w, "step {step}");
+        assert_eq!(got.rng.random::<u64>(), rng.random::<u64>(), "step {step}: the RNG continues where the batch left it");
+    }
+    assert!(ahead.next().is_err(), "no batch beyond the range");
 }

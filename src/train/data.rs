@@ -314,6 +314,77 @@ impl SpectralData {
     }
 }
 
+/// How every batch of a run is drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSpec {
+    pub seed: u64,
+    pub augment: Augment,
+    pub batch: usize,
+    pub frames: usize,
+    pub smoothing: f32,
+    pub weight_power: f32,
+}
+
+/// One step's batch, with the step's RNG as drawing the batch left it (the step goes on to draw
+/// its dropout masks from it, exactly as if it had drawn the batch itself).
+pub struct PreparedBatch {
+    pub step: u64,
+    pub features: Vec<f32>,
+    pub targets: Vec<f32>,
+    pub weights: Vec<f32>,
+    pub rng: StdRng,
+}
+
+/// Batches prepared ahead on their own thread, so that forming mixtures, features and targets
+/// overlaps the previous step's forward and backward passes. Every batch depends only on the seed
+/// and its step ([`step_rng`]), so prefetching changes no value. The thread ends when the
+/// `Prefetch` is dropped.
+pub struct Prefetch {
+    rx: std::sync::mpsc::Receiver<Result<PreparedBatch>>,
+}
+
+/// Batches waiting at most: enough to hide a slow batch, few enough to bound memory.
+const PREFETCH_DEPTH: usize = 2;
+
+impl Prefetch {
+    /// Starts drawing the batches of `steps` in order.
+    pub fn start(data: std::sync::Arc<SpectralData>, contract: Contract, spec: BatchSpec, steps: std::ops::Range<u64>) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_DEPTH);
+        std::thread::Builder::new()
+            .name("voxmask-batches".into())
+            .spawn(move || {
+                for step in steps {
+                    let mut rng = step_rng(spec.seed, step);
+                    let (mut features, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+                    let drawn = data.batch(
+                        &contract,
+                        &mut rng,
+                        &spec.augment,
+                        spec.batch,
+                        spec.frames,
+                        spec.smoothing,
+                        spec.weight_power,
+                        &mut features,
+                        &mut targets,
+                        &mut weights,
+                    );
+                    let item = drawn.map(|_| PreparedBatch { step, features, targets, weights, rng });
+                    // A closed channel means the trainer stopped: nothing more to prepare.
+                    if tx.send(item).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::Train(format!("starting the batch thread: {e}")))?;
+        Ok(Prefetch { rx })
+    }
+
+    /// The next batch (blocks until it is ready).
+    pub fn next(&self) -> Result<PreparedBatch> {
+        self.rx.recv().map_err(|_| Error::Train("the batch thread stopped".into()))?
+    }
+}
+
 /// The RNG for global step `step`: every step's batch depends only on the seed and the step, so
 /// a resumed run draws exactly the batches an uninterrupted one would have.
 pub fn step_rng(seed: u64, step: u64) -> StdRng {

@@ -21,7 +21,7 @@ use crate::dsp::stft::{istft, stft};
 use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
 use crate::model::Contract;
-use crate::train::data::{Augment, SpectralData, step_rng};
+use crate::train::data::{Augment, BatchSpec, PreparedBatch, Prefetch, SpectralData};
 use crate::dataset::{Split, Stems, list_tracks, load_stems, load_stems_with_parts};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
@@ -155,6 +155,10 @@ pub struct EpochLog {
     /// MDX "new SDR" of the vocals, median over tracks.
     pub val_mdx_vocals: f64,
     pub wall_seconds: f64,
+    /// Optimiser steps per second over the epoch's training steps (batches, forward, backward,
+    /// update; validation excluded).
+    #[serde(default)]
+    pub steps_per_second: f64,
     /// An autoencoder pre-training epoch: `train_loss` is the MSE to Mix·IBM and there are no
     /// validation scores (NaN).
     #[serde(default)]
@@ -512,7 +516,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
         )));
     }
     let weights = (cfg.datasets.len() > 1).then_some(track_weights.as_slice());
-    let data = SpectralData::weighted(&contract, &train_tracks, weights, cfg.frames)?;
+    let data = Arc::new(SpectralData::weighted(&contract, &train_tracks, weights, cfg.frames)?);
     drop(train_tracks);
     say(format!("{} training tracks, {} validation tracks", data.tracks.len(), valid_tracks.len()));
     let net = match (resumed, &cfg.init) {
@@ -575,8 +579,18 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     let log_lines = !run.quiet && !std::io::stderr().is_terminal();
     let first_step = state.step;
     let kind_bce = LossKind::Bce(BceOptions { label_smoothing: 0.0, ..BceOptions::default() });
-    let (mut features, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+    let spec = BatchSpec {
+        seed: cfg.seed,
+        augment: aug,
+        batch: cfg.batch,
+        frames: cfg.frames,
+        smoothing: cfg.label_smoothing,
+        weight_power: cfg.bin_weight_power,
+    };
+    let batches = Prefetch::start(data.clone(), contract.clone(), spec, state.step..total_steps)?;
     while state.epoch < all_epochs {
+        let epoch_started = Instant::now();
+        let epoch_first_step = state.step;
         let pretrain = state.epoch < cfg.pretrain_epochs;
         bar.set_prefix(if pretrain {
             format!("pre-training {}/{}", state.epoch + 1, cfg.pretrain_epochs)
@@ -593,8 +607,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
                 bar.abandon_with_message("interrupted; checkpoint saved");
                 return Ok(TrainOutcome::Interrupted(state));
             }
-            let mut rng = step_rng(cfg.seed, state.step);
-            data.batch(&contract, &mut rng, &aug, cfg.batch, cfg.frames, cfg.label_smoothing, cfg.bin_weight_power, &mut features, &mut targets, &mut weights)?;
+            let PreparedBatch { step, features, targets, weights, mut rng } = batches.next()?;
+            debug_assert_eq!(step, state.step, "batches arrive in step order");
             let bins = contract.bins();
             let x = Tensor::from_slice(&features, (cfg.batch, cfg.frames, bins), &run.device)?;
             let y = Tensor::from_slice(&targets, (cfg.batch, cfg.frames, bins), &Device::Cpu)?;
@@ -640,6 +654,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
                 say(format!("step {}/{total_steps} loss {:.4} ({rate:.2} steps/s)", state.step, loss_sum / loss_n as f64));
             }
         }
+        let steps_per_second = (state.step - epoch_first_step) as f64 / epoch_started.elapsed().as_secs_f64();
         // Pre-training epochs output magnitudes, not masks: nothing to validate yet.
         let (val_loss, sdr_v, sdr_a, mdx_v) =
             if pretrain { (f64::NAN, f64::NAN, f64::NAN, f64::NAN) } else { validate(&net, &valid_tracks, cfg.label_smoothing)? };
@@ -655,6 +670,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             val_sdr_accompaniment: sdr_a,
             val_mdx_vocals: mdx_v,
             wall_seconds: state.wall_seconds,
+            steps_per_second,
             pretrain,
         };
         bar.suspend(|| {
@@ -662,8 +678,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
                 format!("pre-training epoch {} reconstruction MSE {:.4}", log.epoch, log.train_loss)
             } else {
                 format!(
-                    "epoch {} loss {:.4} val loss {:.4} val SDR vocals {:.2} dB accompaniment {:.2} dB",
-                    log.epoch, log.train_loss, log.val_loss, log.val_sdr_vocals, log.val_sdr_accompaniment
+                    "epoch {} loss {:.4} val loss {:.4} val SDR vocals {:.2} dB accompaniment {:.2} dB ({:.2} steps/s)",
+                    log.epoch, log.train_loss, log.val_loss, log.val_sdr_vocals, log.val_sdr_accompaniment, log.steps_per_second
                 )
             })
         });
@@ -687,10 +703,12 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
 }
 
 fn write_csv(path: &Path, history: &[EpochLog]) -> Result<()> {
-    let mut s = String::from("epoch,step,lr,train_loss,val_loss,val_sdr_vocals,val_sdr_accompaniment,val_mdx_vocals,wall_seconds,phase\n");
+    let mut s = String::from(
+        "epoch,step,lr,train_loss,val_loss,val_sdr_vocals,val_sdr_accompaniment,val_mdx_vocals,wall_seconds,phase,steps_per_second\n",
+    );
     for h in history {
         s.push_str(&format!(
-            "{},{},{:.6e},{:.6},{:.6},{:.4},{:.4},{:.4},{:.1},{}\n",
+            "{},{},{:.6e},{:.6},{:.6},{:.4},{:.4},{:.4},{:.1},{},{:.3}\n",
             h.epoch,
             h.step,
             h.lr,
@@ -700,7 +718,8 @@ fn write_csv(path: &Path, history: &[EpochLog]) -> Result<()> {
             h.val_sdr_accompaniment,
             h.val_mdx_vocals,
             h.wall_seconds,
-            if h.pretrain { "pretrain" } else { "train" }
+            if h.pretrain { "pretrain" } else { "train" },
+            h.steps_per_second
         ));
     }
     std::fs::write(path, s).map_err(|e| Error::io(path, e))
