@@ -7,7 +7,7 @@
 //! second of audio of at most 20% of one core: time per block ≤ 0.2 × budget. After the
 //! criterion output each case prints that ratio. A 48 kHz device case adds both resamplers.
 //!
-//! Models: the shipped `models/voxmask.onnx` when present, and a tiny convolutional model made
+//! Models: the shipped live model `models/voxmask-live.onnx` when present, and a tiny convolutional model made
 //! by the project's ONNX writer (the cost of everything around the model). One backend per
 //! process: `VOXMASK_BENCH_BACKEND=tract|onnxruntime cargo bench --bench engine`.
 
@@ -39,14 +39,14 @@ mod imp {
 
     fn models(dir: &Path, opts: &RuntimeOptions) -> Vec<(String, Model)> {
         let mut out = Vec::new();
-        let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/voxmask.onnx");
+        let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/voxmask-live.onnx");
         if shipped.is_file() {
             match Model::load(&shipped, opts) {
                 Ok(m) => out.push(("shipped".to_string(), m)),
                 Err(e) => eprintln!("engine bench: skipping the shipped model: {e}"),
             }
         } else {
-            eprintln!("engine bench: models/voxmask.onnx not found; benching the tiny model only");
+            eprintln!("engine bench: models/voxmask-live.onnx not found; benching the tiny model only");
         }
         let c = tiny_contract();
         let path = dir.join("tiny_conv.onnx");

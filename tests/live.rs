@@ -1,6 +1,6 @@
 //! Live separation: the engine against the offline pipeline, the audio callbacks under
 //! `assert_no_alloc`, the latency bound, and whole `voxmask live` sessions against a real JACK
-//! server on the dummy driver (paced like hardware, DESIGN.md "Measured here").
+//! server on the dummy driver (paced like hardware, as measured on the development machine).
 //!
 //! Each JACK test starts its own named server (`jackd -n …`), so a server already running on
 //! this machine is never touched and stopping one mid-run affects only that test. When no server
@@ -142,7 +142,7 @@ fn engine_matches_offline_separation_for_any_call_size() {
     }
 }
 
-/// A contract with the shipped model's geometry (DESIGN.md: hop 256 at 22.05 kHz, Hann 1024 in a
+/// A contract with the shipped model's geometry (hop 256 at 22.05 kHz, Hann 1024 in a
 /// 4096-point DFT, 30 past frames, no look-ahead).
 fn shipped_geometry() -> Contract {
     Contract {
@@ -654,7 +654,7 @@ fn missing_host_or_device_exits_with_code_5() {
     assert!(stderr(&o).contains("no input device matching"), "{}", stderr(&o));
 }
 
-/// ALSA's `null` device opens but is not paced (DESIGN.md): the session must still end on time
+/// ALSA's `null` device opens but is not paced (measured on the development machine): the session must still end on time
 /// with a summary and valid recordings.
 #[test]
 fn alsa_null_device_session_ends_on_time() {

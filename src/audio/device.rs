@@ -2,7 +2,7 @@
 //! streams of a live session (input and output, each an f32 stream whose callback is one of
 //! `crate::stream::rt`'s ring movers).
 //!
-//! cpal 0.18 specifics (DESIGN.md, "Measured here"): streams start paused and need `play()`;
+//! cpal 0.18 specifics (measured on the development machine): streams start paused and need `play()`;
 //! `Device::name()` is gone, so devices are named by `description()` (shown as `Display`) and
 //! `id()` (`host:device`, stable across runs); JACK only accepts the server's rate and period,
 //! and each JACK stream is its own client (`cpal_client_<pid>_in` / `_out`, ports `in_N` /

@@ -1,5 +1,5 @@
 //! The voxmask model contract: the `metadata_props` of an `.onnx` file that say how to feed it
-//! and how to read its output (DESIGN.md, "Model contract"). The runtime refuses a model whose
+//! and how to read its output (ARCHITECTURE.md, "The model contract"). The runtime refuses a model whose
 //! contract it cannot honour, naming the key at fault.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Model runtime: loads a voxmask `.onnx` file, checks its contract (DESIGN.md, "Model contract")
+//! Model runtime: loads a voxmask `.onnx` file, checks its contract (ARCHITECTURE.md, "The model contract")
 //! and its input/output signature before any backend sees it, and runs it on ONNX Runtime or
 //! tract through `ort`. The contract is read from the protobuf ourselves, so a file that is not
 //! a voxmask model is refused with the same message on either backend.

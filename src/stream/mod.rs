@@ -1,6 +1,6 @@
 //! Real-time separation: the live engine, the audio-callback side and the inference thread.
 //!
-//! Threads and data (DESIGN.md, house style rule 4):
+//! Threads and data (ARCHITECTURE.md, "Invariants"):
 //!
 //! ```text
 //! input callback ──rtrb──▶ inference thread ──rtrb──▶ output callback

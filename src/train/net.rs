@@ -12,7 +12,7 @@
 //!     ahead as back, 31 frames (360 ms) each way, so a frame is judged by what follows it as
 //!     well (where a phrase ends, whether a hit decays like a drum or sustains like a voice).
 //!     Offline nothing stops a separator from waiting for the future. About 2.6 MFLOP per frame.
-//! - `lin2018`: the network of Lin et al. 2018 exactly as DESIGN.md lists it: 9 × 2049 linear
+//! - `lin2018`: the network of Lin et al. 2018 exactly as its authors' code has it: 9 × 2049 linear
 //!   magnitude patches, conv 3×12 (32) → conv 3×12 (16) → max-pool 1×12 → conv 3×12 (64) →
 //!   conv 3×12 (32) → max-pool 1×12 → flatten 4320 → dropout → FC 2048 → dropout → FC 512 →
 //!   FC 18441 logits; ReLU, SAME padding, Xavier init, bias 0.1. Inference keeps the centre frame.
