@@ -98,10 +98,8 @@ impl SpectralData {
     /// [`SpectralData::new`] with a relative probability of drawing each track (`weights[i]` for
     /// `tracks[i]`; `None` is uniform).
     pub fn weighted(contract: &Contract, tracks: &[(String, Stems)], weights: Option<&[f64]>, min_frames: usize) -> Result<Self> {
-        if let Some(w) = weights {
-            if w.len() != tracks.len() || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
-                return Err(Error::InvalidArgument(format!("{} track weights for {} tracks, or a weight that is not ≥ 0", w.len(), tracks.len())));
-            }
+        if let Some(w) = weights.filter(|w| w.len() != tracks.len() || w.iter().any(|v| !(v.is_finite() && *v >= 0.0))) {
+            return Err(Error::InvalidArgument(format!("{} track weights for {} tracks, or a weight that is not ≥ 0", w.len(), tracks.len())));
         }
         let spectra = |(name, stems): &(String, Stems)| -> Result<Vec<ChannelSpectra>> {
             if stems.sample_rate != contract.sample_rate {
@@ -154,7 +152,7 @@ impl SpectralData {
             }
         }
         let total: f64 = kept_weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return Err(Error::InvalidArgument("every track has weight 0".into()));
         }
         let uniform = kept_weights.iter().all(|&w| w == kept_weights[0]);

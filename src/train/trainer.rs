@@ -53,17 +53,16 @@ impl DatasetSpec {
     /// Parses `DIR` or `DIR:WEIGHT` (a trailing `:number` is a weight unless `DIR:number` is
     /// itself an existing folder).
     pub fn parse(arg: &str) -> Result<Self> {
-        if let Some((dir, w)) = arg.rsplit_once(':') {
-            if let Ok(weight) = w.parse::<f64>() {
-                if !Path::new(arg).exists() {
-                    if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
-                        return Err(Error::InvalidArgument(format!("--dataset {arg}: the weight must be within (0, 1e6]")));
-                    }
-                    return Ok(DatasetSpec { path: dir.into(), weight });
+        let weighted = arg.rsplit_once(':').and_then(|(dir, w)| Some((dir, w.parse::<f64>().ok()?)));
+        match weighted {
+            Some((dir, weight)) if !Path::new(arg).exists() => {
+                if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+                    return Err(Error::InvalidArgument(format!("--dataset {arg}: the weight must be within (0, 1e6]")));
                 }
+                Ok(DatasetSpec { path: dir.into(), weight })
             }
+            _ => Ok(DatasetSpec { path: arg.into(), weight: 1.0 }),
         }
-        Ok(DatasetSpec { path: arg.into(), weight: 1.0 })
     }
 }
 
@@ -459,9 +458,12 @@ fn load_split(cfg: &TrainConfig, dataset: usize, split: Split, rate: u32, parts:
     tracks.par_iter().map(|t| Ok((t.name.clone(), load(t, Some(rate))?))).collect()
 }
 
+/// A track's name and its decoded stems.
+type NamedStems = (String, Stems);
+
 /// Training tracks of every dataset, each with its probability weight (the dataset's weight
 /// shared among its tracks).
-fn load_training_tracks(cfg: &TrainConfig, rate: u32, parts: bool) -> Result<(Vec<(String, Stems)>, Vec<f64>)> {
+fn load_training_tracks(cfg: &TrainConfig, rate: u32, parts: bool) -> Result<(Vec<NamedStems>, Vec<f64>)> {
     let (mut tracks, mut weights) = (Vec::new(), Vec::new());
     for (i, spec) in cfg.datasets.iter().enumerate() {
         let t = load_split(cfg, i, Split::Train, rate, parts)?;
