@@ -27,7 +27,7 @@ const LIVE_LATENCY_MS: f64 = 50.0;
 use voxmask::stream::worker::{Recorder, Worker};
 use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
 
-use super::{Failure, RuntimeArgs, fail};
+use super::{Failure, RuntimeArgs, fail, print_json};
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_MODEL: u8 = 3;
@@ -137,7 +137,7 @@ pub fn run_devices(args: DevicesArgs) -> Result<ExitCode, Failure> {
             "hosts": all.iter().map(|(h, d)| json!({"host": h, "devices": d})).collect::<Vec<_>>(),
             "unavailable": problems.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        print_json(&value);
         return Ok(ExitCode::SUCCESS);
     }
     for (host, devices) in &all {
@@ -426,7 +426,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         "wall_seconds": wall,
         "backend": backend.name(),
         "backend_detail": backend.to_string(),
-        "model": model_path,
+        "model": crate::lossy(&model_path),
         "mask": rule.name(),
         "monitor": Monitor::from_u8(shared.monitor.load(Relaxed)).name(),
         "devices": {
@@ -438,7 +438,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         "recording_error": report.recording_error,
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        print_json(&summary);
     } else if !args.quiet {
         eprintln!(
             "voxmask: {:.1} s live, {} model blocks (p50 {:.2} ms, p99 {:.2} ms of {:.1} ms), xruns {}, latency {:.1} ms",

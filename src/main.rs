@@ -238,7 +238,7 @@ fn run_inspect(path: &Path, json: bool) -> Result<ExitCode, Failure> {
             "producer": info.producer,
             "latency_ms": c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64,
         });
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        print_json(&value);
         return Ok(ExitCode::SUCCESS);
     }
     println!("model        {}", path.display());
@@ -301,8 +301,39 @@ fn collect_inputs(inputs: &[PathBuf], out_dir: &Path, notes: &mut Vec<String>) -
     files
 }
 
+/// Prints a JSON document on stdout. A closed pipe (`voxmask ... --json | head`) is the
+/// reader's choice, not an error worth a panic.
+fn print_json(value: &serde_json::Value) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// A path as text for JSON: file names need not be UTF-8 (serde refuses such a `PathBuf`, and
+/// `json!` would panic), so invalid bytes become U+FFFD.
+fn lossy(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
 fn walk(dir: &Path, skip: Option<&Path>, files: &mut Vec<PathBuf>, notes: &mut Vec<String>) {
-    if skip.is_some_and(|s| dir.canonicalize().is_ok_and(|d| d == s)) {
+    walk_once(dir, skip, &mut std::collections::HashSet::new(), files, notes);
+}
+
+/// Walks `dir` recursively, entering each real folder once (a symlink back to a folder already
+/// walked would otherwise loop forever or repeat files) and taking only regular files: a FIFO,
+/// device or socket named like audio would block or fail, so it is skipped with a note.
+fn walk_once(
+    dir: &Path,
+    skip: Option<&Path>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+    files: &mut Vec<PathBuf>,
+    notes: &mut Vec<String>,
+) {
+    let real = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if skip == Some(real.as_path()) {
+        return;
+    }
+    if !visited.insert(real) {
+        notes.push(format!("{}: skipped (a folder already walked, reached again through a link)", dir.display()));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -316,10 +347,13 @@ fn walk(dir: &Path, skip: Option<&Path>, files: &mut Vec<PathBuf>, notes: &mut V
     paths.sort();
     for p in paths {
         if p.is_dir() {
-            walk(&p, skip, files, notes);
+            walk_once(&p, skip, visited, files, notes);
         } else {
             let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-            if ext.as_deref().is_some_and(|e| AUDIO_EXTENSIONS.contains(&e)) {
+            let audio = ext.as_deref().is_some_and(|e| AUDIO_EXTENSIONS.contains(&e));
+            if audio && !std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                notes.push(format!("{}: skipped (not a regular file)", p.display()));
+            } else if audio {
                 files.push(p);
             } else {
                 notes.push(format!("{}: skipped (not an audio file extension)", p.display()));
@@ -444,8 +478,8 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
                         report.wall_seconds
                     );
                 }
-                entries.push(json!({"input": report.input, "ok": true, "vocals": report.vocals,
-                    "accompaniment": report.accompaniment, "sample_rate": report.sample_rate,
+                entries.push(json!({"input": lossy(&report.input), "ok": true, "vocals": lossy(&report.vocals),
+                    "accompaniment": lossy(&report.accompaniment), "sample_rate": report.sample_rate,
                     "channels": report.channels, "audio_seconds": report.audio_seconds,
                     "wall_seconds": report.wall_seconds}));
             }
@@ -453,14 +487,14 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
                 failed += 1;
                 // Errors are printed even with --quiet: a failed file must never pass silently.
                 eprintln!("voxmask: error: {message}");
-                entries.push(json!({"input": files[*i], "ok": false, "error": message}));
+                entries.push(json!({"input": lossy(&files[*i]), "ok": false, "error": message}));
             }
         }
     }
     if args.json {
         let summary = json!({
             "inputs": entries,
-            "model": model_path,
+            "model": lossy(&model_path),
             "backend": backend.name(),
             "backend_detail": backend.to_string(),
             "threads": args.runtime.threads,
@@ -472,7 +506,7 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
             "realtime_factor": if wall > 0.0 { audio_seconds / wall } else { 0.0 },
             "peak_rss_mb": peak_rss_mb(),
         });
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        print_json(&summary);
     }
     Ok(if failed > 0 { ExitCode::from(EXIT_PARTIAL) } else { ExitCode::SUCCESS })
 }

@@ -410,3 +410,47 @@ fn the_shipped_model_gives_the_same_vocals_at_its_own_rate() {
     eprintln!("vocals at 22.05 kHz vs at 44.1 kHz: {d:.1} dB");
     assert!(d < -20.0, "vocals at the model's rate differ from those at 44.1 kHz by {d:.1} dB");
 }
+
+/// Folder walking enters each real folder once (a symlink loop neither hangs nor repeats files),
+/// skips a FIFO named like audio instead of blocking on it, and a file name that is not UTF-8 is
+/// separated and reported in the JSON summary without a panic.
+#[cfg(unix)]
+#[test]
+fn folder_walk_survives_symlink_loops_fifos_and_non_utf8_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 2_000.0);
+    let music = dir.path().join("music");
+    std::fs::create_dir_all(&music).unwrap();
+    let x = noise(22_050, 3, 0.2);
+    write_wav(&music.join("a.wav"), 22_050, &[x.clone()], 16);
+    write_wav(&music.join(std::ffi::OsStr::from_bytes(b"s\xe9.wav")), 22_050, &[x], 16);
+    std::os::unix::fs::symlink(".", music.join("loop")).unwrap();
+    std::os::unix::fs::symlink("..", music.join("up")).unwrap();
+    let fifo = music.join("x.wav");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = dir.path().join("out");
+    let mut child = voxmask()
+        .args(["separate", "--json", "-m", model.to_str().unwrap(), "-o", out.to_str().unwrap(), music.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("voxmask separate did not finish on a folder with a symlink loop and a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let inputs = v["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2, "each file once, the FIFO skipped: {v}");
+    assert!(inputs.iter().all(|i| i["ok"] == true), "{v}");
+    assert!(inputs.iter().any(|i| i["input"].as_str().unwrap().ends_with("s\u{FFFD}.wav")), "{v}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2, "two stem folders");
+}
