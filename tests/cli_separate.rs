@@ -334,7 +334,22 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
     std::fs::write(&wrong_bins, voxmask::model::onnx_writer::fixed_mask_model(100, &[0.0; 100], &c.to_metadata()).unwrap()).unwrap();
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, b"definitely not protobuf \xff\xff\xff").unwrap();
-    for (model, reason) in [(&no_hop, "voxmask.hop_length"), (&wrong_bins, "bins"), (&garbage, "not an ONNX")] {
+    // A contract asking for a million frames of context would make the engine allocate gigabytes.
+    let huge = dir.path().join("huge_context.onnx");
+    let hc = contract(22_050, 1_000_000, 0, voxmask::dsp::MaskRule::Binary);
+    std::fs::write(&huge, voxmask::model::onnx_writer::fixed_mask_model(hc.bins(), &vec![0.0; hc.bins()], &hc.to_metadata()).unwrap()).unwrap();
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    // A file that never ends is refused after a bounded read.
+    let endless = std::path::PathBuf::from("/dev/zero");
+    for (model, reason) in [
+        (&no_hop, "voxmask.hop_length"),
+        (&wrong_bins, "bins"),
+        (&garbage, "not an ONNX"),
+        (&huge, "voxmask.context_frames` = 1000000 frames is more than the 4096"),
+        (&empty, "empty"),
+        (&endless, "larger than the 256 MiB"),
+    ] {
         let o = sep(&[input.to_str().unwrap(), "-o", dir.path().join("o").to_str().unwrap(), "-m", model.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
         assert!(stderr(&o).contains(reason), "{}: {}", model.display(), stderr(&o));

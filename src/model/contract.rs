@@ -59,6 +59,10 @@ pub struct Contract {
     pub extra: BTreeMap<String, String>,
 }
 
+/// Most frames of past context, and of look-ahead, a model may ask for (about 47 s at 22.05 kHz
+/// with hop 256): a corrupt or hostile contract must not make the engine allocate gigabytes.
+pub const MAX_CONTEXT_FRAMES: usize = 4096;
+
 impl Contract {
     /// Reads and checks a contract from metadata key/value pairs. The error is a sentence that
     /// names the offending key.
@@ -126,11 +130,19 @@ impl Contract {
             keys::THRESHOLD,
             keys::ARCH,
         ];
+        let frames = |k: &str| -> Result<usize, String> {
+            let n = num(k)?;
+            // The engine holds context + block + look-ahead frames per channel: bound it.
+            if n > MAX_CONTEXT_FRAMES {
+                return Err(format!("`{k}` = {n} frames is more than the {MAX_CONTEXT_FRAMES} this voxmask supports"));
+            }
+            Ok(n)
+        };
         Ok(Contract {
             sample_rate: sample_rate as u32,
             stft,
-            context_frames: num(keys::CONTEXT_FRAMES)?,
-            lookahead_frames: num(keys::LOOKAHEAD_FRAMES)?,
+            context_frames: frames(keys::CONTEXT_FRAMES)?,
+            lookahead_frames: frames(keys::LOOKAHEAD_FRAMES)?,
             feature,
             output,
             mask_rule,

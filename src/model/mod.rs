@@ -97,11 +97,28 @@ impl ModelInfo {
     }
 
     /// Reads and checks a model file.
+    /// Files larger than [`MAX_MODEL_BYTES`] are refused without being read whole (`/dev/zero`
+    /// never ends).
     pub fn read(path: &Path) -> Result<(Self, Vec<u8>)> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+        if bytes.len() as u64 > MAX_MODEL_BYTES {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than the {} MiB a model may have", MAX_MODEL_BYTES >> 20)),
+            ));
+        }
+        if bytes.is_empty() {
+            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, "the model file is empty")));
+        }
         Ok((Self::from_bytes(&bytes, path)?, bytes))
     }
 }
+
+/// Largest model file accepted (the paper's 19.5 M-parameter network is 78 MB).
+pub const MAX_MODEL_BYTES: u64 = 256 << 20;
 
 /// A loaded model ready to run.
 pub struct Model {
