@@ -26,6 +26,11 @@ use voxmask::separate::{SeparateOptions, separate_planar};
 
 use crate::{AUDIO_EXTENSIONS, EXIT_MODEL, EXIT_NO_INPUT, EXIT_PARTIAL, Failure, RuntimeArgs, fail};
 
+/// Limits of `--win` and `--hop` (seconds) and `--filter-len` (taps; museval uses 512).
+const MIN_WINDOW_SECONDS: f64 = 0.01;
+const MAX_WINDOW_SECONDS: f64 = 3600.0;
+const MAX_FILTER_LEN: usize = 4096;
+
 /// STFT used by the oracles when no model is available: the shipped model's geometry.
 const DEFAULT_ORACLE_STFT: StftConfig = StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann };
 
@@ -70,7 +75,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 512)]
     filter_len: usize,
     /// Tracks evaluated in parallel (each job loads its own model session).
-    #[arg(long, short = 'j', default_value_t = 1)]
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = voxmask::error::count_in(1, 256))]
     jobs: usize,
     /// Write per-track and framewise scores as JSON to FILE (`-` for stdout, replacing the table).
     #[arg(long, value_name = "FILE")]
@@ -142,10 +147,17 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
             eprintln!("voxmask: note: {msg}");
         }
     };
+    // Bounded so that a slip cannot ask for millions of windows or a gigabyte filter.
     for (what, s) in [("--win", args.win), ("--hop", args.hop)] {
-        if !(s.is_finite() && s > 0.0) {
-            return Err(Failure { error: anyhow!("{what} {s} must be a positive number of seconds"), code: 2 });
+        if !(s.is_finite() && (MIN_WINDOW_SECONDS..=MAX_WINDOW_SECONDS).contains(&s)) {
+            return Err(Failure {
+                error: anyhow!("{what} {s} must be within {MIN_WINDOW_SECONDS}..={MAX_WINDOW_SECONDS} seconds"),
+                code: 2,
+            });
         }
+    }
+    if !(1..=MAX_FILTER_LEN).contains(&args.filter_len) {
+        return Err(Failure { error: anyhow!("--filter-len {} must be within 1..={MAX_FILTER_LEN}", args.filter_len), code: 2 });
     }
 
     // What to evaluate.

@@ -19,6 +19,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use voxmask::audio::encode::SampleFormat;
+use voxmask::error::count_in;
 use voxmask::dsp::MaskRule;
 use voxmask::model::{BackendChoice, Device, Model, ModelInfo, RuntimeOptions};
 use voxmask::separate::{SeparateOptions, SeparationReport, separate_file, unique_stem_names};
@@ -83,8 +84,8 @@ struct RuntimeArgs {
     /// ONNX Runtime shared library to load (else $VOXMASK_ORT_LIB, $ORT_DYLIB_PATH, Python's onnxruntime, system paths).
     #[arg(long, value_name = "PATH")]
     ort_lib: Option<PathBuf>,
-    /// Inference threads per job.
-    #[arg(long, default_value_t = 1)]
+    /// Inference threads per job (1–256).
+    #[arg(long, default_value_t = 1, value_parser = count_in(1, 256))]
     threads: usize,
     /// Where inference runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
@@ -114,7 +115,7 @@ struct SeparateArgs {
     #[arg(long)]
     overwrite: bool,
     /// Files separated in parallel (each job loads its own session).
-    #[arg(long, short = 'j', default_value_t = 1)]
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = count_in(1, 256))]
     jobs: usize,
     /// Print one JSON summary on stdout.
     #[arg(long)]

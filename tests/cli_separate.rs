@@ -469,3 +469,24 @@ fn folder_walk_survives_symlink_loops_fifos_and_non_utf8_names() {
     assert!(inputs.iter().any(|i| i["input"].as_str().unwrap().ends_with("s\u{FFFD}.wav")), "{v}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2, "two stem folders");
 }
+
+/// Counts and sizes from the command line are bounded: a slip is a usage error (exit 2) naming the
+/// option and its limits, never a thousand threads, hours of windows or an aborted allocation.
+#[test]
+fn option_bounds_are_usage_errors_that_name_the_limit() {
+    let train = || std::process::Command::new(env!("CARGO_BIN_EXE_voxmask-train"));
+    let cases: Vec<(std::process::Output, &str)> = vec![
+        (run(voxmask().args(["separate", "x.wav", "--threads", "1000"])), "1..=256"),
+        (run(voxmask().args(["separate", "x.wav", "--threads", "99999999999"])), "1..=256"),
+        (run(voxmask().args(["separate", "x.wav", "--jobs", "0"])), "1..=256"),
+        (run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--hop", "0.00001"])), "--hop"),
+        (run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--win", "1e9"])), "--win"),
+        (run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--filter-len", "100000"])), "--filter-len"),
+        (run(train().args(["--dataset", ".", "--batch", "100000"])), "1..=1024"),
+        (run(train().args(["--dataset", ".", "--threads", "1000"])), "1..=256"),
+    ];
+    for (o, needle) in cases {
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
+    }
+}

@@ -12,6 +12,7 @@ use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use voxmask::dsp::MaskRule;
+use voxmask::error::count_in;
 use voxmask::train::export::export_onnx;
 use voxmask::train::net::Preset;
 use voxmask::train::trainer::{
@@ -67,10 +68,11 @@ struct TrainArgs {
     epochs: Option<u64>,
     #[arg(long)]
     steps_per_epoch: Option<u64>,
-    #[arg(long)]
+    /// Examples per step (1–1024).
+    #[arg(long, value_parser = count_in(1, 1024))]
     batch: Option<usize>,
     /// Frames per training excerpt (TCN presets).
-    #[arg(long)]
+    #[arg(long, value_parser = count_in(1, 4096))]
     frames: Option<usize>,
     /// Peak learning rate.
     #[arg(long)]
@@ -105,7 +107,7 @@ struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     valid: Vec<String>,
     /// CPU threads for the tensor library.
-    #[arg(long)]
+    #[arg(long, value_parser = count_in(1, 256))]
     threads: Option<usize>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
