@@ -38,7 +38,7 @@ pub const MUSDB_VALIDATION: &[&str] = &[
     "Traffic Experiment - Sirens",
 ];
 
-/// MIR-1K singers held out of training for its own sanity validation (83 of the 1000 clips).
+/// MIR-1K singers held out of training for its own sanity validation (85 of the 1000 clips).
 /// Model selection stays on the MUSDB18 validation tracks; these only check that the MIR-1K
 /// reader and the band-limited weights teach something that carries over to unseen singers.
 pub const MIR1K_VALIDATION_SINGERS: &[&str] = &["abjones", "annar"];

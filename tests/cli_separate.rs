@@ -490,3 +490,33 @@ fn option_bounds_are_usage_errors_that_name_the_limit() {
         assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
     }
 }
+
+/// Both shipped models honour the contract and say where they came from: the offline default looks
+/// ahead, the live model does not, and both were trained on MUSDB18 and MIR-1K by voxmask-train.
+#[test]
+fn both_shipped_models_honour_the_contract() {
+    use voxmask::model::{Model, ModelInfo, RuntimeOptions};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for (file, preset) in [("voxmask.onnx", "offline"), ("voxmask-live.onnx", "live")] {
+        let path = root.join(file);
+        let (info, _) = ModelInfo::read(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let c = &info.contract;
+        assert_eq!((c.sample_rate, c.bins()), (22_050, 513), "{file}");
+        let provenance: std::collections::BTreeMap<&str, &str> = c.provenance().collect();
+        assert_eq!(provenance.get("preset"), Some(&preset), "{file}: {provenance:?}");
+        let data = provenance.get("dataset").copied().unwrap_or_default();
+        assert!(data.contains("musdb18") && data.contains("mir-1k"), "{file}: trained on {data}");
+        assert!(provenance.get("valid_sdr_vocals").is_some_and(|v| v.ends_with("at the model rate)")), "{file}");
+        match preset {
+            "offline" => assert!(c.lookahead_frames > 0, "{file}: the offline default should look ahead"),
+            _ => assert_eq!(c.lookahead_frames, 0, "{file}: the live model must be causal"),
+        }
+        // Both backends accept it and return one logit per bin and frame.
+        let mut model = Model::load(&path, &RuntimeOptions { threads: 1, ..Default::default() }).unwrap();
+        let frames = c.context_frames + c.lookahead_frames + 4;
+        let x = vec![0.5f32; frames * c.bins()];
+        let mut y = vec![f32::NAN; x.len()];
+        model.run(&x, 1, frames, &mut y).unwrap();
+        assert!(y.iter().all(|v| v.is_finite()), "{file}");
+    }
+}

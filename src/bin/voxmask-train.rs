@@ -196,7 +196,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         PresetArg::Lin2018 => Preset::Lin2018,
     };
     if let Some(n) = a.threads {
-        // candle's CPU kernels use rayon's global pool.
+        // candle's CPU kernels use rayon's global pool, but candle sizes its GEMM parallelism and
+        // its spinning barrier pool from RAYON_NUM_THREADS (else the core count): without it,
+        // `--threads 1` still spun a second thread, and two runs side by side crawled.
+        // SAFETY: set before any other thread exists (the batch thread, rayon's, candle's).
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
         rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().ok();
     }
     let resume_dir = a.resume.clone().filter(|p| !p.as_os_str().is_empty());
