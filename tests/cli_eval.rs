@@ -19,10 +19,12 @@ const CLOSED_FORM_DB: f64 = 0.01;
 
 const RATE: u32 = 16_000;
 /// Validation vocals SDR (full pipeline, the model's rule) each shipped model must reach.
-const OFFLINE_MODEL_BAR_DB: f64 = 0.0;
-const LIVE_MODEL_BAR_DB: f64 = 0.0;
-/// Vocals SDR of the offline model on MIR-1K's held-out singers.
-const MIR1K_HELD_OUT_BAR_DB: f64 = 0.0;
+/// Measured at shipping: 5.19 dB (offline) and 5.01 dB (live).
+const OFFLINE_MODEL_BAR_DB: f64 = 5.15;
+const LIVE_MODEL_BAR_DB: f64 = 5.0;
+/// Vocals SDR of the offline model on MIR-1K's held-out singers (measured at shipping: 3.85 dB;
+/// the mixture itself scores 0.14 dB).
+const MIR1K_HELD_OUT_BAR_DB: f64 = 3.5;
 
 fn eval(args: &[&str], extra: &[&Path]) -> std::process::Output {
     let mut cmd = voxmask();
@@ -464,10 +466,9 @@ fn real_musdb18_previews_each_shipped_model_reaches_its_bar() {
     }
 }
 
-/// MIR-1K's held-out singers (never trained on): the offline model, trained with MIR-1K's
-/// vocals, separates unseen amateur singers far better than a model trained on MUSDB18 alone did
-/// (3.58 dB for the previous release). A sanity check of the reader and the band-limited loss
-/// weights, not a selection criterion.
+/// MIR-1K's held-out singers (amateur Chinese pop, 16 kHz, never trained on): the shipped offline
+/// model, trained on MUSDB18 only, still separates these unseen singers well above the mixture.
+/// A check of the MIR-1K reader and of the model on material unlike its training data.
 #[test]
 fn real_mir1k_held_out_singers_are_separated() {
     let Some(data) = shared_dir().map(|s| s.join("data/mir-1k")).filter(|p| p.is_dir()) else {
