@@ -3,7 +3,6 @@
 //! the preset's default shape (TCN presets: 16 × 128 frames × 513 bins; lin2018: 107 patches of
 //! 9 × 2049). Throughput is reported in steps. `<preset>-generic` runs the TCN presets through
 //! candle's generic ops instead of the fused temporal convolution op, for comparison in one run.
-//! `benches/train_step_pytorch.py` is the same step in PyTorch.
 
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -1,6 +1,8 @@
-//! voxmask-train end to end on tiny generated datasets (MUSDB18-HQ and DSD100 layouts), the loss
-//! op against the slice kernel, dataset detection on the real MUSDB18 previews, Ctrl-C and an
-//! exact --resume, and a diverging run that stops with its last good checkpoint intact.
+//! voxmask-train end to end on tiny generated datasets (MUSDB18-HQ, DSD100 and MIR-1K layouts, and
+//! two datasets at once), cross-dataset batches and band-limited loss weights, prefetched batches,
+//! the fused temporal convolution op against candle's generic ops, the loss op against the slice
+//! kernel, dataset detection on the real MUSDB18 previews, Ctrl-C and an exact --resume, and a
+//! diverging run that stops with its last good checkpoint intact.
 
 mod common;
 
