@@ -340,6 +340,18 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
     std::fs::write(&huge, voxmask::model::onnx_writer::fixed_mask_model(hc.bins(), &vec![0.0; hc.bins()], &hc.to_metadata()).unwrap()).unwrap();
     let empty = dir.path().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
+    // A model whose output is integer would fail inside the backend (tract panicked there).
+    let integer = dir.path().join("integer_output.onnx");
+    {
+        use prost::Message;
+        use voxmask::model::onnx_proto::{ModelProto, type_proto};
+        let bytes = voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap();
+        let mut proto = ModelProto::decode(bytes.as_slice()).unwrap();
+        let output = &mut proto.graph.as_mut().unwrap().output[0];
+        let Some(type_proto::Value::TensorType(t)) = output.r#type.as_mut().unwrap().value.as_mut() else { unreachable!() };
+        t.elem_type = 7; // INT64
+        std::fs::write(&integer, proto.encode_to_vec()).unwrap();
+    }
     // A file that never ends is refused after a bounded read.
     let endless = std::path::PathBuf::from("/dev/zero");
     for (model, reason) in [
@@ -348,6 +360,7 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
         (&garbage, "not an ONNX"),
         (&huge, "voxmask.context_frames` = 1000000 frames is more than the 4096"),
         (&empty, "empty"),
+        (&integer, "element type 7, expected 1 (32-bit float)"),
         (&endless, "larger than the 256 MiB"),
     ] {
         let o = sep(&[input.to_str().unwrap(), "-o", dir.path().join("o").to_str().unwrap(), "-m", model.to_str().unwrap()]);

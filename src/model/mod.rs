@@ -81,6 +81,15 @@ impl ModelInfo {
             if dims.len() != 3 {
                 return Err(refuse(format!("{role} `{name}` has rank {}, expected 3 ([batch, frames, bins])", dims.len())));
             }
+            // The engine feeds and reads 32-bit floats; another element type would fail (or
+            // panic) inside the backend at the first run instead of here with a reason.
+            let values = if role == "input" { &graph.input } else { &graph.output };
+            let elem = values.iter().find(|v| v.name == name).and_then(|v| match v.r#type.as_ref()?.value.as_ref()? {
+                onnx_proto::type_proto::Value::TensorType(t) => Some(t.elem_type),
+            });
+            if let Some(e) = elem.filter(|&e| e != onnx_proto::tensor_proto::DataType::Float as i32) {
+                return Err(refuse(format!("{role} `{name}` has element type {e}, expected 1 (32-bit float)")));
+            }
             if let Some(b) = dims[2].filter(|&b| b != bins) {
                 return Err(refuse(format!(
                     "{role} `{name}` has {b} bins but the contract's n_fft {} gives {bins}",
