@@ -156,8 +156,8 @@ fn mir1k_folder(root: &Path) -> Option<PathBuf> {
     list_sorted(&dir).iter().any(|p| mir1k_clip(p).is_some()).then_some(dir)
 }
 
-/// `(singer, clip name)` of a MIR-1K clip file name `<singer>_<song>_<clip>.{wav,ogg}`.
-fn mir1k_clip(p: &Path) -> Option<(String, String)> {
+/// The clip name of a MIR-1K file `<singer>_<song>_<clip>.{wav,ogg}`.
+fn mir1k_clip(p: &Path) -> Option<String> {
     let ext = p.extension()?.to_str()?.to_ascii_lowercase();
     if ext != "wav" && ext != "ogg" {
         return None;
@@ -166,7 +166,7 @@ fn mir1k_clip(p: &Path) -> Option<(String, String)> {
     let mut parts = stem.split('_');
     let (singer, song, clip) = (parts.next()?, parts.next()?, parts.next()?);
     let ok = parts.next().is_none() && !singer.is_empty() && !song.is_empty() && !clip.is_empty();
-    ok.then(|| (singer.to_string(), stem.to_string()))
+    ok.then(|| stem.to_string())
 }
 
 fn is_stem_file(p: &Path) -> bool {
@@ -281,10 +281,10 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
             let dir = mir1k_folder(root).unwrap_or_else(|| root.join("Wavfile"));
             let mut seen = std::collections::HashSet::new();
             for p in list_sorted(&dir) {
-                let Some((singer, name)) = mir1k_clip(&p) else { continue };
+                let Some(name) = mir1k_clip(&p) else { continue };
                 // The same clip as .wav and .ogg (a re-encoded copy beside the original): take one.
                 if seen.insert(name.clone()) {
-                    tracks.push(Track { name, source: TrackSource::ChannelPair(p), subset: format!("train:{singer}") });
+                    tracks.push(Track { name, source: TrackSource::ChannelPair(p), subset: "train".into() });
                 }
             }
         }
@@ -304,8 +304,9 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
             }
         }
     }
-    let train_subset = |t: &Track| t.subset == "train" || t.subset == "Dev" || t.subset.starts_with("train:");
-    let singer = |t: &Track| t.subset.strip_prefix("train:").map(str::to_string);
+    let train_subset = |t: &Track| t.subset == "train" || t.subset == "Dev";
+    // MIR-1K splits by singer, the first part of `<singer>_<song>_<clip>`.
+    let singer = |t: &Track| (layout == Layout::Mir1k).then(|| t.name.split('_').next().unwrap_or_default().to_string());
     let in_valid = |t: &Track, i: usize| match (valid, layout) {
         (Some(list), _) => list.iter().any(|n| n == &t.name || singer(t).is_some_and(|s| &s == n)),
         (None, Layout::Dsd100) => i % 5 == 4, // every fifth Dev track: a 20% validation fraction
@@ -390,11 +391,10 @@ fn load(track: &Track, rate: Option<u32>, keep_parts: bool) -> Result<Stems> {
                     got: info.channels.to_string(),
                 });
             }
+            // The karaoke backing is one stem: no parts to keep, so these tracks are not donors
+            // of part remixing.
             let vocals = vec![x.pop().unwrap_or_default()];
             let acc = vec![x.pop().unwrap_or_default()];
-            if keep_parts {
-                parts.push(acc.clone());
-            }
             (info.sample_rate, Vec::new(), vocals, acc)
         }
         TrackSource::Files { mixture, vocals, accompaniment } => {

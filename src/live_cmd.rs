@@ -21,13 +21,13 @@ use serde_json::json;
 use voxmask::audio::device::{self, Direction, Streams};
 use voxmask::dsp::MaskRule;
 use voxmask::model::Model;
-
-/// Algorithmic latency the shipped live model keeps within at 44.1 and 48 kHz.
-const LIVE_LATENCY_MS: f64 = 50.0;
 use voxmask::stream::worker::{Recorder, Worker};
 use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
 
 use super::{Failure, RuntimeArgs, fail, print_json};
+
+/// Algorithmic latency the shipped live model keeps within at 44.1 and 48 kHz.
+const LIVE_LATENCY_MS: f64 = 50.0;
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_MODEL: u8 = 3;
