@@ -21,7 +21,8 @@ use voxmask::dataset::{Split, Track, list_tracks_lenient, load_stems, missing_fi
 use voxmask::dsp::{MaskRule, StftConfig, WindowKind};
 use voxmask::eval::run::{Oracle, TARGETS, TrackScores, aggregate, length_tolerance, oracle_estimates, scale_stft, score_track};
 use voxmask::eval::{BssConfig, BssEval};
-use voxmask::model::{Model, ModelInfo};
+use voxmask::model::{Model, ModelSource};
+use voxmask::plot::scores::ScoreRow;
 use voxmask::separate::{SeparateOptions, separate_planar};
 
 use crate::{AUDIO_EXTENSIONS, EXIT_MODEL, EXIT_NO_INPUT, EXIT_PARTIAL, Failure, RuntimeArgs, fail};
@@ -83,6 +84,9 @@ pub struct EvalArgs {
     /// Write framewise scores as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// Draw each track's vocals and accompaniment SDR as a bar chart into FILE (PNG).
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
     /// No progress bar or notes.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -126,7 +130,7 @@ impl Item {
 
 /// Where estimates come from.
 enum Mode {
-    Model(PathBuf),
+    Model(ModelSource),
     /// The oracle and its STFT with the rate it was designed for (None: the default at the track's rate).
     Oracle(Oracle, Option<(StftConfig, u32)>),
     Files,
@@ -197,36 +201,25 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
                 OracleArg::Irm => Oracle::Irm,
                 OracleArg::Mix => Oracle::Mix,
             };
-            match args.runtime.model_path() {
-                Ok(p) if oracle != Oracle::Mix => {
-                    let (info, _) = ModelInfo::read(&p)
-                        .with_context(|| format!("reading the STFT of model {}", p.display()))
-                        .map_err(fail(EXIT_MODEL))?;
-                    let c = &info.contract;
-                    note(format!(
-                        "oracle {}: STFT of model {} ({} window {}, FFT {}, hop {} at {} Hz, scaled to each track's rate)",
-                        oracle.name(),
-                        p.display(),
-                        c.stft.window.name(),
-                        c.stft.win_length,
-                        c.stft.n_fft,
-                        c.stft.hop,
-                        c.sample_rate
-                    ));
-                    Mode::Oracle(oracle, Some((c.stft, c.sample_rate)))
-                }
-                _ => {
-                    if oracle != Oracle::Mix {
-                        note(format!(
-                            "oracle {}: no model found, using the default STFT geometry (Hann window 1024, FFT 1024, hop 256) at each track's rate",
-                            oracle.name()
-                        ));
-                    }
-                    Mode::Oracle(oracle, None)
-                }
+            if oracle == Oracle::Mix {
+                Mode::Oracle(oracle, None)
+            } else {
+                let p = args.runtime.model_source();
+                let (info, _) = p.read().with_context(|| format!("reading the STFT of model {p}")).map_err(fail(EXIT_MODEL))?;
+                let c = &info.contract;
+                note(format!(
+                    "oracle {}: STFT of model {p} ({} window {}, FFT {}, hop {} at {} Hz, scaled to each track's rate)",
+                    oracle.name(),
+                    c.stft.window.name(),
+                    c.stft.win_length,
+                    c.stft.n_fft,
+                    c.stft.hop,
+                    c.sample_rate
+                ));
+                Mode::Oracle(oracle, Some((c.stft, c.sample_rate)))
             }
         }
-        (Some(_), None) => Mode::Model(args.runtime.model_path().map_err(fail(EXIT_MODEL))?),
+        (Some(_), None) => Mode::Model(args.runtime.model_source()),
     };
 
     let jobs = args.jobs.max(1).min(items.len());
@@ -234,15 +227,15 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     for _ in 0..jobs {
         models.push(match &mode {
             Mode::Model(p) => Some(
-                Model::load(p, &args.runtime.options())
-                    .with_context(|| format!("loading model {}", p.display()))
+                p.load(&args.runtime.options())
+                    .with_context(|| format!("loading model {p}"))
                     .map_err(fail(EXIT_MODEL))?,
             ),
             _ => None,
         });
     }
     if let (Mode::Model(p), Some(Some(m))) = (&mode, models.first()) {
-        note(format!("model {} on {}", p.display(), m.backend()));
+        note(format!("model {p} on {}", m.backend()));
     }
     // The mask rule of every separation (each job loads the same model), for them and the JSON.
     let mask = models.iter().flatten().next().and_then(|m| {
@@ -299,6 +292,25 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
         print!("{}", table(&items, &results, &agg));
     }
 
+    if let Some(path) = &args.plot {
+        let rows: Vec<ScoreRow> = results
+            .iter()
+            .filter_map(|(i, r)| r.as_ref().ok().map(|o| (i, o)))
+            .map(|(i, o)| ScoreRow { name: items[*i].name().to_string(), vocals: o.scores.targets[0].sdr, accompaniment: o.scores.targets[1].sdr })
+            .collect();
+        let what = match &mode {
+            Mode::Model(p) => format!("model {p}"),
+            Mode::Oracle(o, _) => format!("oracle {}", o.name()),
+            Mode::Files => "estimates".to_string(),
+        };
+        let title = format!("voxmask eval: {what}, {} tracks", rows.len());
+        voxmask::plot::scores::draw(path, &title, &rows, (agg[0].sdr, agg[1].sdr))
+            .with_context(|| format!("drawing {}", path.display()))
+            .map_err(fail(EXIT_PARTIAL))?;
+        if rows.len() > voxmask::plot::scores::MAX_TRACKS {
+            note(format!("{}: the first {} of {} tracks are drawn", path.display(), voxmask::plot::scores::MAX_TRACKS, rows.len()));
+        }
+    }
     if let Some(path) = &args.csv {
         std::fs::write(path, csv(&items, &results))
             .with_context(|| format!("writing {}", path.display()))
@@ -306,7 +318,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     }
     if let Some(path) = &args.json {
         let mode_json = match &mode {
-            Mode::Model(p) => json!({"kind": "model", "model": p, "mask": mask.map(|r| r.name())}),
+            Mode::Model(p) => json!({"kind": "model", "model": crate::lossy(&p.label()), "mask": mask.map(|r| r.name())}),
             Mode::Oracle(o, stft) => json!({"kind": "oracle", "oracle": o.name(),
                 "stft": stft.map(|(c, rate)| json!({"n_fft": c.n_fft, "win_length": c.win_length, "hop": c.hop,
                     "window": c.window.name(), "designed_for_rate": rate}))

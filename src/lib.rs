@@ -13,6 +13,7 @@ pub mod dsp;
 pub mod engine;
 pub mod model;
 pub mod native;
+pub mod plot;
 pub mod separate;
 #[cfg(feature = "live")]
 pub mod stream;

@@ -20,7 +20,6 @@ use serde_json::json;
 
 use voxmask::audio::device::{self, Direction, Streams};
 use voxmask::dsp::MaskRule;
-use voxmask::model::Model;
 use voxmask::stream::worker::{Recorder, Worker};
 use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
 
@@ -213,9 +212,10 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     if args.block_frames == 0 || args.block_frames > 1024 {
         return Err(Failure { error: anyhow!("--block-frames must be within 1..=1024"), code: EXIT_USAGE });
     }
-    let model_path = args.runtime.model_path_or(crate::LIVE_MODEL).map_err(fail(EXIT_MODEL))?;
-    let model = Model::load(&model_path, &args.runtime.options())
-        .with_context(|| format!("loading model {}", model_path.display()))
+    let model_source = args.runtime.model_source_or(&voxmask::model::source::LIVE);
+    let model = model_source
+        .load(&args.runtime.options())
+        .with_context(|| format!("loading model {model_source}"))
         .map_err(fail(EXIT_MODEL))?;
     let backend = model.backend().clone();
     let contract = model.contract().clone();
@@ -227,9 +227,9 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         eprintln!(
             "voxmask: note: {} looks {} frames ahead: at least {model_latency_ms:.1} ms of algorithmic latency, \
              above the {LIVE_LATENCY_MS} ms of the live model ({})",
-            model_path.display(),
+            model_source,
             contract.lookahead_frames,
-            crate::LIVE_MODEL
+            voxmask::model::source::LIVE.file
         );
     }
 
@@ -426,7 +426,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         "wall_seconds": wall,
         "backend": backend.name(),
         "backend_detail": backend.to_string(),
-        "model": crate::lossy(&model_path),
+        "model": crate::lossy(&model_source.label()),
         "mask": rule.name(),
         "monitor": Monitor::from_u8(shared.monitor.load(Relaxed)).name(),
         "devices": {

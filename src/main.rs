@@ -21,19 +21,14 @@ use serde_json::json;
 use voxmask::audio::encode::SampleFormat;
 use voxmask::error::count_in;
 use voxmask::dsp::MaskRule;
-use voxmask::model::{BackendChoice, Device, Model, ModelInfo, RuntimeOptions};
-use voxmask::separate::{SeparateOptions, SeparationReport, separate_file, unique_stem_names};
+use voxmask::model::source as builtin;
+use voxmask::model::{BackendChoice, BuiltInModel, Device, ModelInfo, ModelSource, RuntimeOptions};
+use voxmask::separate::{Container, SeparateOptions, SeparationReport, Stems, separate_file, unique_stem_names};
 
 mod eval_cmd;
 
 #[cfg(feature = "live")]
 mod live_cmd;
-
-/// The shipped models: the centred offline default of `separate` and `eval`, and the causal
-/// model `live` uses (at most 50 ms of algorithmic latency).
-const OFFLINE_MODEL: &str = "voxmask.onnx";
-#[cfg(feature = "live")]
-const LIVE_MODEL: &str = "voxmask-live.onnx";
 
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_MODEL: u8 = 3;
@@ -56,10 +51,10 @@ enum Command {
     Separate(SeparateArgs),
     /// Score separations with BSS Eval v4 (model, oracle masks, or existing stems).
     Eval(eval_cmd::EvalArgs),
-    /// Print a model's contract, signature and provenance.
+    /// Print a model's contract, signature and provenance (no file: the built-in models).
     Inspect {
-        /// The .onnx model.
-        model: PathBuf,
+        /// The .onnx model (default: every model built into this binary).
+        model: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -74,8 +69,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct RuntimeArgs {
-    /// Model file (default: $VOXMASK_MODEL, else the shipped models/voxmask.onnx; `live` uses
-    /// models/voxmask-live.onnx).
+    /// Model file (default: $VOXMASK_MODEL, else the built-in voxmask.onnx; `live` uses the
+    /// built-in voxmask-live.onnx).
     #[arg(long, short = 'm')]
     model: Option<PathBuf>,
     /// Inference backend.
@@ -108,9 +103,17 @@ struct SeparateArgs {
     /// Threshold for --mask paper (default: the model's).
     #[arg(long)]
     threshold: Option<f32>,
-    /// Output sample format (default: the input's depth; float for lossy inputs).
+    /// Output file type and sample format (default: WAV at the input's depth; float for lossy
+    /// inputs). FLAC is lossless and about half the size.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
+    /// Which stems to write.
+    #[arg(long, value_enum, default_value_t = StemsArg::Both)]
+    stems: StemsArg,
+    /// Also draw separation.png beside the stems: the input's spectrogram, the vocal mask and
+    /// both stems' spectrograms.
+    #[arg(long)]
+    plot: bool,
     /// Replace existing outputs.
     #[arg(long)]
     overwrite: bool,
@@ -149,13 +152,22 @@ enum FormatArg {
     Wav16,
     Wav24,
     Wav32f,
+    Flac16,
+    Flac24,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StemsArg {
+    Both,
+    Vocals,
+    Accompaniment,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Separate(args) => run_separate(args),
-        Command::Inspect { model, json } => run_inspect(&model, json),
+        Command::Inspect { model, json } => run_inspect(model, json),
         #[cfg(feature = "live")]
         Command::Live(args) => live_cmd::run_live(args),
         #[cfg(feature = "live")]
@@ -197,55 +209,68 @@ impl RuntimeArgs {
         }
     }
 
-    /// The model for `separate` and `eval`: `--model`, else `$VOXMASK_MODEL`, else the shipped
+    /// The model for `separate` and `eval`: `--model`, else `$VOXMASK_MODEL`, else the built-in
     /// offline model.
-    fn model_path(&self) -> anyhow::Result<PathBuf> {
-        self.model_path_or(OFFLINE_MODEL)
+    fn model_source(&self) -> ModelSource {
+        self.model_source_or(&builtin::OFFLINE)
     }
 
-    /// `--model`, else `$VOXMASK_MODEL`, else the shipped model `file` in `models/`.
-    fn model_path_or(&self, file: &str) -> anyhow::Result<PathBuf> {
-        if let Some(p) = &self.model {
-            return Ok(p.clone());
-        }
-        if let Some(p) = std::env::var_os("VOXMASK_MODEL").filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(p));
-        }
-        let shipped = Path::new("models").join(file);
-        let mut candidates = vec![shipped.clone()];
-        // target/<profile>/voxmask → the source tree's models/ (running from a checkout).
-        if let Ok(exe) = std::env::current_exe() {
-            if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
-                candidates.push(root.join(&shipped));
-            }
-        }
-        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-            anyhow!("no model given and no shipped model at {}; pass --model FILE.onnx", shipped.display())
-        })
+    /// `--model`, else `$VOXMASK_MODEL`, else the built-in `default`.
+    fn model_source_or(&self, default: &'static BuiltInModel) -> ModelSource {
+        ModelSource::choose(self.model.as_deref(), default)
     }
 }
 
-fn run_inspect(path: &Path, json: bool) -> Result<ExitCode, Failure> {
-    let (info, _) = ModelInfo::read(path).map_err(|e| fail(EXIT_MODEL)(e.into()))?;
-    let c = &info.contract;
+fn run_inspect(model: Option<PathBuf>, json: bool) -> Result<ExitCode, Failure> {
+    let one_file = model.is_some();
+    let sources: Vec<(ModelSource, Option<&str>)> = match model {
+        Some(p) => vec![(ModelSource::File(p), None)],
+        None => builtin::BUILT_IN.iter().map(|m| (ModelSource::BuiltIn(m), Some(m.role))).collect(),
+    };
+    let mut described = Vec::new();
+    for (source, role) in &sources {
+        let (info, _) = source.read().map_err(|e| fail(EXIT_MODEL)(e.into()))?;
+        described.push((source.label(), *role, info));
+    }
     if json {
-        let value = json!({
-            "path": path,
-            "metadata": info.metadata,
-            "inputs": info.inputs,
-            "outputs": info.outputs,
-            "parameters": info.parameters,
-            "opset": info.opset,
-            "producer": info.producer,
-            "latency_ms": c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64,
-        });
-        print_json(&value);
+        let values: Vec<_> = described.iter().map(|(label, role, info)| inspect_json(label, *role, info)).collect();
+        // One file gives one object (as before); the built-in models give an array.
+        print_json(&if one_file { values[0].clone() } else { json!(values) });
         return Ok(ExitCode::SUCCESS);
     }
-    println!("model        {}", path.display());
-    println!("architecture {} ({} parameters, opset {}, producer {:?})", c.arch, info.parameters, info.opset, info.producer);
-    println!("sample rate  {} Hz", c.sample_rate);
-    println!(
+    let text: Vec<String> = described.iter().map(|(label, role, info)| describe(label, *role, info)).collect();
+    print_text(&text.join("\n"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect_json(path: &Path, role: Option<&str>, info: &ModelInfo) -> serde_json::Value {
+    let c = &info.contract;
+    json!({
+        "path": lossy(path),
+        "built_in": role.is_some(),
+        "role": role,
+        "metadata": info.metadata,
+        "inputs": info.inputs,
+        "outputs": info.outputs,
+        "parameters": info.parameters,
+        "opset": info.opset,
+        "producer": info.producer,
+        "latency_ms": c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64,
+    })
+}
+
+/// The text `inspect` prints for one model.
+fn describe(path: &Path, role: Option<&str>, info: &ModelInfo) -> String {
+    use std::fmt::Write;
+    let c = &info.contract;
+    let mut out = String::new();
+    let _ = match role {
+        Some(role) => writeln!(out, "model        {} ({role})", path.display()),
+        None => writeln!(out, "model        {}", path.display()),
+    };
+    let _ = writeln!(out, "architecture {} ({} parameters, opset {}, producer {:?})", c.arch, info.parameters, info.opset, info.producer);
+    let _ = writeln!(out, "sample rate  {} Hz", c.sample_rate);
+    let _ = writeln!(out, 
         "STFT         {} window {} / FFT {} ({} bins) / hop {}",
         c.stft.window.name(),
         c.stft.win_length,
@@ -253,27 +278,27 @@ fn run_inspect(path: &Path, json: bool) -> Result<ExitCode, Failure> {
         c.bins(),
         c.stft.hop
     );
-    println!("context      {} past frames, {} look-ahead frames", c.context_frames, c.lookahead_frames);
-    println!(
+    let _ = writeln!(out, "context      {} past frames, {} look-ahead frames", c.context_frames, c.lookahead_frames);
+    let _ = writeln!(out, 
         "latency      {} samples = {:.1} ms (STFT overlap + look-ahead)",
         c.latency_samples(),
         c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64
     );
-    println!("feature      {}", c.feature.name());
-    println!("output       {:?} of P(vocal) per bin", c.output);
-    println!("mask rule    {} (threshold {})", c.mask_rule.name(), c.threshold);
+    let _ = writeln!(out, "feature      {}", c.feature.name());
+    let _ = writeln!(out, "output       {:?} of P(vocal) per bin", c.output);
+    let _ = writeln!(out, "mask rule    {} (threshold {})", c.mask_rule.name(), c.threshold);
     for (name, dims) in info.inputs.iter().map(|i| ("input ", i)).chain(info.outputs.iter().map(|o| ("output", o))) {
         let shape: Vec<String> = dims.1.iter().map(|d| d.map_or("?".into(), |v| v.to_string())).collect();
-        println!("{name}       {} [{}]", dims.0, shape.join(", "));
+        let _ = writeln!(out, "{name}       {} [{}]", dims.0, shape.join(", "));
     }
     let provenance: Vec<_> = c.provenance().collect();
     if provenance.is_empty() {
-        println!("provenance   (none recorded)");
+        let _ = writeln!(out, "provenance   (none recorded)");
     }
     for (k, v) in provenance {
-        println!("{:<12} {v}", format!("train.{k}"));
+        let _ = writeln!(out, "{:<12} {v}", format!("train.{k}"));
     }
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in MB; 0 where unknown.
@@ -305,8 +330,13 @@ fn collect_inputs(inputs: &[PathBuf], out_dir: &Path, notes: &mut Vec<String>) -
 /// Prints a JSON document on stdout. A closed pipe (`voxmask ... --json | head`) is the
 /// reader's choice, not an error worth a panic.
 fn print_json(value: &serde_json::Value) {
+    print_text(&format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()));
+}
+
+/// Writes to stdout, ignoring a closed pipe (`voxmask inspect | head`): `println!` would panic.
+fn print_text(text: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
 /// A path as text for JSON: file names need not be UTF-8 (serde refuses such a `PathBuf`, and
@@ -365,7 +395,7 @@ fn walk_once(
 
 fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     let started = Instant::now();
-    let model_path = args.runtime.model_path().map_err(fail(EXIT_MODEL))?;
+    let model_source = args.runtime.model_source();
     let runtime = args.runtime.options();
     let jobs = args.jobs.max(1);
     let mut notes = Vec::new();
@@ -382,8 +412,9 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     let mut models = Vec::with_capacity(jobs.min(files.len()));
     for _ in 0..jobs.min(files.len()) {
         models.push(
-            Model::load(&model_path, &runtime)
-                .with_context(|| format!("loading model {}", model_path.display()))
+            model_source
+                .load(&runtime)
+                .with_context(|| format!("loading model {model_source}"))
                 .map_err(fail(EXIT_MODEL))?,
         );
     }
@@ -394,19 +425,29 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
                 eprintln!("voxmask: backend: {n}");
             }
         }
-        eprintln!("voxmask: backend {backend}, model {}", model_path.display());
+        eprintln!("voxmask: backend {backend}, model {model_source}");
     }
     let contract = models[0].contract().clone();
     let opts = SeparateOptions {
         mask: MaskRule::choose(args.mask.as_deref(), args.threshold, contract.mask_rule, contract.threshold),
         format: args.format.map(|f| match f {
-            FormatArg::Wav16 => SampleFormat::Int16,
-            FormatArg::Wav24 => SampleFormat::Int24,
+            FormatArg::Wav16 | FormatArg::Flac16 => SampleFormat::Int16,
+            FormatArg::Wav24 | FormatArg::Flac24 => SampleFormat::Int24,
             FormatArg::Wav32f => SampleFormat::Float32,
         }),
         overwrite: args.overwrite,
         block_frames: args.block_frames,
         stem_name: None,
+        container: match args.format {
+            Some(FormatArg::Flac16 | FormatArg::Flac24) => Container::Flac,
+            _ => Container::Wav,
+        },
+        stems: match args.stems {
+            StemsArg::Both => Stems::Both,
+            StemsArg::Vocals => Stems::Vocals,
+            StemsArg::Accompaniment => Stems::Accompaniment,
+        },
+        plot: args.plot,
     };
     if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: 2 });
@@ -470,19 +511,35 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
         match outcome {
             Ok(report) => {
                 audio_seconds += report.audio_seconds;
+                let folder = report.vocals.iter().chain(&report.accompaniment).next().and_then(|p| p.parent());
                 if show {
                     eprintln!(
                         "voxmask: {} -> {} ({:.1} s audio in {:.2} s)",
                         report.input.display(),
-                        report.vocals.parent().map_or(String::new(), |p| p.display().to_string()),
+                        folder.map_or(String::new(), |p| p.display().to_string()),
                         report.audio_seconds,
                         report.wall_seconds
                     );
                 }
-                entries.push(json!({"input": lossy(&report.input), "ok": true, "vocals": lossy(&report.vocals),
-                    "accompaniment": lossy(&report.accompaniment), "sample_rate": report.sample_rate,
-                    "channels": report.channels, "audio_seconds": report.audio_seconds,
-                    "wall_seconds": report.wall_seconds}));
+                let clip = report.clipping;
+                if clip.samples > 0 && !args.json && !args.quiet {
+                    // Clipping is reported even without a terminal: it changes the sound.
+                    eprintln!(
+                        "voxmask: note: {}: {} samples clipped to fit the integer format (peak {:.3} = {:+.1} dBFS); \
+                         --format wav32f keeps them, or lower the input's level by {:.1} dB",
+                        report.input.display(),
+                        clip.samples,
+                        clip.peak,
+                        20.0 * clip.peak.log10(),
+                        20.0 * clip.peak.log10()
+                    );
+                }
+                let path = |p: &Option<PathBuf>| p.as_deref().map(lossy);
+                entries.push(json!({"input": lossy(&report.input), "ok": true, "vocals": path(&report.vocals),
+                    "accompaniment": path(&report.accompaniment), "picture": path(&report.picture),
+                    "sample_rate": report.sample_rate, "channels": report.channels,
+                    "audio_seconds": report.audio_seconds, "wall_seconds": report.wall_seconds,
+                    "clipped_samples": clip.samples, "clipping_peak": clip.peak}));
             }
             Err(message) => {
                 failed += 1;
@@ -495,7 +552,7 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     if args.json {
         let summary = json!({
             "inputs": entries,
-            "model": lossy(&model_path),
+            "model": lossy(&model_source.label()),
             "backend": backend.name(),
             "backend_detail": backend.to_string(),
             "threads": args.runtime.threads,

@@ -1,17 +1,19 @@
 //! The offline pipeline: decode a file chunk by chunk, separate it with [`NativePipeline`]
 //! (the [`MaskEngine`], at the input's rate or between resamplers to the model's rate and back,
-//! over the whole band), and write `vocals` and `accompaniment` atomically.
+//! over the whole band), and write `vocals` and `accompaniment` (or one of them) atomically, as
+//! WAV or FLAC, with a picture of the separation when asked.
 //! Memory stays bounded by the chunk size whatever the file's length.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::audio::decode::{AudioInfo, AudioReader};
-use crate::audio::encode::{AudioWriter, SampleFormat};
+use crate::audio::encode::{AudioWriter, Clipping, SampleFormat};
 use crate::dsp::MaskRule;
 use crate::engine::MaskEngine;
 use crate::native::{NativePipeline, Resamplers};
 use crate::model::{Contract, Model};
+use crate::plot::spectrogram::SeparationPicture;
 use crate::{Error, Result};
 
 /// Frames decoded per step (per channel); bounds memory together with the engine's window.
@@ -34,20 +36,78 @@ pub struct SeparateOptions {
     pub block_frames: Option<usize>,
     /// Folder name for the stems under the output folder; `None` uses [`output_stem_name`].
     pub stem_name: Option<String>,
+    /// File type of the stems.
+    pub container: Container,
+    /// Which stems to write.
+    pub stems: Stems,
+    /// Also draw `separation.png` beside the stems.
+    pub plot: bool,
 }
 
 impl Default for SeparateOptions {
     fn default() -> Self {
-        SeparateOptions { mask: None, format: None, overwrite: false, block_frames: None, stem_name: None }
+        SeparateOptions {
+            mask: None,
+            format: None,
+            overwrite: false,
+            block_frames: None,
+            stem_name: None,
+            container: Container::Wav,
+            stems: Stems::Both,
+            plot: false,
+        }
     }
 }
+
+/// Which stems `separate` writes (karaoke makers want only the accompaniment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stems {
+    Both,
+    Vocals,
+    Accompaniment,
+}
+
+impl Stems {
+    fn vocals(self) -> bool {
+        self != Stems::Accompaniment
+    }
+
+    fn accompaniment(self) -> bool {
+        self != Stems::Vocals
+    }
+}
+
+/// File type of the stems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    Wav,
+    /// Lossless FLAC, 16 or 24 bits.
+    Flac,
+}
+
+impl Container {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Wav => "wav",
+            Container::Flac => "flac",
+        }
+    }
+}
+
+/// The picture `--plot` draws beside the stems.
+pub const PICTURE_FILE: &str = "separation.png";
 
 /// What a separation produced.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SeparationReport {
     pub input: PathBuf,
-    pub vocals: PathBuf,
-    pub accompaniment: PathBuf,
+    /// The stems written (`None` for a stem not asked for).
+    pub vocals: Option<PathBuf>,
+    pub accompaniment: Option<PathBuf>,
+    /// The picture, with `--plot`.
+    pub picture: Option<PathBuf>,
+    /// Samples clamped to fit an integer format, over both stems.
+    pub clipping: Clipping,
     pub sample_rate: u32,
     pub channels: usize,
     pub frames: u64,
@@ -67,9 +127,10 @@ pub fn output_stem_name(input: &Path) -> String {
 }
 
 /// Paths of the two stems in the folder `name` under `out_dir`.
-pub fn output_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub fn output_paths(out_dir: &Path, name: &str, container: Container) -> (PathBuf, PathBuf) {
     let dir = out_dir.join(name);
-    (dir.join("vocals.wav"), dir.join("accompaniment.wav"))
+    let ext = container.extension();
+    (dir.join(format!("vocals.{ext}")), dir.join(format!("accompaniment.{ext}")))
 }
 
 /// Folder names for a batch of inputs: each input's [`output_stem_name`], made unique within
@@ -99,11 +160,13 @@ pub fn unique_stem_names(inputs: &[PathBuf]) -> Vec<String> {
     names
 }
 
-/// The output format that keeps the input's depth.
-pub fn default_format(info: &AudioInfo) -> SampleFormat {
-    match (info.lossy, info.bits_per_sample) {
-        (false, Some(b)) if b <= 16 => SampleFormat::Int16,
-        (false, Some(b)) if b <= 24 => SampleFormat::Int24,
+/// The output format that keeps the input's depth: float for lossy inputs in WAV, 24 bits in
+/// FLAC (which stores integers only).
+pub fn default_format(info: &AudioInfo, container: Container) -> SampleFormat {
+    match (info.lossy, info.bits_per_sample, container) {
+        (false, Some(b), _) if b <= 16 => SampleFormat::Int16,
+        (false, Some(b), _) if b <= 24 => SampleFormat::Int24,
+        (_, _, Container::Flac) => SampleFormat::Int24,
         _ => SampleFormat::Float32,
     }
 }
@@ -120,13 +183,38 @@ pub fn separate_file(
     let mut reader = AudioReader::open(input)?;
     let info = reader.info().clone();
     let name = opts.stem_name.clone().unwrap_or_else(|| output_stem_name(input));
-    let (vocals_path, accomp_path) = output_paths(out_dir, &name);
-    refuse_to_overwrite_input(input, &[&vocals_path, &accomp_path])?;
-    let format = opts.format.unwrap_or_else(|| default_format(&info));
+    let (vocals_path, accomp_path) = output_paths(out_dir, &name, opts.container);
+    let picture_path = opts.plot.then(|| out_dir.join(&name).join(PICTURE_FILE));
+    let wanted: Vec<&Path> = [opts.stems.vocals().then_some(vocals_path.as_path()), opts.stems.accompaniment().then_some(accomp_path.as_path())]
+        .into_iter()
+        .flatten()
+        .chain(picture_path.as_deref())
+        .collect();
+    refuse_to_overwrite_input(input, &wanted)?;
+    if let Some(p) = picture_path.as_deref().filter(|p| !opts.overwrite && p.exists()) {
+        return Err(Error::OutputExists { path: p.to_path_buf() });
+    }
+    let format = opts.format.unwrap_or_else(|| default_format(&info, opts.container));
     let dir = vocals_path.parent().unwrap_or(out_dir);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut vocals_out = AudioWriter::create(&vocals_path, info.sample_rate, info.channels, format, opts.overwrite)?;
-    let mut accomp_out = AudioWriter::create(&accomp_path, info.sample_rate, info.channels, format, opts.overwrite)?;
+    let create = |wanted: bool, path: &Path| -> Result<Option<AudioWriter>> {
+        wanted.then(|| AudioWriter::create(path, info.sample_rate, info.channels, format, opts.overwrite)).transpose()
+    };
+    let mut vocals_out = create(opts.stems.vocals(), &vocals_path)?;
+    let mut accomp_out = create(opts.stems.accompaniment(), &accomp_path)?;
+    let mut picture = opts.plot.then(|| SeparationPicture::new(info.sample_rate));
+    let mut sink = |v: &[&[f32]], a: &[&[f32]]| -> Result<()> {
+        if let Some(w) = vocals_out.as_mut() {
+            w.write(v)?;
+        }
+        if let Some(w) = accomp_out.as_mut() {
+            w.write(a)?;
+        }
+        if let Some(p) = picture.as_mut() {
+            p.push(v, a);
+        }
+        Ok(())
+    };
 
     let contract = model.contract().clone();
     let rule = opts.mask.unwrap_or(contract.mask_rule);
@@ -144,7 +232,7 @@ pub fn separate_file(
             break;
         }
         pipe.push(model, &mut engine, &chunk)?;
-        pipe.write_ready(&mut |v, a| write_pair(&mut vocals_out, &mut accomp_out, v, a), None)?;
+        pipe.write_ready(&mut sink, None)?;
         done += n as u64;
         progress(done, info.frames);
     }
@@ -152,24 +240,34 @@ pub fn separate_file(
         return Err(Error::EmptyAudio { path: input.to_path_buf() });
     }
     pipe.finish(model, &mut engine)?;
-    pipe.write_ready(&mut |v, a| write_pair(&mut vocals_out, &mut accomp_out, v, a), Some(done))?;
-    vocals_out.finish()?;
-    accomp_out.finish()?;
+    pipe.write_ready(&mut sink, Some(done))?;
+    let mut clipping = Clipping::default();
+    for w in vocals_out.iter().chain(&accomp_out) {
+        clipping.add(w.clipping());
+    }
+    if let (Some(p), Some(path)) = (picture.as_mut(), picture_path.as_deref()) {
+        let title = format!(
+            "{} - {}",
+            input.file_name().map_or_else(|| input.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            model.path().display()
+        );
+        p.draw(path, &title)?;
+    }
+    for w in vocals_out.into_iter().chain(accomp_out) {
+        w.finish()?;
+    }
     Ok(SeparationReport {
         input: input.to_path_buf(),
-        vocals: vocals_path,
-        accompaniment: accomp_path,
+        vocals: opts.stems.vocals().then_some(vocals_path),
+        accompaniment: opts.stems.accompaniment().then_some(accomp_path),
+        picture: picture_path,
+        clipping,
         sample_rate: info.sample_rate,
         channels,
         frames: done,
         audio_seconds: done as f64 / info.sample_rate as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-fn write_pair(vocals_out: &mut AudioWriter, accomp_out: &mut AudioWriter, v: &[&[f32]], a: &[&[f32]]) -> Result<()> {
-    vocals_out.write(v)?;
-    accomp_out.write(a)
 }
 
 /// Separates audio already in memory (`[channel][sample]` at `sample_rate`) exactly as

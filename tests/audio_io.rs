@@ -981,3 +981,33 @@ fn decoding_and_re_encoding_never_touches_the_input() {
     ));
     assert_eq!(fs::read(&input).expect("read"), before);
 }
+
+/// FLAC through the writer: 24-bit, three channels, a length that is not a whole number of
+/// blocks, decoded back exactly; float samples are refused up front, leaving nothing behind.
+#[test]
+fn flac_writer_round_trips_and_refuses_float() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("three.flac");
+    let n = 10_000;
+    let data: Vec<Vec<f32>> = (0..3).map(|c| (0..n).map(|i| ((i * (c + 3)) % 2001) as f32 / 1000.0 - 1.0).collect()).collect();
+    let mut w = AudioWriter::create(&path, 48_000, 3, SampleFormat::Int24, false).expect("create");
+    for start in (0..n).step_by(3_001) {
+        let end = (start + 3_001).min(n);
+        let block: Vec<&[f32]> = data.iter().map(|c| &c[start..end]).collect();
+        w.write(&block).unwrap();
+    }
+    w.finish().unwrap();
+    let (info, decoded) = voxmask::audio::decode::read_all(&path).unwrap();
+    assert_eq!((info.sample_rate, info.channels, info.bits_per_sample), (48_000, 3, Some(24)));
+    for (c, channel) in decoded.iter().enumerate() {
+        assert_eq!(channel.len(), n);
+        for (i, (&got, &x)) in channel.iter().zip(&data[c]).enumerate() {
+            let want = (x * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) / 8_388_608.0;
+            assert_eq!(got, want, "channel {c} sample {i}");
+        }
+    }
+    let float = dir.path().join("float.flac");
+    let err = AudioWriter::create(&float, 48_000, 1, SampleFormat::Float32, false).err().expect("float FLAC refused");
+    assert!(err.to_string().contains("integer"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only three.flac remains");
+}

@@ -401,11 +401,11 @@ fn exit_codes_for_model_and_input_failures() {
     assert_eq!(o.status.code(), Some(2));
     let o = eval(&["--reference", r], &[]);
     assert_eq!(o.status.code(), Some(2));
-    // Without a model the oracle says which STFT it used.
+    // Without --model the oracle uses the built-in model's STFT, and says so.
     let o = run(voxmask().current_dir(dir.path()).env_remove("VOXMASK_MODEL").args(["eval", "--dataset", r, "--oracle", "ibm"]));
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
-    assert!(e.contains("default STFT geometry") || e.contains("STFT of model"), "{e}");
+    assert!(e.contains("STFT of model built-in voxmask.onnx"), "{e}");
 }
 
 #[test]
@@ -484,4 +484,25 @@ fn real_mir1k_held_out_singers_are_separated() {
     let vocals = score(&doc["aggregate"]["vocals"]["SDR"]);
     eprintln!("mir-1k held-out singers: vocals SDR {vocals:.3} dB");
     assert!(vocals >= MIR1K_HELD_OUT_BAR_DB, "{vocals:.3} dB vocals SDR on MIR-1K's held-out singers, under {MIR1K_HELD_OUT_BAR_DB} dB");
+}
+
+/// `eval --plot` draws the per-track scores: a PNG whose height grows with the tracks, with both
+/// colours of bars on it.
+#[test]
+fn plot_draws_per_track_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("musdb18hq");
+    musdb_hq(&root, 2 * RATE as usize);
+    let png_path = dir.path().join("scores.png");
+    let o = eval(&["--dataset", root.to_str().unwrap(), "--split", "all", "--oracle", "irm", "--plot", png_path.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((frame.width, frame.height), voxmask::plot::scores::size(3));
+    let pixels = &buf[..frame.buffer_size()];
+    let step = frame.color_type.samples();
+    let count = |want: [u8; 3]| pixels.chunks(step).filter(|p| p[..3] == want).count();
+    assert!(count([255, 0, 0]) > 1000 && count([0, 0, 255]) > 1000, "red {} blue {}", count([255, 0, 0]), count([0, 0, 255]));
 }

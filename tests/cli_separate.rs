@@ -535,3 +535,186 @@ fn both_shipped_models_honour_the_contract() {
         assert!(y.iter().all(|v| v.is_finite()), "{file}");
     }
 }
+
+/// An installed or copied binary separates from any folder with its built-in model: no `models/`
+/// beside it or in the working folder, no `$VOXMASK_MODEL`.
+#[test]
+fn a_copied_binary_separates_from_any_folder_with_its_built_in_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let copy = bin.join("voxmask");
+    std::fs::copy(env!("CARGO_BIN_EXE_voxmask"), &copy).unwrap();
+    let work = dir.path().join("elsewhere");
+    std::fs::create_dir(&work).unwrap();
+    let (_, excerpt) = shipped_model_and_excerpt();
+    let o = run(std::process::Command::new(&copy)
+        .current_dir(&work)
+        .env_remove("VOXMASK_MODEL")
+        .args(["separate", "--json", "-o", "out"])
+        .arg(&excerpt));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["model"], "built-in voxmask.onnx");
+    let (spec, vocals) = read_wav(&work.join("out/nightowl/vocals.wav"));
+    assert_eq!(spec.channels, 2);
+    assert!(vocals[0].len() > 44_100 * 6, "{} frames", vocals[0].len());
+    // `inspect` with no file describes every built-in model.
+    let o = run(std::process::Command::new(&copy).current_dir(&work).args(["inspect", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let models: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths: Vec<&str> = models.as_array().unwrap().iter().map(|m| m["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["built-in voxmask.onnx", "built-in voxmask-live.onnx"]);
+    assert!(models.as_array().unwrap().iter().all(|m| m["built_in"] == true));
+    // --model and $VOXMASK_MODEL still override it.
+    let model = conv_model(dir.path(), 22_050, 2, 1);
+    let o = run(std::process::Command::new(&copy).current_dir(&work).env("VOXMASK_MODEL", &model).args(["separate", "--json", "--overwrite", "-o", "out"]).arg(&excerpt));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["model"], model.to_str().unwrap());
+}
+
+/// The models compiled into the binary are the shipped files, byte for byte.
+#[test]
+fn built_in_models_are_the_shipped_files() {
+    use voxmask::model::source::{LIVE, OFFLINE};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for m in [&OFFLINE, &LIVE] {
+        let file = std::fs::read(root.join(m.file)).unwrap();
+        assert!(file == m.bytes, "{} differs from the built-in copy", m.file);
+    }
+}
+
+/// FLAC stems decode to exactly the WAV stems of the same depth (our decoder and the header's
+/// MD5 both agree), at 16 and 24 bits.
+#[test]
+fn flac_stems_equal_the_wav_stems_sample_for_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 3, 2);
+    let rate = 44_100;
+    let n = rate as usize * 2 + 123; // not a whole number of FLAC blocks
+    let input = dir.path().join("song.wav");
+    let tones: Vec<f32> = sine(220.0, rate, n, 0.3).iter().zip(noise(n, 5, 0.01)).map(|(a, b)| a + b).collect();
+    write_wav(&input, rate, &[tones, sine(330.0, rate, n, 0.4)], 24);
+    for (flac, wav, bits) in [("flac16", "wav16", 16u16), ("flac24", "wav24", 24)] {
+        let (f_out, w_out) = (dir.path().join(flac), dir.path().join(wav));
+        for (format, out) in [(flac, &f_out), (wav, &w_out)] {
+            let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--format", format]);
+            assert!(o.status.success(), "{format}: {}", stderr(&o));
+        }
+        for stem in ["vocals", "accompaniment"] {
+            let flac_file = f_out.join(format!("song/{stem}.flac"));
+            let bytes = std::fs::read(&flac_file).unwrap();
+            assert_eq!(&bytes[..4], b"fLaC");
+            let (info, decoded) = read_all(&flac_file).unwrap();
+            let (spec, reference) = read_wav(&w_out.join(format!("song/{stem}.wav")));
+            assert_eq!((info.sample_rate, info.channels, info.bits_per_sample), (rate, 2, Some(bits as u32)));
+            assert_eq!(spec.bits_per_sample, bits);
+            assert_eq!(decoded[0].len(), n, "{flac} {stem}: length");
+            assert!(decoded == reference, "{flac} {stem}: FLAC differs from WAV");
+            // STREAMINFO's total sample count (36 bits after rate, channels and depth).
+            let total = u64::from_be_bytes(bytes[18..26].try_into().unwrap()) & ((1 << 36) - 1);
+            assert_eq!(total, n as u64);
+        }
+        // Lossless, and smaller than the WAV on tonal music.
+        let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();
+        assert!(size(f_out.join("song/vocals.flac")) < size(w_out.join("song/vocals.wav")));
+    }
+}
+
+/// `--stems` writes only the stem asked for, identical to the same stem of a full run.
+#[test]
+fn one_stem_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 2, 1);
+    let input = dir.path().join("karaoke.wav");
+    let n = 44_100;
+    write_wav(&input, 44_100, &[noise(n, 8, 0.3), noise(n, 9, 0.3)], 16);
+    let both = dir.path().join("both");
+    let o = sep(&[input.to_str().unwrap(), "-o", both.to_str().unwrap(), "-m", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (stems, kept, absent) in [("accompaniment", "accompaniment.wav", "vocals.wav"), ("vocals", "vocals.wav", "accompaniment.wav")] {
+        let out = dir.path().join(stems);
+        let o = run(voxmask()
+            .args(["separate", "--json", "--stems", stems, "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()])
+            .arg(&input));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let entry = &summary["inputs"][0];
+        assert!(entry[absent.trim_end_matches(".wav")].is_null(), "{entry}");
+        assert!(entry[kept.trim_end_matches(".wav")].is_string(), "{entry}");
+        assert!(!out.join("karaoke").join(absent).exists(), "{stems}: {absent} was written");
+        assert_eq!(read_wav(&out.join("karaoke").join(kept)).1, read_wav(&both.join("karaoke").join(kept)).1);
+    }
+}
+
+/// 16-bit output of a too-loud separation reports how many samples were clipped and the peak;
+/// float output clips nothing.
+#[test]
+fn clipping_is_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 2, 1);
+    let input = dir.path().join("loud.wav");
+    let n = 44_100;
+    // A float input above full scale (a loud master decoded to float does this).
+    write_wav(&input, 44_100, &[sine(200.0, 44_100, n, 1.6)], 32);
+    let summary = |format: &str| {
+        let out = dir.path().join(format);
+        let o = run(voxmask().args(["separate", "--json", "--format", format, "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&input));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["inputs"][0].clone()
+    };
+    let clipped = summary("wav16");
+    assert!(clipped["clipped_samples"].as_u64().unwrap() > 1000, "{clipped}");
+    assert!(clipped["clipping_peak"].as_f64().unwrap() > 1.0, "{clipped}");
+    let float = summary("wav32f");
+    assert_eq!(float["clipped_samples"], 0, "{float}");
+    // Without --json the note says what to do about it.
+    let out = dir.path().join("note");
+    let o = run(voxmask().args(["separate", "--format", "flac16", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&input));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("samples clipped") && stderr(&o).contains("wav32f"), "{}", stderr(&o));
+}
+
+/// `--plot` draws separation.png beside the stems: a real PNG of the documented size, with
+/// coloured spectrogram pixels (not a blank canvas); and FLAC cannot hold float samples.
+#[test]
+fn plot_draws_the_separation_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, excerpt) = shipped_model_and_excerpt();
+    let out = dir.path().join("out");
+    let o = run(voxmask().args(["separate", "--json", "--plot", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&excerpt));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let picture = out.join("nightowl/separation.png");
+    assert_eq!(summary["inputs"][0]["picture"], picture.to_str().unwrap());
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&picture).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((frame.width, frame.height), (1400, 1150));
+    let pixels = &buf[..frame.buffer_size()];
+    let colourful = pixels.chunks(3).filter(|p| p[0] != p[1] || p[1] != p[2]).count();
+    assert!(colourful > 400_000, "only {colourful} coloured pixels");
+    // No temporary picture is left behind, and a second run without --overwrite refuses.
+    let names: Vec<String> = std::fs::read_dir(out.join("nightowl")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("voxmask-tmp")), "{names:?}");
+    let o = run(voxmask().args(["separate", "--plot", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&excerpt));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
+}
+
+/// The picture of an hour-long input keeps a bounded number of columns.
+#[test]
+fn the_picture_stays_bounded_for_long_inputs() {
+    use voxmask::plot::spectrogram::{MAX_COLUMNS, SeparationPicture};
+    let mut picture = SeparationPicture::new(8_000);
+    let block = vec![0.1f32; 1 << 16];
+    let mut pushed = 0;
+    while pushed < 8_000 * 3600 {
+        picture.push(&[&block], &[&block]);
+        pushed += block.len();
+        assert!(picture.columns() <= MAX_COLUMNS);
+    }
+    assert!(picture.columns() >= MAX_COLUMNS / 2, "{}", picture.columns());
+}

@@ -1,6 +1,8 @@
-//! Streaming, atomic WAV encoding: push planar `f32` blocks in, get a complete file or nothing.
+//! Streaming, atomic WAV and FLAC encoding: push planar `f32` blocks in, get a complete file or
+//! nothing. The file's extension picks the container: `.flac` is FLAC ([`super::flac`], 16 or 24
+//! bits), anything else WAV.
 //!
-//! hound writes the header (so the layout is hound's, byte for byte); the samples are then
+//! For WAV, hound writes the header (so the layout is hound's, byte for byte); the samples are then
 //! interleaved and quantised a block at a time into a byte buffer and written straight to the
 //! file, and the two size fields are patched at the end, which is several times faster than
 //! hound's per-sample writes.
@@ -18,6 +20,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::flac::FlacEncoder;
 use crate::{Error, Result};
 
 /// Sample encoding of the WAV data.
@@ -53,16 +56,27 @@ pub struct AudioWriter {
     path: PathBuf,
     temp: PathBuf,
     writer: Option<BufWriter<File>>,
-    /// Header length in bytes (the data starts here); the data chunk's size field is the last
-    /// four bytes of the header.
+    /// Header length in bytes (the data starts here). For WAV the data chunk's size field is the
+    /// last four bytes of the header; for FLAC the header is rewritten whole at the end.
     header_len: u64,
     data_bytes: u64,
-    /// Interleaved, encoded bytes of the block being written.
+    /// Interleaved, encoded bytes of the block being written (WAV).
     scratch: Vec<u8>,
+    /// `Some` when writing FLAC, with the block's interleaved integer samples.
+    flac: Option<(FlacEncoder, Vec<i32>)>,
     channels: usize,
     format: SampleFormat,
     overwrite: bool,
     frames: u64,
+    clipping: Clipping,
+}
+
+/// Samples an integer format could not hold: how many were clamped, and the largest magnitude
+/// seen (so a user knows how much to lower the level).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Clipping {
+    pub samples: u64,
+    pub peak: f32,
 }
 
 impl AudioWriter {
@@ -103,6 +117,14 @@ impl AudioWriter {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(path, e)),
         }
+        let flac = if is_flac(path) {
+            if format == SampleFormat::Float32 {
+                return Err(encode_err("FLAC stores integer samples: use 16 or 24 bits".into()));
+            }
+            Some((FlacEncoder::new(sample_rate, channels, format.bits()).map_err(&encode_err)?, Vec::new()))
+        } else {
+            None
+        };
         let file_name = path
             .file_name()
             .ok_or_else(|| encode_err("the output path has no file name".into()))?;
@@ -138,11 +160,22 @@ impl AudioWriter {
             header_len: 0,
             data_bytes: 0,
             scratch: Vec::new(),
+            flac,
             channels,
             format,
             overwrite,
             frames: 0,
+            clipping: Clipping::default(),
         };
+        if let Some((encoder, _)) = &this.flac {
+            // A placeholder of the header's length; `finish` writes the real one over it.
+            let header = vec![0u8; encoder.header_len().map_err(&encode_err)?];
+            let mut file = file;
+            file.write_all(&header).map_err(|e| Error::io(&this.temp, e))?;
+            this.header_len = header.len() as u64;
+            this.writer = Some(BufWriter::with_capacity(1 << 16, file));
+            return Ok(this);
+        }
         // hound writes a complete header for zero samples; the file is then reopened to append.
         hound::WavWriter::new(BufWriter::new(file), spec)
             .and_then(hound::WavWriter::finalize)
@@ -197,6 +230,24 @@ impl AudioWriter {
                 reason: "writer is closed".into(),
             });
         };
+        if self.format != SampleFormat::Float32 {
+            self.clipping.count(planar, self.format.bits());
+        }
+        if let Some((encoder, ints)) = self.flac.as_mut() {
+            let bits = self.format.bits() as u32 - 1;
+            ints.resize(frames * self.channels, 0);
+            for (c, channel) in planar.iter().enumerate() {
+                for (o, &x) in ints[c..].iter_mut().step_by(self.channels).zip(channel.iter()) {
+                    *o = quantise(x, bits);
+                }
+            }
+            let temp = &self.temp;
+            encoder
+                .push(ints, &mut |bytes| writer.write_all(bytes))
+                .map_err(|reason| Error::Encode { path: temp.clone(), reason })?;
+            self.frames += frames as u64;
+            return Ok(());
+        }
         let bytes = frames * self.channels * self.format.bytes();
         if self.data_bytes + bytes as u64 > u32::MAX as u64 - self.header_len {
             return Err(Error::Encode {
@@ -224,6 +275,11 @@ impl AudioWriter {
         self.frames
     }
 
+    /// Samples clamped so far to fit the integer format (none for float).
+    pub fn clipping(&self) -> Clipping {
+        self.clipping
+    }
+
     /// Completes the header, syncs the data and moves the file to its final name.
     pub fn finish(mut self) -> Result<()> {
         let Some(writer) = self.writer.take() else {
@@ -238,6 +294,25 @@ impl AudioWriter {
         let riff_size = (self.header_len - 8 + self.data_bytes) as u32;
         let data_size = self.data_bytes as u32;
         let header_len = self.header_len;
+        if let Some((mut encoder, _)) = self.flac.take() {
+            let mut writer = writer;
+            let header = encoder
+                .finish(&mut |bytes| writer.write_all(bytes))
+                .map_err(|reason| Error::Encode { path: self.temp.clone(), reason })?;
+            if header.len() as u64 != header_len {
+                return Err(Error::Encode { path: self.path.clone(), reason: "the FLAC header changed length".into() });
+            }
+            writer
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|mut f| {
+                    f.seek(SeekFrom::Start(0))?;
+                    f.write_all(&header)?;
+                    f.sync_all()
+                })
+                .map_err(|e| Error::io(&self.temp, e))?;
+            return self.commit();
+        }
         writer
             .into_inner()
             .map_err(|e| e.into_error())
@@ -249,6 +324,11 @@ impl AudioWriter {
                 f.sync_all()
             })
             .map_err(|e| Error::io(&self.temp, e))?;
+        self.commit()
+    }
+
+    /// Moves the synced temporary file to its final name.
+    fn commit(&mut self) -> Result<()> {
         if self.overwrite {
             fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
         } else {
@@ -293,6 +373,34 @@ impl Drop for AudioWriter {
         // Drop tries to finalize the header; that is wasted but harmless work on a file we delete.
         drop(self.writer.take());
         let _ = fs::remove_file(&self.temp);
+    }
+}
+
+/// Whether `path` names a FLAC file (by its extension, any case).
+pub fn is_flac(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("flac"))
+}
+
+impl Clipping {
+    /// Adds another writer's count (the peak is the larger one).
+    pub fn add(&mut self, other: Clipping) {
+        self.samples += other.samples;
+        self.peak = self.peak.max(other.peak);
+    }
+
+    /// Counts the samples of `planar` that [`quantise`] clamps for `bits`-bit integers: those
+    /// that round outside `[-2^(bits-1), 2^(bits-1) - 1]`.
+    fn count(&mut self, planar: &[&[f32]], bits: u16) {
+        let full = (1u32 << (bits - 1)) as f32;
+        let (top, bottom) = ((full - 0.5) / full, -(full + 0.5) / full);
+        for channel in planar {
+            for &x in channel.iter() {
+                if x >= top || x < bottom {
+                    self.samples += 1;
+                    self.peak = self.peak.max(x.abs());
+                }
+            }
+        }
     }
 }
 

@@ -6,4 +6,5 @@ pub mod decode;
 #[cfg(feature = "live")]
 pub mod device;
 pub mod encode;
+pub mod flac;
 pub mod resample;

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod contract;
 pub mod onnx_proto;
 pub mod onnx_writer;
+pub mod source;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use prost::Message;
 
 pub use backend::{ActiveBackend, BackendChoice};
 pub use contract::{Contract, INPUT_NAME, OUTPUT_NAME};
+pub use source::{BuiltInModel, ModelSource};
 
 use crate::{Error, Result};
 

@@ -7,6 +7,5 @@ pub mod export;
 pub mod net;
 pub mod ops;
 pub mod optim;
-pub mod plot;
 pub mod tcn_op;
 pub mod trainer;

@@ -696,7 +696,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             save_checkpoint(&net, None, &state, &dir.best())?;
         }
         write_csv(&dir.csv(), &state.history)?;
-        if let Err(e) = crate::train::plot::curves(&dir.png(), &state.history) {
+        if let Err(e) = crate::plot::curves::curves(&dir.png(), &state.history) {
             bar.suspend(|| say(format!("note: could not draw {}: {e}", dir.png().display())));
         }
     }

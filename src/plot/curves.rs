@@ -1,5 +1,4 @@
-//! A PNG of the training curves (loss, validation SDR) drawn with plotters. Text needs a font:
-//! DejaVu Sans from the system is used when present, otherwise the curves are drawn unlabelled.
+//! A PNG of the training curves (loss, validation SDR per epoch).
 
 use std::path::Path;
 
@@ -7,22 +6,6 @@ use plotters::prelude::*;
 
 use crate::train::trainer::EpochLog;
 use crate::{Error, Result};
-
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
-
-fn register_font() -> bool {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        FONT_PATHS.iter().filter_map(|p| std::fs::read(p).ok()).next().is_some_and(|bytes| {
-            let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, leaked).is_ok()
-        })
-    })
-}
 
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
@@ -40,7 +23,7 @@ pub fn curves(path: &Path, history: &[EpochLog]) -> Result<()> {
     if history.is_empty() {
         return Ok(());
     }
-    let text = register_font();
+    let text = super::has_font();
     let err = |e: String| Error::Encode { path: path.to_path_buf(), reason: e };
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
