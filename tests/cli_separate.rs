@@ -718,3 +718,66 @@ fn the_picture_stays_bounded_for_long_inputs() {
     }
     assert!(picture.columns() >= MAX_COLUMNS / 2, "{}", picture.columns());
 }
+
+/// ONNX Runtime found through Python is remembered in the user's cache folder, so the next run
+/// loads it without starting Python; a stale entry (its library gone) is ignored and rewritten.
+#[test]
+fn the_library_found_through_python_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1000.0);
+    let input = dir.path().join("short.wav");
+    write_wav(&input, 22_050, &[sine(100.0, 22_050, 4096, 0.1)], 16);
+    let cache = dir.path().join("cache");
+    let file = cache.join("voxmask/onnxruntime.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, r#"{"path": "/nonexistent/libonnxruntime.so.1.99.0", "version": "1.99.0"}"#).unwrap();
+    let separate = || {
+        run(voxmask()
+            .env("XDG_CACHE_HOME", &cache)
+            .env_remove("VOXMASK_ORT_LIB")
+            .env_remove("ORT_DYLIB_PATH")
+            .args(["separate", "-v", "--overwrite", "-o"])
+            .arg(dir.path().join("out"))
+            .arg("-m")
+            .arg(&model)
+            .arg(&input))
+    };
+    let first = separate();
+    assert!(first.status.success(), "a stale entry must not fail the run: {}", stderr(&first));
+    if !stderr(&first).contains("python onnxruntime package") {
+        assert!(std::env::var_os("VOXMASK_REQUIRE_ORT").is_none(), "VOXMASK_REQUIRE_ORT is set: {}", stderr(&first));
+        eprintln!("SKIPPED the_library_found_through_python_is_remembered: no Python onnxruntime package");
+        return;
+    }
+    let entry: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let remembered = entry["path"].as_str().unwrap();
+    assert!(Path::new(remembered).is_file() && remembered.contains("onnxruntime"), "{entry}");
+    assert!(stderr(&first).contains(&format!("ONNX Runtime {}", entry["version"].as_str().unwrap())), "{}", stderr(&first));
+    let second = separate();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let e = stderr(&second);
+    assert!(e.contains("remembered in") && !e.contains("python onnxruntime package"), "{e}");
+}
+
+/// A library the user names must load, under `--backend auto` too, and a failure says why.
+#[test]
+fn a_named_library_that_fails_is_an_error_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = lowpass_model(dir.path(), 22_050, 1000.0);
+    let input = dir.path().join("short.wav");
+    write_wav(&input, 22_050, &[sine(100.0, 22_050, 4096, 0.1)], 16);
+    let not_a_library = dir.path().join("libonnxruntime.so");
+    std::fs::write(&not_a_library, b"not a shared object").unwrap();
+    for (lib, why) in [(dir.path().join("missing.so"), "no such file"), (not_a_library, "file too short")] {
+        let o = run(voxmask()
+            .args(["separate", "-q", "-o"])
+            .arg(dir.path().join("out"))
+            .arg("-m")
+            .arg(&model)
+            .arg("--ort-lib")
+            .arg(&lib)
+            .arg(&input));
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(stderr(&o).contains(why) && stderr(&o).contains(lib.to_str().unwrap()), "{}", stderr(&o));
+    }
+}

@@ -117,9 +117,16 @@ fn select(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<BackendSelect
         return Ok(BackendSelection { active: ActiveBackend::Tract, notes });
     }
     for candidate in ort_candidates(ort_lib) {
-        match try_load_ort(&candidate.path) {
+        match try_load_ort(&candidate.path, candidate.cached_version.as_deref()) {
             Ok(version) => {
                 notes.push(format!("using ONNX Runtime {version} from {} ({})", candidate.path.display(), candidate.source));
+                if candidate.found_by_python {
+                    // Remember it, so the next run skips the Python start.
+                    match ort_cache::store(&candidate.path, &version) {
+                        Ok(file) => notes.push(format!("remembered in {}", file.display())),
+                        Err(why) => notes.push(format!("could not remember the library: {why}")),
+                    }
+                }
                 return Ok(BackendSelection {
                     active: ActiveBackend::OnnxRuntime { path: candidate.path, version },
                     notes,
@@ -127,7 +134,9 @@ fn select(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<BackendSelect
             }
             Err(why) => {
                 let msg = format!("{} ({}): {why}", candidate.path.display(), candidate.source);
-                if choice == BackendChoice::OnnxRuntime && candidate.explicit {
+                // A library the user named is a choice, not a guess: under `auto` too, failing to
+                // load it is an error rather than a silent fall back to tract.
+                if candidate.explicit {
                     return Err(Error::Backend(format!("cannot use ONNX Runtime library {msg}")));
                 }
                 notes.push(msg);
@@ -149,31 +158,60 @@ fn select(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<BackendSelect
 
 struct Candidate {
     path: PathBuf,
-    source: &'static str,
+    source: String,
     /// Named by the user: failure to load it is an error, not a reason to move on.
     explicit: bool,
+    /// From the cache: the version the library must still have.
+    cached_version: Option<String>,
+    /// Found through Python's package (worth caching).
+    found_by_python: bool,
 }
 
-/// The libraries to try, in order. Lazy: the Python package is only looked for (a Python start,
-/// about 0.1–0.2 s behind a pyenv shim) when no library named by the user loaded.
+impl Candidate {
+    fn new(path: PathBuf, source: impl Into<String>, explicit: bool) -> Self {
+        Candidate { path, source: source.into(), explicit, cached_version: None, found_by_python: false }
+    }
+}
+
+/// The libraries to try, in order: those the user named, the one remembered from an earlier
+/// run's Python lookup, Python's package, the system paths. Lazy: Python is only started (about
+/// 0.1–0.2 s behind a pyenv shim) when nothing before it loaded.
 fn ort_candidates(ort_lib: Option<&Path>) -> impl Iterator<Item = Candidate> {
     let mut named = Vec::new();
     if let Some(p) = ort_lib {
-        named.push(Candidate { path: p.to_path_buf(), source: "--ort-lib", explicit: true });
+        named.push(Candidate::new(in_current_folder(p), "--ort-lib", true));
     }
     for (var, source) in [(ORT_LIB_ENV, "$VOXMASK_ORT_LIB"), (ORT_DYLIB_ENV, "$ORT_DYLIB_PATH")] {
         if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            named.push(Candidate { path: PathBuf::from(v), source, explicit: true });
+            named.push(Candidate::new(in_current_folder(Path::new(&v)), source, true));
         }
     }
+    let cached = std::iter::once_with(|| {
+        let (entry, file) = ort_cache::load()?;
+        Some(Candidate {
+            cached_version: Some(entry.version),
+            ..Candidate::new(entry.path, format!("remembered in {}", file.display()), false)
+        })
+    })
+    .flatten();
     let python = std::iter::once_with(|| {
         let lib = newest_library_in(&python_onnxruntime_capi()?)?;
-        Some(Candidate { path: lib, source: "python onnxruntime package", explicit: false })
+        Some(Candidate { found_by_python: true, ..Candidate::new(lib, "python onnxruntime package", false) })
     })
     .flatten();
     // A bare file name makes dlopen search the system library paths.
-    let system = Candidate { path: PathBuf::from(library_file_name()), source: "system library path", explicit: false };
-    named.into_iter().chain(python).chain(std::iter::once(system))
+    let system = Candidate::new(PathBuf::from(library_file_name()), "system library path", false);
+    named.into_iter().chain(cached).chain(python).chain(std::iter::once(system))
+}
+
+/// A bare file name that exists in the current folder, as `./name`: dlopen would otherwise
+/// search only the system library paths for it.
+fn in_current_folder(path: &Path) -> PathBuf {
+    if path.parent().is_some_and(|p| p.as_os_str().is_empty()) && path.is_file() {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 fn library_file_name() -> String {
@@ -209,11 +247,15 @@ fn newest_library_in(dir: &Path) -> Option<PathBuf> {
     libs.into_iter().next()
 }
 
-/// dlopens `path`, checks its version and installs its API table into ort.
-fn try_load_ort(path: &Path) -> std::result::Result<String, String> {
+/// dlopens `path`, checks its version (and that it is still `expected`, for a remembered library)
+/// and installs its API table into ort.
+fn try_load_ort(path: &Path, expected: Option<&str>) -> std::result::Result<String, String> {
+    if path.components().count() > 1 && !path.exists() {
+        return Err("no such file".into());
+    }
     // SAFETY: loading a shared library runs its initialisers; this is the library the user or
     // their Python installation provides for exactly this purpose.
-    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load: {e}"))?;
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load: {}", with_sources(&e)))?;
     // SAFETY: the symbol's signature is ONNX Runtime's documented C entry point.
     let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort_sys::OrtApiBase> =
         unsafe { lib.get(b"OrtGetApiBase") }.map_err(|_| "does not export OrtGetApiBase: not ONNX Runtime".to_string())?;
@@ -227,6 +269,9 @@ fn try_load_ort(path: &Path) -> std::result::Result<String, String> {
         return Err("no version string".into());
     }
     let version = unsafe { CStr::from_ptr(version_ptr) }.to_string_lossy().into_owned();
+    if let Some(expected) = expected.filter(|e| *e != version) {
+        return Err(format!("now version {version}, not the remembered {expected}"));
+    }
     let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
     if !version.starts_with("1.") || minor < MIN_ORT_MINOR {
         return Err(format!("version {version} is too old: voxmask needs ONNX Runtime 1.{MIN_ORT_MINOR} or newer"));
@@ -243,6 +288,61 @@ fn try_load_ort(path: &Path) -> std::result::Result<String, String> {
         return Err("an inference backend was already installed".into());
     }
     Ok(version)
+}
+
+/// An error with its chain of causes (libloading keeps the loader's reason in `source`).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// The ONNX Runtime library found through Python, remembered across runs in a small JSON file in
+/// the user's cache folder. An entry is used only if its library still exists and reports the
+/// same version; a broken or stale entry is ignored and rewritten after the next Python lookup.
+pub mod ort_cache {
+    use std::path::{Path, PathBuf};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct Entry {
+        pub path: PathBuf,
+        pub version: String,
+    }
+
+    /// `$XDG_CACHE_HOME/voxmask/onnxruntime.json`, else `~/.cache/voxmask/onnxruntime.json`.
+    pub fn file() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("voxmask").join("onnxruntime.json"))
+    }
+
+    /// The remembered library, if the entry parses and the file still exists.
+    pub fn load() -> Option<(Entry, PathBuf)> {
+        let file = file()?;
+        let text = std::fs::read_to_string(&file).ok()?;
+        let entry: Entry = serde_json::from_str(&text).ok()?;
+        entry.path.is_file().then_some((entry, file))
+    }
+
+    /// Remembers `path` (made absolute) at `version`; written atomically.
+    pub fn store(path: &Path, version: &str) -> Result<PathBuf, String> {
+        let file = file().ok_or("no cache folder ($XDG_CACHE_HOME and $HOME are unset)")?;
+        let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+        let dir = file.parent().ok_or("cache file has no folder")?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let text = serde_json::to_string_pretty(&Entry { path, version: version.to_string() }).map_err(|e| e.to_string())?;
+        let temp = dir.join(format!(".onnxruntime.json.{}", std::process::id()));
+        std::fs::write(&temp, text)
+            .and_then(|()| std::fs::rename(&temp, &file))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(file)
+    }
 }
 
 #[cfg(feature = "tract")]
