@@ -69,6 +69,10 @@ pub enum Error {
     /// An audio host or device is missing, refuses a configuration or failed while streaming.
     #[error("audio device: {0}")]
     AudioDevice(String),
+
+    /// The run was interrupted (SIGINT, SIGTERM) while working on this file; nothing of it was kept.
+    #[error("{}: interrupted; its partial outputs were removed", .path.display())]
+    Interrupted { path: PathBuf },
 }
 
 #[cfg(feature = "train")]

@@ -10,7 +10,8 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -393,8 +394,33 @@ fn walk_once(
     }
 }
 
+/// Stops `separate` cleanly on SIGINT or SIGTERM: the flag holds the signal's number, the file in
+/// progress is abandoned (its temporaries removed), no new file starts. A second signal ends the
+/// process at once.
+fn interrupt_on_signals() -> Arc<AtomicUsize> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let interrupt = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it only fires once `seen` was set by an earlier signal.
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&seen));
+        let _ = signal_hook::flag::register(signal, Arc::clone(&seen));
+        let _ = signal_hook::flag::register_usize(signal, Arc::clone(&interrupt), signal as usize);
+    }
+    interrupt
+}
+
+fn signal_name(signal: usize) -> &'static str {
+    match signal as i32 {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
 fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     let started = Instant::now();
+    let interrupt = interrupt_on_signals();
     let model_source = args.runtime.model_source();
     let runtime = args.runtime.options();
     let jobs = args.jobs.max(1);
@@ -448,6 +474,7 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
             StemsArg::Accompaniment => Stems::Accompaniment,
         },
         plot: args.plot,
+        interrupt: Some(Arc::clone(&interrupt)),
     };
     if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: 2 });
@@ -473,6 +500,9 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
             let (queue, results, bars, overall, opts, out_dir) = (&queue, &results, &bars, &overall, &opts, &args.out_dir);
             scope.spawn(move || {
                 loop {
+                    if opts.interrupt.as_ref().is_some_and(|i| i.load(Ordering::Relaxed) != 0) {
+                        break;
+                    }
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some((index, (file, name))) = next else { break };
                     let opts = SeparateOptions { stem_name: Some(name.clone()), ..opts.clone() };
@@ -511,6 +541,11 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
         match outcome {
             Ok(report) => {
                 audio_seconds += report.audio_seconds;
+                if show {
+                    for n in &report.notes {
+                        eprintln!("voxmask: note: {n}");
+                    }
+                }
                 let folder = report.vocals.iter().chain(&report.accompaniment).next().and_then(|p| p.parent());
                 if show {
                     eprintln!(
@@ -563,8 +598,21 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
             "wall_seconds": wall,
             "realtime_factor": if wall > 0.0 { audio_seconds / wall } else { 0.0 },
             "peak_rss_mb": peak_rss_mb(),
+            "interrupted": match interrupt.load(Ordering::Relaxed) { 0 => None, s => Some(signal_name(s)) },
         });
         print_json(&summary);
+    }
+    let signal = interrupt.load(Ordering::Relaxed);
+    if signal != 0 {
+        // Said even with --quiet: the run did not do all it was asked.
+        eprintln!(
+            "voxmask: interrupted by {}: {} file(s) separated and kept, {} failed or abandoned (no partial outputs left), {} not started",
+            signal_name(signal),
+            results.len() - failed,
+            failed,
+            files.len() - results.len()
+        );
+        return Ok(ExitCode::from((128 + signal).min(255) as u8));
     }
     Ok(if failed > 0 { ExitCode::from(EXIT_PARTIAL) } else { ExitCode::SUCCESS })
 }

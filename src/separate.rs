@@ -5,10 +5,12 @@
 //! Memory stays bounded by the chunk size whatever the file's length.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::audio::decode::{AudioInfo, AudioReader};
-use crate::audio::encode::{AudioWriter, Clipping, SampleFormat};
+use crate::audio::encode::{AudioWriter, Clipping, SampleFormat, commit_together, lock_folder, sweep_stale};
 use crate::dsp::MaskRule;
 use crate::engine::MaskEngine;
 use crate::native::{NativePipeline, Resamplers};
@@ -42,6 +44,9 @@ pub struct SeparateOptions {
     pub stems: Stems,
     /// Also draw `separation.png` beside the stems.
     pub plot: bool,
+    /// Set (to the signal's number) when the run should stop: the file in progress is abandoned
+    /// with [`Error::Interrupted`] and none of its outputs are kept.
+    pub interrupt: Option<Arc<AtomicUsize>>,
 }
 
 impl Default for SeparateOptions {
@@ -55,6 +60,7 @@ impl Default for SeparateOptions {
             container: Container::Wav,
             stems: Stems::Both,
             plot: false,
+            interrupt: None,
         }
     }
 }
@@ -108,6 +114,8 @@ pub struct SeparationReport {
     pub picture: Option<PathBuf>,
     /// Samples clamped to fit an integer format, over both stems.
     pub clipping: Clipping,
+    /// Things done on the way worth a note (stale temporaries of interrupted runs removed).
+    pub notes: Vec<String>,
     pub sample_rate: u32,
     pub channels: usize,
     pub frames: u64,
@@ -197,6 +205,10 @@ pub fn separate_file(
     let format = opts.format.unwrap_or_else(|| default_format(&info, opts.container));
     let dir = vocals_path.parent().unwrap_or(out_dir);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Runs writing the same folder take turns, so their stems are never mixed; holding the lock,
+    // whatever temporaries are left there belong to runs that died.
+    let _lock = lock_folder(dir);
+    let notes = sweep_stale(dir);
     let create = |wanted: bool, path: &Path| -> Result<Option<AudioWriter>> {
         wanted.then(|| AudioWriter::create(path, info.sample_rate, info.channels, format, opts.overwrite)).transpose()
     };
@@ -235,6 +247,10 @@ pub fn separate_file(
         pipe.write_ready(&mut sink, None)?;
         done += n as u64;
         progress(done, info.frames);
+        if opts.interrupt.as_ref().is_some_and(|i| i.load(Ordering::Relaxed) != 0) {
+            // Returning drops the writers, which removes their temporary files.
+            return Err(Error::Interrupted { path: input.to_path_buf() });
+        }
     }
     if done == 0 {
         return Err(Error::EmptyAudio { path: input.to_path_buf() });
@@ -245,23 +261,27 @@ pub fn separate_file(
     for w in vocals_out.iter().chain(&accomp_out) {
         clipping.add(w.clipping());
     }
+    let mut sealed = Vec::new();
+    for w in vocals_out.into_iter().chain(accomp_out) {
+        sealed.push(w.seal()?);
+    }
     if let (Some(p), Some(path)) = (picture.as_mut(), picture_path.as_deref()) {
         let title = format!(
             "{} - {}",
             input.file_name().map_or_else(|| input.display().to_string(), |n| n.to_string_lossy().into_owned()),
             model.path().display()
         );
-        p.draw(path, &title)?;
+        sealed.push(p.draw(path, &title, opts.overwrite)?);
     }
-    for w in vocals_out.into_iter().chain(accomp_out) {
-        w.finish()?;
-    }
+    // Both stems (and the picture) appear together or not at all.
+    commit_together(sealed)?;
     Ok(SeparationReport {
         input: input.to_path_buf(),
         vocals: opts.stems.vocals().then_some(vocals_path),
         accompaniment: opts.stems.accompaniment().then_some(accomp_path),
         picture: picture_path,
         clipping,
+        notes,
         sample_rate: info.sample_rate,
         channels,
         frames: done,

@@ -132,12 +132,7 @@ impl AudioWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let temp = dir.join(format!(
-            ".{}.{}-{}.voxmask-tmp",
-            file_name.to_string_lossy(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = side_name(&dir.join(file_name), TEMP_SUFFIX);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -281,7 +276,13 @@ impl AudioWriter {
     }
 
     /// Completes the header, syncs the data and moves the file to its final name.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
+        commit_together(vec![self.seal()?])
+    }
+
+    /// Completes the header and syncs the data, leaving the file under its temporary name for
+    /// [`commit_together`].
+    pub fn seal(mut self) -> Result<Sealed> {
         let Some(writer) = self.writer.take() else {
             return Err(Error::Encode {
                 path: self.path.clone(),
@@ -311,7 +312,7 @@ impl AudioWriter {
                     f.sync_all()
                 })
                 .map_err(|e| Error::io(&self.temp, e))?;
-            return self.commit();
+            return Ok(self.into_sealed());
         }
         writer
             .into_inner()
@@ -324,36 +325,13 @@ impl AudioWriter {
                 f.sync_all()
             })
             .map_err(|e| Error::io(&self.temp, e))?;
-        self.commit()
+        Ok(self.into_sealed())
     }
 
-    /// Moves the synced temporary file to its final name.
-    fn commit(&mut self) -> Result<()> {
-        if self.overwrite {
-            fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        } else {
-            match fs::hard_link(&self.temp, &self.path) {
-                Ok(()) => {
-                    // The data is safely under its final name; the temporary name goes in Drop.
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(Error::OutputExists {
-                        path: self.path.clone(),
-                    });
-                }
-                // Filesystems without hard links: a checked rename is the best we can do.
-                Err(_) if !self.path.exists() => {
-                    fs::rename(&self.temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-                }
-                Err(_) => {
-                    return Err(Error::OutputExists {
-                        path: self.path.clone(),
-                    });
-                }
-            }
-        }
-        Ok(())
-        // Drop removes `temp` (a no-op after a rename).
+    fn into_sealed(mut self) -> Sealed {
+        // The temporary file now belongs to the `Sealed` (this writer's Drop must not remove it).
+        let temp = std::mem::take(&mut self.temp);
+        Sealed { temp, path: self.path.clone(), overwrite: self.overwrite }
     }
 
     fn hound_err(&self, e: hound::Error) -> Error {
@@ -372,8 +350,151 @@ impl Drop for AudioWriter {
         // Close the file before unlinking it (needed on Windows; harmless elsewhere). hound's own
         // Drop tries to finalize the header; that is wasted but harmless work on a file we delete.
         drop(self.writer.take());
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// A finished output, synced under its temporary name beside `path`, waiting for
+/// [`commit_together`]. Dropping it removes the temporary file.
+pub struct Sealed {
+    temp: PathBuf,
+    path: PathBuf,
+    overwrite: bool,
+}
+
+impl Sealed {
+    /// Takes charge of a finished temporary file written by other means (the picture).
+    pub fn new(temp: PathBuf, path: PathBuf, overwrite: bool) -> Self {
+        Sealed { temp, path, overwrite }
+    }
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
         let _ = fs::remove_file(&self.temp);
     }
+}
+
+/// A hidden name beside `path` for a temporary or backup file of this process:
+/// `.<name>.<pid>-<n>.<suffix>`. [`sweep_stale`] recognises these names.
+pub fn side_name(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}-{n}.{suffix}", std::process::id()))
+}
+
+/// Suffix of temporary outputs, and of the previous outputs set aside while `--overwrite`
+/// commits new ones.
+const TEMP_SUFFIX: &str = "voxmask-tmp";
+const BACKUP_SUFFIX: &str = "voxmask-old";
+
+/// Moves every sealed output to its final name, all or none: a folder ends up holding all the
+/// new outputs, or (after an error, which is returned) exactly what it held before. Outputs
+/// replaced under `overwrite` are first set aside under a backup name and restored if a later
+/// step fails; without `overwrite` a name that exists (or appears meanwhile) fails the commit.
+pub fn commit_together(outputs: Vec<Sealed>) -> Result<()> {
+    for o in outputs.iter().filter(|o| !o.overwrite) {
+        if fs::symlink_metadata(&o.path).is_ok() {
+            return Err(Error::OutputExists { path: o.path.clone() });
+        }
+    }
+    let mut backups: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut placed: Vec<PathBuf> = Vec::new();
+    let mut result = Ok(());
+    for o in &outputs {
+        if let Err(e) = place(o, &mut backups) {
+            result = Err(e);
+            break;
+        }
+        placed.push(o.path.clone());
+    }
+    if result.is_err() {
+        for p in &placed {
+            let _ = fs::remove_file(p);
+        }
+        for (original, backup) in &backups {
+            let _ = fs::rename(backup, original);
+        }
+        return result;
+    }
+    for (_, backup) in &backups {
+        let _ = fs::remove_file(backup);
+    }
+    // Make the renames durable too (best effort: not every filesystem syncs folders).
+    if let Some(dir) = outputs.first().and_then(|o| o.path.parent()).filter(|d| !d.as_os_str().is_empty()) {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+    // Each Sealed's Drop removes its temporary name (a no-op after a rename).
+}
+
+fn place(o: &Sealed, backups: &mut Vec<(PathBuf, PathBuf)>) -> Result<()> {
+    if o.overwrite {
+        if fs::symlink_metadata(&o.path).is_ok() {
+            let backup = side_name(&o.path, BACKUP_SUFFIX);
+            fs::rename(&o.path, &backup).map_err(|e| Error::io(&o.path, e))?;
+            backups.push((o.path.clone(), backup));
+        }
+        return fs::rename(&o.temp, &o.path).map_err(|e| Error::io(&o.path, e));
+    }
+    // A hard link fails if the name was taken since the check, where a rename would replace a
+    // file someone else just created.
+    match fs::hard_link(&o.temp, &o.path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::OutputExists { path: o.path.clone() }),
+        // Filesystems without hard links: a checked rename is the best we can do.
+        Err(_) if !o.path.exists() => fs::rename(&o.temp, &o.path).map_err(|e| Error::io(&o.path, e)),
+        Err(_) => Err(Error::OutputExists { path: o.path.clone() }),
+    }
+}
+
+/// Removes the temporary files that runs which no longer exist (killed, or a crashed machine)
+/// left in `dir`, and puts back outputs such a run had set aside while replacing them. Returns
+/// one line per file handled. Call it holding the folder's lock ([`lock_folder`]).
+pub fn sweep_stale(dir: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return notes };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((original, pid, suffix)) = parse_side_name(&name) else { continue };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue; // ours, or a live run's
+        }
+        let path = entry.path();
+        let original_path = dir.join(original);
+        if suffix == BACKUP_SUFFIX && fs::symlink_metadata(&original_path).is_err() {
+            if fs::rename(&path, &original_path).is_ok() {
+                notes.push(format!("restored {} set aside by an interrupted run (pid {pid})", original_path.display()));
+            }
+        } else if fs::remove_file(&path).is_ok() {
+            notes.push(format!("removed {} left by an interrupted run (pid {pid})", path.display()));
+        }
+    }
+    notes
+}
+
+/// `.<name>.<pid>-<n>.<suffix>[.png]` → (name, pid, suffix).
+fn parse_side_name(file: &str) -> Option<(&str, u32, &str)> {
+    let rest = file.strip_prefix('.')?;
+    let rest = rest.strip_suffix(".png").unwrap_or(rest);
+    let (rest, suffix) = rest.rsplit_once('.')?;
+    if suffix != TEMP_SUFFIX && suffix != BACKUP_SUFFIX {
+        return None;
+    }
+    let (original, tag) = rest.rsplit_once('.')?;
+    let pid = tag.split_once('-')?.0.parse().ok()?;
+    Some((original, pid, suffix))
+}
+
+/// Holds an exclusive lock on `dir` (flock on the folder itself, so no lock file is left behind)
+/// until dropped: runs writing the same output folder take turns. `None` where the filesystem
+/// cannot lock; the outputs are still committed atomically, only not serialised.
+pub fn lock_folder(dir: &Path) -> Option<File> {
+    let handle = File::open(dir).ok()?;
+    handle.lock().ok()?;
+    Some(handle)
 }
 
 /// Whether `path` names a FLAC file (by its extension, any case).

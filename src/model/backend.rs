@@ -255,7 +255,7 @@ fn try_load_ort(path: &Path, expected: Option<&str>) -> std::result::Result<Stri
     }
     // SAFETY: loading a shared library runs its initialisers; this is the library the user or
     // their Python installation provides for exactly this purpose.
-    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load: {}", with_sources(&e)))?;
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load: {}", crate::error::one_line(&e)))?;
     // SAFETY: the symbol's signature is ONNX Runtime's documented C entry point.
     let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort_sys::OrtApiBase> =
         unsafe { lib.get(b"OrtGetApiBase") }.map_err(|_| "does not export OrtGetApiBase: not ONNX Runtime".to_string())?;
@@ -288,17 +288,6 @@ fn try_load_ort(path: &Path, expected: Option<&str>) -> std::result::Result<Stri
         return Err("an inference backend was already installed".into());
     }
     Ok(version)
-}
-
-/// An error with its chain of causes (libloading keeps the loader's reason in `source`).
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    text
 }
 
 /// The ONNX Runtime library found through Python, remembered across runs in a small JSON file in

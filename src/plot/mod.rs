@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::style::FontStyle;
 
+use crate::audio::encode::{Sealed, side_name};
 use crate::{Error, Result};
 
 const FONT_PATHS: &[&str] = &[
@@ -34,14 +35,15 @@ pub fn has_font() -> bool {
 
 /// Draws into a temporary PNG beside `path` with `draw`, then renames it to `path`.
 pub(crate) fn write_png_atomically(path: &Path, draw: impl FnOnce(&Path) -> std::result::Result<(), String>) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plot.png".into());
+    crate::audio::encode::commit_together(vec![draw_png_sealed(path, true, draw)?])
+}
+
+/// Draws into a temporary PNG beside `path` with `draw`, for committing together with other
+/// outputs ([`commit_together`](crate::audio::encode::commit_together)).
+pub(crate) fn draw_png_sealed(path: &Path, overwrite: bool, draw: impl FnOnce(&Path) -> std::result::Result<(), String>) -> Result<Sealed> {
     // plotters picks the encoder from the extension, so the temporary name ends in .png.
-    let temp: PathBuf = path.with_file_name(format!(".{name}.{}.voxmask-tmp.png", std::process::id()));
-    let result = draw(&temp)
-        .map_err(|reason| Error::Encode { path: path.to_path_buf(), reason })
-        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| Error::io(path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    let temp = PathBuf::from(format!("{}.png", side_name(path, "voxmask-tmp").display()));
+    let sealed = Sealed::new(temp.clone(), path.to_path_buf(), overwrite);
+    draw(&temp).map_err(|reason| Error::Encode { path: path.to_path_buf(), reason })?;
+    Ok(sealed)
 }

@@ -18,6 +18,7 @@ use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex;
 
 use crate::Result;
+use crate::audio::encode::Sealed;
 use crate::dsp::window::WindowKind;
 
 /// FFT size of the picture's STFT at 44.1 kHz (scaled with the rate to keep ~46 ms frames).
@@ -170,8 +171,9 @@ impl SeparationPicture {
         self.columns[0].len() / ROWS + usize::from(self.frames_in_current > 0)
     }
 
-    /// Draws the picture to `path` (PNG, written atomically) with `title` above it.
-    pub fn draw(&mut self, path: &Path, title: &str) -> Result<()> {
+    /// Draws the picture for `path` (PNG) with `title` above it, into a temporary file to be
+    /// committed with the stems.
+    pub fn draw(&mut self, path: &Path, title: &str, overwrite: bool) -> Result<Sealed> {
         if self.frames_in_current > 0 {
             self.close_column();
         }
@@ -196,7 +198,7 @@ impl SeparationPicture {
             ("accompaniment (dB)", layer(Layer::Accompaniment).iter().map(|&p| db(p)).collect()),
         ];
         let text = super::has_font();
-        super::write_png_atomically(path, |temp| {
+        super::draw_png_sealed(path, overwrite, |temp| {
             let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
             root.fill(&WHITE).map_err(|e| e.to_string())?;
             let root = if text {
