@@ -1011,3 +1011,80 @@ fn flac_writer_round_trips_and_refuses_float() {
     assert!(err.to_string().contains("integer"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only three.flac remains");
 }
+
+/// A WAV written to a pipe (`ffmpeg -f wav -`) carries 0xFFFFFFFF for its RIFF and data sizes
+/// (and often a LIST chunk before the data): it decodes to every sample of the same WAV with real
+/// sizes, and a trailing partial frame is dropped.
+#[test]
+fn streamed_wav_with_placeholder_sizes_decodes_completely() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, reference) = read_all(&fixture("tone_s16.wav")).unwrap();
+    let bytes = fs::read(fixture("tone_s16.wav")).unwrap();
+    // Rebuild it the way ffmpeg streams it: RIFF, fmt, LIST, data with placeholder sizes.
+    let data_at = bytes.windows(4).position(|w| w == b"data").unwrap();
+    let fmt = &bytes[12..data_at];
+    let samples = &bytes[data_at + 8..];
+    let mut streamed = b"RIFF\xff\xff\xff\xffWAVE".to_vec();
+    streamed.extend_from_slice(fmt);
+    streamed.extend_from_slice(b"LIST\x06\x00\x00\x00INFOab");
+    streamed.extend_from_slice(b"data\xff\xff\xff\xff");
+    streamed.extend_from_slice(samples);
+    let path = dir.path().join("streamed.wav");
+    for trailing in [&[][..], &[7u8][..]] {
+        let mut v = streamed.clone();
+        v.extend_from_slice(trailing);
+        fs::write(&path, &v).unwrap();
+        let (info, decoded) = read_all(&path).unwrap_or_else(|e| panic!("trailing {trailing:?}: {e}"));
+        assert_eq!(info.frames, Some(SOURCE_FRAMES as u64));
+        assert!(decoded == reference, "trailing {trailing:?}: samples differ");
+    }
+}
+
+/// An MP3 whose LAME/Xing tag states its length is caught when cut short, like WAV and FLAC; one
+/// without a tag cannot be checked and decodes what is there.
+#[test]
+fn truncated_mp3_with_a_length_tag_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = fs::read(fixture("tone.mp3")).unwrap();
+    assert_eq!(decode_fully(&fixture("tone.mp3")).unwrap(), SOURCE_FRAMES);
+    let path = dir.path().join("cut.mp3");
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    match decode_fully(&path) {
+        Err(Error::CorruptAudio { reason, .. }) => assert!(reason.contains("truncated"), "{reason}"),
+        other => panic!("half an MP3 with a Xing tag: {other:?}"),
+    }
+    let untagged = fs::read(fixture("tone_noxing.mp3")).unwrap();
+    fs::write(&path, &untagged[..untagged.len() / 2]).unwrap();
+    assert!(decode_fully(&path).unwrap() > 0);
+}
+
+/// Zero-byte files are called empty; plain-PCM WAVs with more channels than symphonia names are
+/// refused as unsupported with the limit (26), not as corrupt, and 26 channels decode.
+#[test]
+fn empty_files_and_channel_limits_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("nothing.mp3");
+    fs::write(&empty, b"").unwrap();
+    assert!(matches!(AudioReader::open(&empty), Err(Error::EmptyAudio { .. })));
+    for (channels, ok) in [(26u16, true), (32, false)] {
+        let path = dir.path().join(format!("ch{channels}.wav"));
+        let spec = hound::WavSpec { channels, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..800 * channels as i32 {
+            w.write_sample((i % 300) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        // hound writes WAVE_FORMAT_EXTENSIBLE above two channels; make it plain PCM as many
+        // tools do (format tag 1, a 16-byte fmt chunk keeps its layout up to the tag).
+        let mut bytes = fs::read(&path).unwrap();
+        let fmt = bytes.windows(4).position(|w| w == b"fmt ").unwrap();
+        bytes[fmt + 8] = 1;
+        bytes[fmt + 9] = 0;
+        fs::write(&path, &bytes).unwrap();
+        match (AudioReader::open(&path), ok) {
+            (Ok(r), true) => assert_eq!(r.info().channels, channels as usize),
+            (Err(Error::UnsupportedFormat { reason, .. }), false) => assert!(reason.contains("26"), "{reason}"),
+            (other, _) => panic!("{channels} channels: {:?}", other.map(|r| r.info().clone())),
+        }
+    }
+}

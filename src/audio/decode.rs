@@ -40,7 +40,9 @@ use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOpt
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
+
+use super::streamed_wav::StreamedWav;
 use symphonia::core::meta::MetadataOptions;
 
 use crate::{Error, Result};
@@ -206,6 +208,10 @@ impl AudioReader {
                 }
                 _ => {}
             }
+        } else if codec == "mp3" && mp3_states_its_length(path) {
+            // A LAME/Xing/VBRI tag gives the exact frame count: a file cut short is then caught
+            // like a truncated WAV or FLAC (an untagged MP3's length is only an estimate).
+            expected_frames = track_num_frames;
         } else if lossless {
             let bytes_per_frame = u64::from(params.bits_per_sample.unwrap_or(8).div_ceil(8))
                 * params.channels.as_ref().map_or(1, |c| c.count() as u64);
@@ -494,6 +500,27 @@ pub fn read_track(path: &Path, audio_track: usize) -> Result<(AudioInfo, Vec<Vec
     Ok((info, out))
 }
 
+/// Whether an MP3's first frame carries a Xing/Info (with its frame-count flag) or VBRI tag,
+/// which states the stream's exact length.
+fn mp3_states_its_length(path: &Path) -> bool {
+    let mut head = Vec::new();
+    let Ok(file) = File::open(path) else { return false };
+    if file.take(1 << 16).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    // Skip an ID3v2 tag (10-byte header, then a syncsafe size).
+    let mut start = 0;
+    if head.len() >= 10 && &head[..3] == b"ID3" {
+        let size = head[6..10].iter().fold(0usize, |acc, &b| (acc << 7) | usize::from(b & 0x7f));
+        start = 10 + size + if head[5] & 0x10 != 0 { 10 } else { 0 };
+    }
+    let Some(frame) = head.get(start..).and_then(|h| h.windows(2).position(|w| w[0] == 0xff && w[1] & 0xe0 == 0xe0)) else {
+        return false;
+    };
+    let first = &head[start + frame..(start + frame + 2048).min(head.len())];
+    first.windows(8).any(|w| (&w[..4] == b"Xing" || &w[..4] == b"Info") && w[7] & 1 == 1) || first.windows(4).any(|w| w == b"VBRI")
+}
+
 /// Opens the file and probes its container.
 fn open_format(path: &Path) -> Result<Box<dyn FormatReader>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -507,11 +534,18 @@ fn open_format(path: &Path) -> Result<Box<dyn FormatReader>> {
             ),
         ));
     }
+    if meta.len() == 0 {
+        return Err(Error::EmptyAudio { path: path.to_owned() });
+    }
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+    let source: Box<dyn MediaSource> = match StreamedWav::detect(file).map_err(|e| Error::io(path, e))? {
+        Ok(streamed) => Box::new(streamed),
+        Err(file) => Box::new(file),
+    };
+    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     guarded(path, || {
         symphonia::default::get_probe().probe(
             &hint,
@@ -521,7 +555,8 @@ fn open_format(path: &Path) -> Result<Box<dyn FormatReader>> {
         )
     })
     .map_err(|e| match e {
-        Error::UnsupportedFormat { path, reason } => Error::UnsupportedFormat {
+        // The prober found no reader at all (a reader that refused the file said why itself).
+        Error::UnsupportedFormat { path, reason } if reason.contains("probe") => Error::UnsupportedFormat {
             path,
             reason: format!(
                 "not a recognised audio container ({reason}); voxmask reads WAV, FLAC, MP3, \
@@ -559,6 +594,13 @@ fn map_sym_error(path: &Path, e: SymError) -> Error {
         SymError::Unsupported(what) => Error::UnsupportedFormat {
             path: path.to_owned(),
             reason: what.to_string(),
+        },
+        // symphonia names the channels of a plain-PCM WAV by position, and there are 26.
+        SymError::DecodeError("riff: invalid channel count") => Error::UnsupportedFormat {
+            path: path.to_owned(),
+            reason: "a WAV in the plain PCM format with more than 26 channels (or none): voxmask reads up to 26 \
+                     this way; WAVE_FORMAT_EXTENSIBLE files up to their channel mask"
+                .into(),
         },
         SymError::DecodeError(what) => corrupt(path, what),
         SymError::LimitError(what) => corrupt(path, &format!("exceeds a decoder limit: {what}")),

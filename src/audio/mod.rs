@@ -8,3 +8,4 @@ pub mod device;
 pub mod encode;
 pub mod flac;
 pub mod resample;
+pub mod streamed_wav;
