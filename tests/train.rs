@@ -164,7 +164,10 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
     tensors.insert("norm.scale".into(), candle_core::Tensor::from_vec(scale, last + 1, &Device::Cpu).unwrap());
     let old = dir.path().join("old.ckpt");
     candle_core::safetensors::save(&tensors, &old).unwrap();
-    std::fs::copy(base.join("last.json"), dir.path().join("old.json")).unwrap();
+    // Checkpoints of that time carried no checksum either.
+    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("last.json")).unwrap()).unwrap();
+    state.as_object_mut().unwrap().remove("checkpoint_crc32");
+    std::fs::write(dir.path().join("old.json"), state.to_string()).unwrap();
     let out = dir.path().join("capped");
     let mut args = quick_args(&data, &out, 1);
     args.extend(["--init", old.to_str().unwrap(), "--lr", "0"].map(String::from));
@@ -306,7 +309,7 @@ fn a_diverging_run_stops_with_a_message_and_keeps_its_last_good_checkpoint() {
     let mut args = quick_args(&data, &out, 6);
     let spe = args.iter().position(|a| a == "--steps-per-epoch").unwrap();
     args[spe + 1] = "1".into();
-    args.extend(["--lr".into(), "1e30".into(), "-q".into()]);
+    args.extend(["--lr".into(), "1e6".into(), "-q".into()]);
     let o = run(trainer().args(&args));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
@@ -622,4 +625,69 @@ fn prefetched_batches_equal_batches_drawn_in_place() {
         assert_eq!(got.rng.random::<u64>(), rng.random::<u64>(), "step {step}: the RNG continues where the batch left it");
     }
     assert!(ahead.next().is_err(), "no batch beyond the range");
+}
+
+/// A run never overwrites another by accident: a folder holding a run is refused without
+/// --resume or --overwrite, export keeps an existing model, --resume refuses other datasets or
+/// presets, a damaged checkpoint is caught by its checksum, a file that is not a checkpoint is
+/// called that, and nonsense options are refused with the limit.
+#[test]
+fn runs_checkpoints_and_models_are_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let out = quick_run(&data, &dir.path().join("run"), &[]);
+    let before = std::fs::read(out.join("last.ckpt")).unwrap();
+    // A second new run into the same folder.
+    let o = run(trainer().args(quick_args(&data, &out, 1)));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already holds a run") && stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out.join("last.ckpt")).unwrap(), before, "the refused run touched the checkpoint");
+    // --overwrite starts over.
+    quick_run(&data, &out, &["--overwrite"]);
+    // --resume with another dataset or preset.
+    let other = dir.path().join("other");
+    musdb_hq_tree(&other);
+    for (extra, needle) in [(vec!["--dataset", other.to_str().unwrap()], "trains on"), (vec!["--preset", "live"], "preset")] {
+        let mut args = vec!["--resume", out.to_str().unwrap(), "--epochs", "2", "-q"];
+        args.extend(extra);
+        let o = run(trainer().args(&args));
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+    // Export keeps an existing model unless told otherwise.
+    let model = dir.path().join("m.onnx");
+    std::fs::write(&model, b"keep me").unwrap();
+    let export = |extra: &[&str]| run(trainer().args(["export", out.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]).args(extra));
+    let o = export(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&model).unwrap(), b"keep me");
+    assert!(export(&["--overwrite"]).status.success());
+    // One flipped bit in the checkpoint: resume and export both refuse it.
+    let mut bytes = std::fs::read(out.join("last.ckpt")).unwrap();
+    let at = bytes.len() - 17;
+    bytes[at] ^= 0x10;
+    std::fs::write(out.join("last.ckpt"), &bytes).unwrap();
+    let o = run(trainer().args(["--resume", out.to_str().unwrap(), "--epochs", "2", "-q"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
+    let o = run(trainer().args(["export", out.join("last.ckpt").to_str().unwrap(), "-o", dir.path().join("x.onnx").to_str().unwrap()]));
+    assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
+    // Not a checkpoint at all.
+    let o = run(trainer().args(["export", model.to_str().unwrap(), "-o", dir.path().join("y.onnx").to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a voxmask-train checkpoint"), "{}", stderr(&o));
+    // Options out of range.
+    for (flag, value) in [("--lr", "nan"), ("--lr", "-1"), ("--lr", "1e30"), ("--epochs", "0"), ("--steps-per-epoch", "0"), ("--batch", "0"), ("--frames", "0")] {
+        let mut args = quick_args(&data, &dir.path().join("bad"), 1);
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            args.drain(i..i + 2);
+        }
+        args.push(format!("{flag}={value}"));
+        let o = run(trainer().args(&args));
+        assert!(matches!(o.status.code(), Some(1 | 2)), "{flag} {value}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag.trim_start_matches('-')) || stderr(&o).contains(flag), "{flag} {value}: {}", stderr(&o));
+        assert!(!dir.path().join("bad/last.ckpt").exists(), "{flag} {value} trained");
+    }
 }

@@ -16,8 +16,13 @@ use voxmask::error::count_in;
 use voxmask::train::export::export_onnx;
 use voxmask::train::net::Preset;
 use voxmask::train::trainer::{
-    DatasetSpec, LossChoice, RunOptions, TrainConfig, TrainOutcome, load_checkpoint, train, training_contract,
+    DatasetSpec, LossChoice, RunOptions, TrainConfig, TrainOutcome, dataset_list, load_checkpoint, read_state, train,
+    training_contract,
 };
+
+/// Largest `--lr` accepted: far past any useful rate (AdamW's default is 1e-3), low enough that a
+/// typo like `1e30` is caught.
+const MAX_LR: f64 = 1e6;
 
 #[derive(Parser)]
 #[command(name = "voxmask-train", version, about = "Train a voxmask vocal-mask network", args_conflicts_with_subcommands = true)]
@@ -43,6 +48,9 @@ enum Command {
         /// Threshold for the `paper` rule.
         #[arg(long)]
         threshold: Option<f32>,
+        /// Replace an existing output file.
+        #[arg(long)]
+        overwrite: bool,
     },
 }
 
@@ -54,19 +62,26 @@ struct TrainArgs {
     /// validation tracks.
     #[arg(long, value_name = "DIR[:WEIGHT]")]
     dataset: Vec<String>,
-    /// Network preset: `offline` (centred, the default of `voxmask separate`), `live` (causal),
-    /// `lin2018` (the paper's CNN).
-    #[arg(long, value_enum, default_value_t = PresetArg::Offline)]
-    preset: PresetArg,
-    /// Run folder for checkpoints, log.csv and curves.png (default: runs/<preset>).
+    /// Network preset: `offline` (centred, the default of `voxmask separate`; the default), `live`
+    /// (causal), `lin2018` (the paper's CNN).
+    #[arg(long, value_enum)]
+    preset: Option<PresetArg>,
+    /// Run folder for checkpoints, log.csv and curves.png (default: runs/<preset>). A folder that
+    /// already holds a run is refused unless --resume or --overwrite says what to do with it.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in --out (or the folder given here) from its last checkpoint.
+    /// Continue the run in --out (or the folder given here) from its last checkpoint (its preset
+    /// and datasets; naming others is an error).
     #[arg(long, value_name = "RUN_DIR", num_args = 0..=1, default_missing_value = "")]
     resume: Option<PathBuf>,
-    #[arg(long)]
+    /// Start a new run in a folder that holds one, replacing its checkpoints and log.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Epochs to train (1–100000; on --resume, extends or shortens the schedule).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     epochs: Option<u64>,
-    #[arg(long)]
+    /// Optimiser steps per epoch (1–1000000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     steps_per_epoch: Option<u64>,
     /// Examples per step (1–1024).
     #[arg(long, value_parser = count_in(1, 1024))]
@@ -74,7 +89,7 @@ struct TrainArgs {
     /// Frames per training excerpt (TCN presets).
     #[arg(long, value_parser = count_in(1, 4096))]
     frames: Option<usize>,
-    /// Peak learning rate.
+    /// Peak learning rate (0–1000000; 0 keeps the initial weights).
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long)]
@@ -158,8 +173,30 @@ fn device(arg: DeviceArg) -> anyhow::Result<Device> {
     }
 }
 
+/// On `--resume`, datasets or a preset named on the command line must be the run's own: the
+/// schedule, normalisation and validation all depend on them.
+fn check_resume_matches(out: &std::path::Path, datasets: &[DatasetSpec], preset: Option<Preset>) -> anyhow::Result<()> {
+    let state = read_state(&out.join("last.ckpt"))?;
+    let stored = &state.config;
+    if !datasets.is_empty() && datasets != stored.datasets.as_slice() {
+        bail!(
+            "--resume {}: the run trains on {}, not {}; resume without --dataset, or start a new run",
+            out.display(),
+            dataset_list(&stored.datasets),
+            dataset_list(datasets)
+        );
+    }
+    if let Some(p) = preset.filter(|p| Preset::parse(&stored.preset) != Some(*p)) {
+        bail!("--resume {}: the run is preset {:?}, not {:?}", out.display(), stored.preset, p.name());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Export { checkpoint, output, mask, threshold }) = cli.command {
+    if let Some(Command::Export { checkpoint, output, mask, threshold, overwrite }) = cli.command {
+        if output.exists() && !overwrite {
+            bail!("{}: already exists (pass --overwrite to replace it)", output.display());
+        }
         let (mut net, state, _) = load_checkpoint(&checkpoint, &Device::Cpu)
             .with_context(|| format!("reading checkpoint {}", checkpoint.display()))?;
         net.contract = training_contract(net.preset, &state);
@@ -190,11 +227,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let a = cli.train;
-    let preset = match a.preset {
+    let preset = match a.preset.unwrap_or(PresetArg::Offline) {
         PresetArg::Offline => Preset::Offline,
         PresetArg::Live => Preset::Live,
         PresetArg::Lin2018 => Preset::Lin2018,
     };
+    if let Some(lr) = a.lr.filter(|lr| !(lr.is_finite() && (0.0..=MAX_LR).contains(lr))) {
+        bail!("--lr {lr} must be a number within 0..={MAX_LR} (0 freezes the weights)");
+    }
     if let Some(n) = a.threads {
         // candle's CPU kernels use rayon's global pool, but candle sizes its GEMM parallelism and
         // its spinning barrier pool from RAYON_NUM_THREADS (else the core count): without it,
@@ -217,18 +257,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // On --resume the datasets are taken from the checkpoint.
     let datasets = a.dataset.iter().map(|d| DatasetSpec::parse(d)).collect::<Result<Vec<_>, _>>()?;
+    if resume {
+        check_resume_matches(&out, &datasets, a.preset.map(|_| preset))?;
+    } else if !a.overwrite {
+        if let Some(existing) = ["last.ckpt", "best.ckpt", "log.csv"].iter().map(|f| out.join(f)).find(|p| p.exists()) {
+            bail!(
+                "{} already holds a run ({}): continue it with --resume {}, start over with --overwrite, or pick another --out",
+                out.display(),
+                existing.display(),
+                out.display()
+            );
+        }
+    }
     let mut cfg = TrainConfig::for_preset(datasets, preset);
     if let Some(v) = a.epochs {
         cfg.epochs = v;
     }
     if let Some(v) = a.steps_per_epoch {
-        cfg.steps_per_epoch = v.max(1);
+        cfg.steps_per_epoch = v;
     }
     if let Some(v) = a.batch {
-        cfg.batch = v.max(1);
+        cfg.batch = v;
     }
-    if let (Some(v), Some(_)) = (a.frames, preset.tcn()) {
-        cfg.frames = v.max(1);
+    if let Some(v) = a.frames {
+        match preset.tcn() {
+            Some(_) => cfg.frames = v,
+            None if !a.quiet => {
+                eprintln!("voxmask-train: note: --frames applies to the TCN presets; lin2018 trains on 9-frame patches")
+            }
+            None => {}
+        }
     }
     if let Some(v) = a.lr {
         cfg.lr = v;

@@ -178,6 +178,10 @@ pub struct TrainState {
     pub wall_seconds: f64,
     pub train_tracks: usize,
     pub valid_tracks: usize,
+    /// CRC-32 of the checkpoint file this state was saved with, checked when it is loaded (a
+    /// damaged checkpoint must not resume quietly). Absent in checkpoints from before it existed.
+    #[serde(default)]
+    pub checkpoint_crc32: Option<u32>,
 }
 
 /// Where a run keeps its files.
@@ -217,8 +221,10 @@ fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Pa
     }
     let tmp = path.with_extension("ckpt.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
+    let crc = crc32fast::hash(&std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    let json = serde_json::to_string_pretty(state).map_err(|e| Error::Train(e.to_string()))?;
+    let state = TrainState { checkpoint_crc32: Some(crc), ..state.clone() };
+    let json = serde_json::to_string_pretty(&state).map_err(|e| Error::Train(e.to_string()))?;
     let sp = state_path(path);
     let tmp = sp.with_extension("json.tmp");
     std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
@@ -226,17 +232,37 @@ fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Pa
     Ok(())
 }
 
+/// The training state saved beside a checkpoint (`best.json` for `best.ckpt`).
+pub fn read_state(ckpt: &Path) -> Result<TrainState> {
+    if !ckpt.is_file() {
+        return Err(Error::io(ckpt, std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint not found")));
+    }
+    let sp = state_path(ckpt);
+    if !sp.is_file() {
+        return Err(Error::Train(format!(
+            "{}: not a voxmask-train checkpoint (the training state {} that goes with one is missing)",
+            ckpt.display(),
+            sp.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Train(format!("{}: {e}", sp.display())))
+}
+
 /// Loads a checkpoint's network (and the raw tensors, for the optimiser).
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState, HashMap<String, Tensor>)> {
-    if !path.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint not found")));
-    }
-    let sp = state_path(path);
-    let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
-    let state: TrainState =
-        serde_json::from_str(&text).map_err(|e| Error::Train(format!("{}: {e}", sp.display())))?;
+    let state = read_state(path)?;
     let preset = Preset::parse(&state.config.preset)
-        .ok_or_else(|| Error::Train(format!("{}: unknown preset {:?}", sp.display(), state.config.preset)))?;
+        .ok_or_else(|| Error::Train(format!("{}: unknown preset {:?}", state_path(path).display(), state.config.preset)))?;
+    if let Some(expected) = state.checkpoint_crc32 {
+        let crc = crc32fast::hash(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
+        if crc != expected {
+            return Err(Error::Train(format!(
+                "{}: the checkpoint is damaged (CRC-32 {crc:08x}, saved as {expected:08x}); use the other checkpoint of the run or start again",
+                path.display()
+            )));
+        }
+    }
     let tensors = candle_core::safetensors::load(path, device)
         .map_err(|e| Error::Train(format!("{}: not a readable checkpoint: {e}", path.display())))?;
     let mut net = Net::new(preset, device, None, 0)?;
@@ -562,6 +588,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             wall_seconds: 0.0,
             train_tracks: data.tracks.len(),
             valid_tracks: valid_tracks.len(),
+            checkpoint_crc32: None,
         },
     };
     let wall_before = state.wall_seconds;
@@ -637,10 +664,14 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             let v = value.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !v.is_finite() {
                 bar.abandon();
+                let last = if dir.last().is_file() {
+                    format!("the last good checkpoint is {}", dir.last().display())
+                } else {
+                    "no checkpoint was saved yet".to_string()
+                };
                 return Err(Error::Train(format!(
-                    "loss became {v} at step {}; stopping. The last good checkpoint is {}",
-                    state.step,
-                    dir.last().display()
+                    "loss became {v} at step {}; stopping ({last}). A lower --lr may help",
+                    state.step
                 )));
             }
             let grads = value.backward()?;
