@@ -328,6 +328,10 @@ fn collect_inputs(inputs: &[PathBuf], out_dir: &Path, notes: &mut Vec<String>) -
     files
 }
 
+fn same_folder(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
 /// Prints a JSON document on stdout. A closed pipe (`voxmask ... --json | head`) is the
 /// reader's choice, not an error worth a panic.
 fn print_json(value: &serde_json::Value) {
@@ -425,6 +429,15 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     let runtime = args.runtime.options();
     let jobs = args.jobs.max(1);
     let mut notes = Vec::new();
+    if let Some(same) = args.inputs.iter().find(|i| i.is_dir() && same_folder(i, &args.out_dir)) {
+        return Err(Failure {
+            error: anyhow!(
+                "{}: is also the output folder; the stems would land among the inputs (and be taken as inputs next time): choose another -o",
+                same.display()
+            ),
+            code: 2,
+        });
+    }
     let files = collect_inputs(&args.inputs, &args.out_dir, &mut notes);
     let show = !args.quiet && !args.json;
     if show {

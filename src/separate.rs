@@ -237,14 +237,25 @@ pub fn separate_file(
 
     let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
     let mut done = 0u64;
+    // Inference failures and unusable model output concern this input: say which (the model
+    // alone, or an output file that will never exist, would send the user looking elsewhere).
+    let attribute = |e: Error| match e {
+        Error::Backend(msg) => Error::Backend(format!("{}: {msg}", input.display())),
+        Error::NonFiniteSample { channel, frame, .. } => Error::Backend(format!(
+            "{}: the separation produced a non-finite sample (NaN or Inf) in channel {channel} at frame {frame}: \
+             the model's output is not usable on this input",
+            input.display()
+        )),
+        other => other,
+    };
     loop {
         chunk.iter_mut().for_each(Vec::clear);
         let n = reader.read_into(&mut chunk, DECODE_CHUNK_FRAMES)?;
         if n == 0 {
             break;
         }
-        pipe.push(model, &mut engine, &chunk)?;
-        pipe.write_ready(&mut sink, None)?;
+        pipe.push(model, &mut engine, &chunk).map_err(&attribute)?;
+        pipe.write_ready(&mut sink, None).map_err(&attribute)?;
         done += n as u64;
         progress(done, info.frames);
         if opts.interrupt.as_ref().is_some_and(|i| i.load(Ordering::Relaxed) != 0) {
@@ -255,8 +266,8 @@ pub fn separate_file(
     if done == 0 {
         return Err(Error::EmptyAudio { path: input.to_path_buf() });
     }
-    pipe.finish(model, &mut engine)?;
-    pipe.write_ready(&mut sink, Some(done))?;
+    pipe.finish(model, &mut engine).map_err(&attribute)?;
+    pipe.write_ready(&mut sink, Some(done)).map_err(&attribute)?;
     let mut clipping = Clipping::default();
     for w in vocals_out.iter().chain(&accomp_out) {
         clipping.add(w.clipping());

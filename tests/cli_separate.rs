@@ -781,3 +781,33 @@ fn a_named_library_that_fails_is_an_error_with_the_reason() {
         assert!(stderr(&o).contains(why) && stderr(&o).contains(lib.to_str().unwrap()), "{}", stderr(&o));
     }
 }
+
+/// Messages point at what to fix: a model whose output is NaN is reported for the input it
+/// failed on (on both backends, naming no output file that was never written), and an input
+/// folder that is also the output folder is refused as a bad command line.
+#[test]
+fn failures_name_the_input_and_the_folder_mixup() {
+    use voxmask::dsp::MaskRule;
+    use voxmask::model::onnx_writer::fixed_mask_model;
+    let dir = tempfile::tempdir().unwrap();
+    let c = contract(22_050, 0, 0, MaskRule::Soft);
+    let mut logits = vec![0.0f32; c.bins()];
+    logits[10] = f32::NAN;
+    let model = dir.path().join("nan.onnx");
+    std::fs::write(&model, fixed_mask_model(c.bins(), &logits, &c.to_metadata()).unwrap()).unwrap();
+    let input = dir.path().join("victim.wav");
+    write_wav(&input, 22_050, &[noise(22_050, 4, 0.3)], 16);
+    for backend in ["tract", "auto"] {
+        let o = sep(&[input.to_str().unwrap(), "-o", dir.path().join("out").to_str().unwrap(), "-m", model.to_str().unwrap(), "--backend", backend]);
+        assert_eq!(o.status.code(), Some(1), "{backend}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("victim.wav") && e.contains("non-finite"), "{backend}: {e}");
+        assert!(!e.contains("vocals.wav"), "{backend}: names an output that was never written: {e}");
+    }
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::copy(&input, music.join("song.wav")).unwrap();
+    let o = sep(&[music.to_str().unwrap(), "-o", music.to_str().unwrap(), "-m", model.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("also the output folder"), "{}", stderr(&o));
+}
