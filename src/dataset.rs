@@ -425,7 +425,18 @@ fn load(track: &Track, rate: Option<u32>, keep_parts: bool) -> Result<Stems> {
     }
     let mut stems =
         Stems { sample_rate: native, source_rate: native, mixture, vocals, accompaniment, accompaniment_parts: parts };
-    let len = [&stems.mixture, &stems.vocals, &stems.accompaniment].iter().map(|s| s[0].len()).min().unwrap_or(0);
+    let lens = [&stems.mixture, &stems.vocals, &stems.accompaniment].map(|s| s.first().map_or(0, Vec::len));
+    let (len, longest) = (lens.iter().copied().min().unwrap_or(0), lens.iter().copied().max().unwrap_or(0));
+    // Codec rounding differs by a few ms; a stem that is far shorter is a broken track, not one
+    // to score or train on silently cut to its shortest stem.
+    if longest - len > (native / 10) as usize {
+        let secs = |n: usize| format!("{:.2} s", n as f64 / native as f64);
+        return Err(Error::Mismatch {
+            what: format!("track '{}': stem lengths", track.name),
+            expected: "equal lengths (within 100 ms)".into(),
+            got: format!("mixture {}, vocals {}, accompaniment {}", secs(lens[0]), secs(lens[1]), secs(lens[2])),
+        });
+    }
     for s in stems.signals_mut() {
         s.iter_mut().for_each(|c| c.truncate(len));
     }

@@ -336,6 +336,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
                 "filter_len": args.filter_len},
             "aggregate": {
                 "tracks": ok.len(),
+                "undefined": undefined_tracks(&items, &results),
                 "vocals": agg_json(&agg[0]),
                 "accompaniment": agg_json(&agg[1]),
             },
@@ -408,8 +409,7 @@ fn evaluate_item(
         Item::Files { reference, estimate, .. } => {
             let mut rate = 0;
             let mut load = |dir: &Path, role: &str, target: &str| -> anyhow::Result<Vec<Vec<f32>>> {
-                let path = find_stem(dir, target)
-                    .ok_or_else(|| anyhow!("missing {role} {target}.* in {}", dir.display()))?;
+                let path = find_stem(dir, target)?.ok_or_else(|| anyhow!("missing {role} {target}.* in {}", dir.display()))?;
                 let (info, x) = read_all(&path)?;
                 if rate == 0 {
                     rate = info.sample_rate;
@@ -441,10 +441,11 @@ fn evaluate_item(
     Ok(Outcome { sample_rate: rate, channels, seconds, scores })
 }
 
-/// `<dir>/<target>.<audio extension>` (the first in name order).
-fn find_stem(dir: &Path, target: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
+/// `<dir>/<target>.<audio extension>`; two of them (`vocals.wav` and `vocals.flac`) are an error
+/// rather than a silent pick.
+fn find_stem(dir: &Path, target: &str) -> anyhow::Result<Option<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(None) };
+    let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
@@ -455,7 +456,11 @@ fn find_stem(dir: &Path, target: &str) -> Option<PathBuf> {
         })
         .collect();
     found.sort();
-    found.into_iter().next()
+    if found.len() > 1 {
+        let names: Vec<String> = found.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+        return Err(anyhow!("{}: {} could be the {target}: keep one", dir.display(), names.join(" and ")));
+    }
+    Ok(found.into_iter().next())
 }
 
 /// Tracks of `--reference/--estimate`: every sub-folder of the reference folder holding a
@@ -467,7 +472,8 @@ fn file_items(reference: &Path, estimate: &Path) -> anyhow::Result<Vec<Item>> {
     if !estimate.is_dir() {
         return Err(anyhow!("{}: estimate folder not found", estimate.display()));
     }
-    let is_track = |d: &Path| find_stem(d, "vocals").is_some() || find_stem(d, "accompaniment").is_some();
+    // Ambiguous stems make a track too; scoring it reports the ambiguity.
+    let is_track = |d: &Path| ["vocals", "accompaniment"].iter().any(|t| !matches!(find_stem(d, t), Ok(None)));
     if is_track(reference) {
         let name = reference.file_name().map_or("track".into(), |n| n.to_string_lossy().into_owned());
         return Ok(vec![Item::Files { name, reference: reference.to_path_buf(), estimate: estimate.to_path_buf() }]);
@@ -498,9 +504,24 @@ fn score_cells(v: [f64; 5], a: [f64; 5]) -> String {
     format!("{}  {}  {} {}", four(v), four(a), fmt_db(v[4]), fmt_db(a[4]))
 }
 
+/// Scored tracks whose vocals or accompaniment SDR is undefined (NaN): BSS Eval v4 leaves out
+/// windows where a reference or an estimate is silent, so an all-silent stem has no score.
+fn undefined_tracks(items: &[Item], results: &[(usize, Result<Outcome, String>)]) -> Vec<String> {
+    results
+        .iter()
+        .filter_map(|(i, r)| r.as_ref().ok().map(|o| (i, o)))
+        .filter(|(_, o)| o.scores.targets.iter().any(|t| t.sdr.is_nan()))
+        .map(|(i, _)| items[*i].name().to_string())
+        .collect()
+}
+
 fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[voxmask::eval::run::Aggregate; 2]) -> String {
     let n = results.iter().filter(|(_, r)| r.is_ok()).count();
-    let label = format!("median of {n} track(s)");
+    let undefined = undefined_tracks(items, results);
+    let label = match undefined.len() {
+        0 => format!("median of {n} track(s)"),
+        k => format!("median of {} of {n} track(s)", n - k),
+    };
     let width = items.iter().map(|i| i.name().chars().count()).chain([label.len()]).max().unwrap_or(5).clamp(18, 40);
     let mut s = String::new();
     let _ = writeln!(
@@ -539,6 +560,13 @@ fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[vo
     let [v, a] = agg;
     let cells = score_cells([v.sdr, v.sir, v.sar, v.isr, v.mdx_sdr], [a.sdr, a.sir, a.sar, a.isr, a.mdx_sdr]);
     let _ = writeln!(s, "{label:<width$}  {cells}");
+    if !undefined.is_empty() {
+        let _ = writeln!(
+            s,
+            "left out of the medians, their SDR undefined (a silent estimate or reference in every window): {}",
+            undefined.join(", ")
+        );
+    }
     s
 }
 

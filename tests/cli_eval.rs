@@ -506,3 +506,39 @@ fn plot_draws_per_track_scores() {
     let count = |want: [u8; 3]| pixels.chunks(step).filter(|p| p[..3] == want).count();
     assert!(count([255, 0, 0]) > 1000 && count([0, 0, 255]) > 1000, "red {} blue {}", count([255, 0, 0]), count([0, 0, 255]));
 }
+
+/// Scoring never hides a problem: a mixture a second shorter than its stems fails its track
+/// with the lengths, two candidate files for one stem fail theirs, and a silent estimate (no
+/// defined SDR) is named and left out of the medians, which say how many tracks they cover.
+#[test]
+fn short_mixtures_ambiguous_stems_and_silent_estimates_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3 * RATE as usize;
+    // Dataset mode: one good track, one whose mixture is 1 s short.
+    let data = dir.path().join("plain");
+    plain_track(&data, "good", n, 1, true);
+    let (v, a) = plain_track(&data, "short", n, 2, false);
+    let cut: Vec<Vec<f32>> = sum(&v, &a).iter().map(|c| c[..n - RATE as usize].to_vec()).collect();
+    write_wav(&data.join("short/mixture.wav"), RATE, &cut, 32);
+    let (code, doc, err) = eval_json(dir.path(), &["--dataset", data.to_str().unwrap(), "--split", "all", "--oracle", "ibm"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(doc["aggregate"]["tracks"], 1);
+    let line = err.lines().find(|l| l.contains("track 'short'")).unwrap_or_else(|| panic!("not reported: {err}"));
+    assert!(line.contains("stem lengths") && line.contains("mixture 2.00 s"), "{line}");
+    // Files mode: ambiguous stems, and a silent vocals estimate.
+    let (refs, ests) = (dir.path().join("refs"), dir.path().join("ests"));
+    for t in ["ok", "two", "silent"] {
+        plain_track(&refs, t, n, 3, false);
+        plain_track(&ests, t, n, 3, false);
+    }
+    std::fs::copy(ests.join("two/vocals.wav"), ests.join("two/vocals.flac")).unwrap();
+    write_wav(&ests.join("silent/vocals.wav"), RATE, &[vec![0.0; n], vec![0.0; n]], 32);
+    let (code, doc, err) = eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let line = err.lines().find(|l| l.contains("track 'two'")).unwrap_or_else(|| panic!("not reported: {err}"));
+    assert!(line.contains("vocals.flac and vocals.wav"), "{line}");
+    assert_eq!(doc["aggregate"]["undefined"], serde_json::json!(["silent"]));
+    let o = eval(&["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()], &[]);
+    let table = stdout(&o);
+    assert!(table.contains("median of 1 of 2 track(s)") && table.contains("left out of the medians") && table.contains("silent"), "{table}");
+}
