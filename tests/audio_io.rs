@@ -5,9 +5,12 @@
 //! and re-computed by [`signal`]). Real MUSDB18 previews are used when the shared data folder is
 //! present (`VOXMASK_SHARED_DIR`, else `CARGO_MANIFEST_DIR/../shared`).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::{Rng, fixture, shared_dir};
 use voxmask::Error;
 use voxmask::audio::decode::{
     AudioReader, MAX_DAMAGED_PACKETS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_track_count,
@@ -36,22 +39,6 @@ const MAX_LAG: isize = 3000;
 /// README reports -21 to -35 dB; measured here over all 94 train previews: -33.4 to -24.0 dB.
 /// A one-sample misalignment between streams would push it towards 0 dB.
 const MUSDB_MIX_ERROR_DB_MAX: f64 = -15.0;
-
-fn tests_dir() -> PathBuf {
-    // file!() is relative to the package root in the real crate and absolute when the file is
-    // compiled from another package.
-    let file = Path::new(file!());
-    let here = if file.is_absolute() {
-        file.to_path_buf()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
-    };
-    here.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    tests_dir().join("fixtures").join("audio").join(name)
-}
 
 /// The fixture signal (see fixtures/audio/gen_wav.py).
 fn signal(ch: usize, n: usize, rate: u32) -> f64 {
@@ -507,19 +494,6 @@ fn errors_name_the_file() {
 // Damaged input
 
 /// Deterministic xorshift, so the "fuzz" cases are the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Decodes to the end; only asks that it returns (Ok or Err) instead of panicking.
 fn decode_fully(path: &Path) -> Result<usize, Error> {
     let mut reader = AudioReader::open(path)?;
@@ -551,7 +525,7 @@ const FUZZ_FIXTURES: [&str; 11] = [
 #[test]
 fn truncated_and_bit_flipped_inputs_never_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9);
     let mut cases = 0;
     for name in FUZZ_FIXTURES {
         let bytes = fs::read(fixture(name)).expect(name);
@@ -674,17 +648,6 @@ fn damaged_mp3_frames_are_concealed_up_to_a_limit() {
 
 // ---------------------------------------------------------------------------------------------
 // Real MUSDB18 previews
-
-fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("VOXMASK_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("shared")
-        });
-    dir.is_dir().then_some(dir)
-}
 
 #[test]
 fn musdb18_stems_align_and_sum_to_the_mixture() {

@@ -2,7 +2,11 @@
 //! (`shared/fixtures/bss_eval`, see `shared/data/README.md`) and against signals whose scores are
 //! known analytically.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::noise;
 
 use voxmask::Error;
 use voxmask::eval::{BssConfig, BssEval, FrameScores, bss_eval_v4, mdx_sdr, nan_median, si_sdr};
@@ -165,23 +169,10 @@ fn matches_museval_golden_fixtures() {
     }
 }
 
-/// Deterministic white noise in [-0.5, 0.5) (xorshift64); distinct seeds give distinct streams.
-fn noise(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = (seed + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
-}
-
 /// Two stereo sources of independent noise, `[source][channel][sample]`.
 fn two_sources(len: usize, seed: u64) -> Vec<Vec<Vec<f32>>> {
     (0..2u64)
-        .map(|j| (0..2u64).map(|c| noise(len, seed + 10 * j + c)).collect())
+        .map(|j| (0..2u64).map(|c| noise(len, seed + 10 * j + c, 0.5)).collect())
         .collect()
 }
 
@@ -214,7 +205,7 @@ fn additive_independent_noise_gives_its_snr() {
                 .enumerate()
                 .map(|(c, ch)| {
                     ch.iter()
-                        .zip(noise(len, 100 + 2 * j as u64 + c as u64))
+                        .zip(noise(len, 100 + 2 * j as u64 + c as u64, 0.5))
                         .map(|(s, n)| s + gain * n)
                         .collect()
                 })

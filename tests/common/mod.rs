@@ -83,16 +83,37 @@ pub fn sine(freq: f32, rate: u32, len: usize, amp: f32) -> Vec<f32> {
     (0..len).map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin()).collect()
 }
 
+/// The tests' one deterministic generator (xorshift64): the same seed gives the same stream,
+/// distinct seeds give distinct streams.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng((seed.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n` (`n` at least 1).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// White noise uniform in [-amp, amp).
 pub fn noise(len: usize, seed: u64, amp: f32) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            amp * (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
-        })
-        .collect()
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| amp * rng.uniform()).collect()
 }
 
 /// Writes planar channels as a WAV (`bits` 16, 24 or 32 = float).
