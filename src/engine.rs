@@ -181,7 +181,7 @@ impl MaskEngine {
             )));
         }
         let model_rate = contract.sample_rate;
-        let factor = (input_rate % model_rate == 0)
+        let factor = input_rate.is_multiple_of(model_rate)
             .then_some(input_rate / model_rate)
             .filter(|k| (1..=MAX_RATE_FACTOR).contains(k));
         let model_stft = contract.stft;

@@ -100,6 +100,12 @@ impl Container {
     }
 }
 
+/// Audio as `[channel][sample]`.
+pub type Planar = Vec<Vec<f32>>;
+
+/// Receives each block of the two stems as they become ready: `(vocals, accompaniment)`.
+type StemSink<'a> = dyn FnMut(&[&[f32]], &[&[f32]]) -> Result<()> + 'a;
+
 /// The picture `--plot` draws beside the stems.
 pub const PICTURE_FILE: &str = "separation.png";
 
@@ -309,7 +315,7 @@ pub fn separate_planar(
     audio: &[Vec<f32>],
     sample_rate: u32,
     opts: &SeparateOptions,
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+) -> Result<(Planar, Planar)> {
     let channels = audio.len();
     let len = audio.first().map_or(0, Vec::len);
     if channels == 0 || len == 0 {
@@ -415,7 +421,7 @@ impl RatePipeline {
 
     /// Hands every ready frame to `sink`; with `total` (end of input), exactly up to `total`
     /// frames, padding a resampler's rounding shortfall with silence.
-    fn write_ready(&mut self, sink: &mut dyn FnMut(&[&[f32]], &[&[f32]]) -> Result<()>, total: Option<u64>) -> Result<()> {
+    fn write_ready(&mut self, sink: &mut StemSink, total: Option<u64>) -> Result<()> {
         let mut ready = self.native.ready();
         if let Some(total) = total {
             let remaining = (total - self.written) as usize;

@@ -62,7 +62,7 @@ fn soft_mask_stems_sum_back_to_the_input() {
         let n = rate as usize * 3 / 2;
         let x: Vec<f32> = noise(n, 3, 0.3).iter().zip(sine(700.0, rate, n, 0.3)).map(|(a, b)| a + b).collect();
         let input = dir.path().join(format!("mix{rate}.wav"));
-        write_wav(&input, rate, &[x.clone()], 32);
+        write_wav(&input, rate, std::slice::from_ref(&x), 32);
         let out = dir.path().join("out");
         let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--mask", "soft"]);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -174,7 +174,7 @@ fn onnxruntime_and_tract_give_the_same_stems() {
     let n = rate as usize * 2;
     let x: Vec<f32> = noise(n, 5, 0.3).iter().zip(sine(220.0, rate, n, 0.3)).map(|(a, b)| a + b).collect();
     let input = dir.path().join("backends.wav");
-    write_wav(&input, rate, &[x.clone()], 32);
+    write_wav(&input, rate, std::slice::from_ref(&x), 32);
     let (vt, at) = separate_to(&input, &dir.path().join("tract"), &model, &["--backend", "tract"]);
     let (vo, ao) = separate_to(&input, &dir.path().join("ort"), &model, &["--backend", "onnxruntime"]);
     let dv = diff_db(&x, &vt[0], &vo[0], 0..n);
@@ -215,7 +215,7 @@ fn every_supported_format_separates_at_its_own_rate_and_channel_count() {
         let (info, samples) = read_all(&fixture(file)).unwrap();
         let stem = &names[cases.iter().position(|c| c.0 == file).unwrap()];
         for name in ["vocals.wav", "accompaniment.wav"] {
-            let (spec, data) = read_wav(&out.join(&stem).join(name));
+            let (spec, data) = read_wav(&out.join(stem).join(name));
             assert_eq!(spec.sample_rate, info.sample_rate, "{file}");
             assert_eq!(spec.channels as usize, info.channels, "{file}");
             assert_eq!(data[0].len(), samples[0].len(), "{file}: length");
@@ -451,7 +451,7 @@ fn folder_walk_survives_symlink_loops_fifos_and_non_utf8_names() {
     let music = dir.path().join("music");
     std::fs::create_dir_all(&music).unwrap();
     let x = noise(22_050, 3, 0.2);
-    write_wav(&music.join("a.wav"), 22_050, &[x.clone()], 16);
+    write_wav(&music.join("a.wav"), 22_050, std::slice::from_ref(&x), 16);
     write_wav(&music.join(std::ffi::OsStr::from_bytes(b"s\xe9.wav")), 22_050, &[x], 16);
     std::os::unix::fs::symlink(".", music.join("loop")).unwrap();
     std::os::unix::fs::symlink("..", music.join("up")).unwrap();

@@ -143,7 +143,7 @@ fn concurrent_overwrite_runs_leave_one_runs_pair() {
             let d = dir.path().join(format!("src{i}"));
             std::fs::create_dir_all(&d).unwrap();
             let x = noise(n, 10 + 10 * i as u64, 0.3);
-            write_wav(&d.join("song.wav"), 44_100, &[x.clone()], 32);
+            write_wav(&d.join("song.wav"), 44_100, std::slice::from_ref(&x), 32);
             (d.join("song.wav"), x)
         })
         .collect();

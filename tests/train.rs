@@ -275,7 +275,7 @@ fn ctrl_c_saves_and_resume_reproduces_an_uninterrupted_run() {
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(resumed.join("last.json")).unwrap()).unwrap();
     let step = state["step"].as_u64().unwrap();
     if status.code() == Some(130) {
-        assert!(step >= 3 && step <= 9, "interrupted at step {step}");
+        assert!((3..=9).contains(&step), "interrupted at step {step}");
     } else {
         // The run finished before the signal arrived: nothing to resume, still a valid run.
         assert!(status.success());

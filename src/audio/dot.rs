@@ -123,7 +123,7 @@ mod fma {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn grid<const P: usize, const S: usize>(c: [&[f32]; P], x: [&[f32]; S]) -> [[f32; P]; S] {
         let len = c[0].len();
-        assert!(len % LANES == 0 && c.iter().chain(&x).all(|s| s.len() == len));
+        assert!(len.is_multiple_of(LANES) && c.iter().chain(&x).all(|s| s.len() == len));
         let mut acc = [[_mm256_setzero_ps(); P]; S];
         let mut cs = [_mm256_setzero_ps(); P];
         for i in (0..len).step_by(LANES) {
@@ -153,7 +153,7 @@ mod fma {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn pairs<const N: usize>(c: [&[f32]; N], x: [&[f32]; N]) -> [f32; N] {
         let len = c[0].len();
-        assert!(len % LANES == 0 && c.iter().chain(&x).all(|s| s.len() == len));
+        assert!(len.is_multiple_of(LANES) && c.iter().chain(&x).all(|s| s.len() == len));
         let mut acc = [_mm256_setzero_ps(); N];
         for i in (0..len).step_by(LANES) {
             for n in 0..N {
@@ -191,7 +191,7 @@ fn lanes(s: &[f32], i: usize) -> &[f32; LANES] {
 #[inline(always)]
 fn grid_body<const P: usize, const S: usize>(c: [&[f32]; P], x: [&[f32]; S]) -> [[f32; P]; S] {
     let len = c[0].len();
-    assert!(len % LANES == 0 && c.iter().chain(&x).all(|s| s.len() == len));
+    assert!(len.is_multiple_of(LANES) && c.iter().chain(&x).all(|s| s.len() == len));
     let mut acc = [[[0.0f32; LANES]; P]; S];
     for i in (0..len).step_by(LANES) {
         let cs = c.map(|c| lanes(c, i));
@@ -208,7 +208,7 @@ fn grid_body<const P: usize, const S: usize>(c: [&[f32]; P], x: [&[f32]; S]) -> 
 #[inline(always)]
 fn pairs_body<const N: usize>(c: [&[f32]; N], x: [&[f32]; N]) -> [f32; N] {
     let len = c[0].len();
-    assert!(len % LANES == 0 && c.iter().chain(&x).all(|s| s.len() == len));
+    assert!(len.is_multiple_of(LANES) && c.iter().chain(&x).all(|s| s.len() == len));
     let mut acc = [[0.0f32; LANES]; N];
     for i in (0..len).step_by(LANES) {
         for n in 0..N {

@@ -203,7 +203,7 @@ impl Resampler {
         } else if let Some(d) = polyphase.then(|| DirectEngine::try_new(from_rate, to_rate, channels)).flatten() {
             Some(Engine::Direct(d))
         } else {
-            Some(Engine::Fft(FftEngine::new(from_rate, to_rate, channels)?))
+            Some(Engine::Fft(Box::new(FftEngine::new(from_rate, to_rate, channels)?)))
         };
         Ok(Resampler {
             from_rate,
@@ -465,7 +465,8 @@ impl Resampler {
 }
 
 enum Engine {
-    Fft(FftEngine),
+    // Boxed: the FFT engine's plans and buffers dwarf the direct engine.
+    Fft(Box<FftEngine>),
     Direct(DirectEngine),
 }
 
@@ -694,7 +695,7 @@ impl Prototype {
 /// features by it when it analyses the input at its own rate instead of resampling it
 /// (`crate::engine`). `None` for other rate pairs.
 pub fn band_limit_response(from_rate: u32, to_rate: u32, freqs: &[f64]) -> Option<Vec<f64>> {
-    if from_rate == 0 || to_rate == 0 || from_rate % to_rate != 0 {
+    if from_rate == 0 || to_rate == 0 || !from_rate.is_multiple_of(to_rate) {
         return None;
     }
     let p = Prototype::design(from_rate, to_rate);

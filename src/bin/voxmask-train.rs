@@ -259,8 +259,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let datasets = a.dataset.iter().map(|d| DatasetSpec::parse(d)).collect::<Result<Vec<_>, _>>()?;
     if resume {
         check_resume_matches(&out, &datasets, a.preset.map(|_| preset))?;
-    } else if !a.overwrite {
-        if let Some(existing) = ["last.ckpt", "best.ckpt", "log.csv"].iter().map(|f| out.join(f)).find(|p| p.exists()) {
+    } else if !a.overwrite
+        && let Some(existing) = ["last.ckpt", "best.ckpt", "log.csv"].iter().map(|f| out.join(f)).find(|p| p.exists()) {
             bail!(
                 "{} already holds a run ({}): continue it with --resume {}, start over with --overwrite, or pick another --out",
                 out.display(),
@@ -268,7 +268,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display()
             );
         }
-    }
     let mut cfg = TrainConfig::for_preset(datasets, preset);
     if let Some(v) = a.epochs {
         cfg.epochs = v;

@@ -250,7 +250,7 @@ fn exp(x: f32) -> f32 {
     let n = t - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r
-        + 5.000_000_1e-1;
+        + 5e-1;
     let e = p * (r * r) + r + 1.0;
     // 2^n from the integer n that sits in the low bits of `t` (|n| ≤ 127 ≪ 2²²), by integer
     // arithmetic: `n as i32` would be a saturating conversion, which does not vectorise.
@@ -276,7 +276,7 @@ fn ln(x: f32) -> f32 {
         * f
         - 2.499_999_4e-1)
         * f
-        + 3.333_333_1e-1;
+        + 3.333_333e-1;
     let y = (p * f * z + LN2_LO * e) - 0.5 * z;
     (f + y) + LN2_HI * e
 }

@@ -59,7 +59,7 @@ impl StftConfig {
         if self.win_length > self.n_fft {
             return bad(format!("window {} longer than the DFT {}", self.win_length, self.n_fft));
         }
-        if self.n_fft % 2 != 0 {
+        if !self.n_fft.is_multiple_of(2) {
             return bad("the DFT size must be even".into());
         }
         if self.hop * 2 > self.win_length {

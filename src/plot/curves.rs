@@ -7,6 +7,9 @@ use plotters::prelude::*;
 use crate::train::trainer::EpochLog;
 use crate::{Error, Result};
 
+/// One curve: its name, colour and (epoch, value) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
@@ -29,7 +32,7 @@ pub fn curves(path: &Path, history: &[EpochLog]) -> Result<()> {
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let (left, right) = root.split_horizontally(500);
     let epochs = (0.0, history.last().map_or(1, |h| h.epoch).max(1) as f64);
-    let panels: [(&str, Vec<(&str, RGBColor, Vec<(f64, f64)>)>); 2] = [
+    let panels: [(&str, Vec<Series>); 2] = [
         (
             "loss (BCE)",
             vec![

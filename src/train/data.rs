@@ -189,8 +189,9 @@ impl SpectralData {
         for track in self.tracks.iter().filter(|t| !any_full || t[0].band_bins == bins) {
             for ch in track {
                 for f in 0..ch.frames {
-                    for k in 0..bins {
-                        mix[k] = ch.vocals[f * bins + k] + ch.accompaniment[f * bins + k];
+                    let frame = f * bins..(f + 1) * bins;
+                    for ((m, v), a) in mix.iter_mut().zip(&ch.vocals[frame.clone()]).zip(&ch.accompaniment[frame]) {
+                        *m = v + a;
                     }
                     contract.feature.compute_into(&mix, None, &mut feat);
                     for k in 0..bins {
@@ -216,6 +217,8 @@ impl SpectralData {
     /// near silence, and unweighted cross-entropy spends the model on the many quiet bins.
     /// Bins above the band of either stem of an example get weight 0 ([`ChannelSpectra::band_bins`]).
     /// With p = 0 and every stem full-band, `weights` is left empty.
+    // The three outputs are caller-owned buffers reused across steps, so they stay arguments.
+    #[allow(clippy::too_many_arguments)]
     pub fn batch(
         &self,
         contract: &Contract,
