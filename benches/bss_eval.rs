@@ -28,9 +28,7 @@ type Sources = Vec<Vec<Vec<f32>>>;
 /// Estimates: each reference plus 10 % of the other and independent noise.
 fn track() -> (Sources, Sources) {
     let len = RATE * SECONDS;
-    let mut refs: Sources = (0..2u64)
-        .map(|j| (0..2u64).map(|c| noise(len, 1 + 2 * j + c)).collect())
-        .collect();
+    let mut refs: Sources = (0..2u64).map(|j| (0..2u64).map(|c| noise(len, 1 + 2 * j + c)).collect()).collect();
     for ch in &mut refs[1] {
         let mut y = 0.0f32;
         for v in ch.iter_mut() {
@@ -43,9 +41,7 @@ fn track() -> (Sources, Sources) {
             (0..2)
                 .map(|c| {
                     let n = noise(len, 100 + 2 * j as u64 + c as u64);
-                    (0..len)
-                        .map(|i| refs[j][c][i] + 0.1 * refs[1 - j][c][i] + 0.05 * n[i])
-                        .collect()
+                    (0..len).map(|i| refs[j][c][i] + 0.1 * refs[1 - j][c][i] + 0.05 * n[i]).collect()
                 })
                 .collect()
         })
@@ -59,18 +55,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("bss_eval_v4_30s_stereo_2src");
     group.sample_size(10);
     for threads in [1, all] {
-        let mut ev = BssEval::new(BssConfig {
-            threads,
-            ..BssConfig::default()
-        })
-        .expect("default config is valid");
+        let mut ev = BssEval::new(BssConfig { threads, ..BssConfig::default() }).expect("default config is valid");
         group.bench_function(format!("threads_{threads}"), |b| {
-            b.iter(|| {
-                black_box(
-                    ev.evaluate(black_box(&refs), black_box(&ests))
-                        .expect("valid track"),
-                )
-            })
+            b.iter(|| black_box(ev.evaluate(black_box(&refs), black_box(&ests)).expect("valid track")))
         });
     }
     group.finish();

@@ -50,8 +50,11 @@ mod imp {
         }
         let c = tiny_contract();
         let path = dir.join("tiny_conv.onnx");
-        std::fs::write(&path, tiny_conv_model(c.bins(), 5, c.context_frames, c.lookahead_frames, &c.to_metadata()).unwrap())
-            .unwrap();
+        std::fs::write(
+            &path,
+            tiny_conv_model(c.bins(), 5, c.context_frames, c.lookahead_frames, &c.to_metadata()).unwrap(),
+        )
+        .unwrap();
         out.push(("tiny_conv".to_string(), Model::load(&path, opts).unwrap()));
         out
     }
@@ -87,7 +90,8 @@ mod imp {
                     let ratio = device_rate as f64 / contract.sample_rate as f64;
                     // Device frames per block (rounded: resampled cases average out over calls).
                     let frames = ((block * contract.stft.hop) as f64 * ratio).round() as usize;
-                    let cfg = EngineConfig { channels: 2, device_rate, block_frames: block, granularity: 1, max_chunk: 1024 };
+                    let cfg =
+                        EngineConfig { channels: 2, device_rate, block_frames: block, granularity: 1, max_chunk: 1024 };
                     let mut engine = LiveEngine::new(&contract, rule, cfg).unwrap();
                     let input = [signal(frames, 1), signal(frames, 2)];
                     let mut outs = vec![vec![0.0f32; frames]; 6];

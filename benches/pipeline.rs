@@ -94,7 +94,9 @@ fn long_input() -> Option<PathBuf> {
     match made {
         Ok(status) if status.success() => Some(path),
         _ => {
-            eprintln!("pipeline bench: no ffmpeg to make the 3-minute MP3 (set VOXMASK_BENCH_LONG); skipping that group");
+            eprintln!(
+                "pipeline bench: no ffmpeg to make the 3-minute MP3 (set VOXMASK_BENCH_LONG); skipping that group"
+            );
             None
         }
     }

@@ -17,9 +17,7 @@ fn noise(frames: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     (0..frames)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect()
@@ -29,9 +27,7 @@ fn bench_pair(c: &mut Criterion, from: u32, to: u32) {
     let frames = SECONDS * from as usize;
     let input = [noise(frames, 1), noise(frames, 2)];
     let mut r = Resampler::new(from, to, 2, CHUNK).expect("supported rates");
-    let out_len = r
-        .max_output_frames()
-        .max(r.delay_frames() + 2 * r.output_block_frames());
+    let out_len = r.max_output_frames().max(r.delay_frames() + 2 * r.output_block_frames());
     let mut out_l = vec![0.0f32; out_len];
     let mut out_r = vec![0.0f32; out_len];
 
@@ -48,9 +44,7 @@ fn bench_pair(c: &mut Criterion, from: u32, to: u32) {
                     .expect("buffers sized by max_output_frames");
             }
             let mut outs = [out_l.as_mut_slice(), out_r.as_mut_slice()];
-            produced += r
-                .finish_into(&mut outs)
-                .expect("buffers sized for the tail");
+            produced += r.finish_into(&mut outs).expect("buffers sized for the tail");
             black_box(produced)
         })
     });
@@ -69,8 +63,7 @@ fn bench_offline(c: &mut Criterion) {
             let mut out = vec![Vec::new(), Vec::new()];
             for start in (0..frames).step_by(CHUNK) {
                 let end = (start + CHUNK).min(frames);
-                r.process(&[&input[0][start..end], &input[1][start..end]], &mut out)
-                    .expect("stereo input");
+                r.process(&[&input[0][start..end], &input[1][start..end]], &mut out).expect("stereo input");
             }
             r.finish(&mut out).expect("stereo output");
             black_box(out)

@@ -8,7 +8,10 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("stft_istft");
     for (name, cfg) in [
         ("default_1024_hop256", StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann }),
-        ("lin2018_4096_win1024_hop256", StftConfig { n_fft: 4096, win_length: 1024, hop: 256, window: WindowKind::Hann }),
+        (
+            "lin2018_4096_win1024_hop256",
+            StftConfig { n_fft: 4096, win_length: 1024, hop: 256, window: WindowKind::Hann },
+        ),
         ("2048_hop512", StftConfig { n_fft: 2048, win_length: 2048, hop: 512, window: WindowKind::Hann }),
     ] {
         let frames = 1000;

@@ -17,7 +17,13 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(1));
     let only = std::env::var("VOXMASK_BENCH_PRESETS").ok();
-    let cases = [(Preset::Offline, false), (Preset::Offline, true), (Preset::Live, false), (Preset::Live, true), (Preset::Lin2018, false)];
+    let cases = [
+        (Preset::Offline, false),
+        (Preset::Offline, true),
+        (Preset::Live, false),
+        (Preset::Live, true),
+        (Preset::Lin2018, false),
+    ];
     for (preset, generic) in cases {
         let name = if generic { format!("{}-generic", preset.name()) } else { preset.name().to_string() };
         if only.as_deref().is_some_and(|o| !o.split(',').any(|p| p == name)) {
@@ -28,12 +34,24 @@ fn bench(c: &mut Criterion) {
         let net = Net::new(preset, &Device::Cpu, None, 1).unwrap();
         let mut opt = AdamW::new(net.trainable().unwrap(), AdamWConfig::default()).unwrap();
         let n = cfg.batch * cfg.frames * bins;
-        let x = Tensor::from_vec((0..n).map(|i| ((i * 7919) % 1000) as f32 / 300.0).collect::<Vec<_>>(), (cfg.batch, cfg.frames, bins), &Device::Cpu).unwrap();
-        let y = Tensor::from_vec((0..n).map(|i| if (i * 31) % 3 == 0 { 0.98f32 } else { 0.02 }).collect::<Vec<_>>(), (cfg.batch, cfg.frames, bins), &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(
+            (0..n).map(|i| ((i * 7919) % 1000) as f32 / 300.0).collect::<Vec<_>>(),
+            (cfg.batch, cfg.frames, bins),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = Tensor::from_vec(
+            (0..n).map(|i| if (i * 31) % 3 == 0 { 0.98f32 } else { 0.02 }).collect::<Vec<_>>(),
+            (cfg.batch, cfg.frames, bins),
+            &Device::Cpu,
+        )
+        .unwrap();
         group.bench_function(&name, |b| {
             b.iter(|| {
                 let logits = match (preset, generic) {
-                    (Preset::Lin2018, _) => net.forward_lin2018_patches(&x, true).unwrap().reshape((cfg.batch, cfg.frames, bins)).unwrap(),
+                    (Preset::Lin2018, _) => {
+                        net.forward_lin2018_patches(&x, true).unwrap().reshape((cfg.batch, cfg.frames, bins)).unwrap()
+                    }
                     (_, true) => net.forward_generic(&x).unwrap(),
                     (_, false) => net.forward(&x, true).unwrap(),
                 };

@@ -116,7 +116,9 @@ impl Stems {
 
     /// Every signal held: mixture, vocals, accompaniment and its parts.
     fn signals_mut(&mut self) -> impl Iterator<Item = &mut Vec<Vec<f32>>> {
-        [&mut self.mixture, &mut self.vocals, &mut self.accompaniment].into_iter().chain(self.accompaniment_parts.iter_mut())
+        [&mut self.mixture, &mut self.vocals, &mut self.accompaniment]
+            .into_iter()
+            .chain(self.accompaniment_parts.iter_mut())
     }
 }
 
@@ -136,7 +138,8 @@ pub fn detect_layout(root: &Path) -> Result<Layout> {
         return Ok(Layout::Musdb18);
     }
     for sub in ["train", "test"] {
-        if list_sorted(&root.join(sub)).iter().any(|d| d.join("vocals.wav").is_file() && d.join("drums.wav").is_file()) {
+        if list_sorted(&root.join(sub)).iter().any(|d| d.join("vocals.wav").is_file() && d.join("drums.wav").is_file())
+        {
             return Ok(Layout::Musdb18Hq);
         }
     }
@@ -201,14 +204,21 @@ pub fn list_tracks_lenient(root: &Path, split: Split, valid: Option<&[String]>) 
 pub fn missing_files(track: &Track) -> Vec<PathBuf> {
     match &track.source {
         TrackSource::Stem(p) | TrackSource::ChannelPair(p) => vec![p.clone()],
-        TrackSource::Files { vocals, accompaniment, .. } => std::iter::once(vocals).chain(accompaniment).cloned().collect(),
+        TrackSource::Files { vocals, accompaniment, .. } => {
+            std::iter::once(vocals).chain(accompaniment).cloned().collect()
+        }
     }
     .into_iter()
     .filter(|p| !p.is_file())
     .collect()
 }
 
-fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient: bool) -> Result<(Layout, Vec<Track>)> {
+fn list_tracks_with(
+    root: &Path,
+    split: Split,
+    valid: Option<&[String]>,
+    lenient: bool,
+) -> Result<(Layout, Vec<Track>)> {
     let layout = detect_layout(root)?;
     let mut tracks = Vec::new();
     let incomplete = |dir: &Path, missing: &str| {
@@ -235,7 +245,11 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
                     let mixture = mix_dir.join("mixture.wav");
                     tracks.push(Track {
                         name,
-                        source: TrackSource::Files { mixture: mixture.is_file().then_some(mixture), vocals, accompaniment: acc },
+                        source: TrackSource::Files {
+                            mixture: mixture.is_file().then_some(mixture),
+                            vocals,
+                            accompaniment: acc,
+                        },
                         subset: subset.into(),
                     });
                 }
@@ -271,7 +285,11 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
                     let mixture = dir.join("mixture.wav");
                     tracks.push(Track {
                         name: file_name(&dir),
-                        source: TrackSource::Files { mixture: mixture.is_file().then_some(mixture), vocals, accompaniment: acc },
+                        source: TrackSource::Files {
+                            mixture: mixture.is_file().then_some(mixture),
+                            vocals,
+                            accompaniment: acc,
+                        },
                         subset: subset.into(),
                     });
                 }
@@ -298,7 +316,11 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
                 let mixture = dir.join("mixture.wav");
                 tracks.push(Track {
                     name: file_name(&dir),
-                    source: TrackSource::Files { mixture: mixture.is_file().then_some(mixture), vocals, accompaniment: vec![acc] },
+                    source: TrackSource::Files {
+                        mixture: mixture.is_file().then_some(mixture),
+                        vocals,
+                        accompaniment: vec![acc],
+                    },
                     subset: "test".into(),
                 });
             }
@@ -306,7 +328,8 @@ fn list_tracks_with(root: &Path, split: Split, valid: Option<&[String]>, lenient
     }
     let train_subset = |t: &Track| t.subset == "train" || t.subset == "Dev";
     // MIR-1K splits by singer, the first part of `<singer>_<song>_<clip>`.
-    let singer = |t: &Track| (layout == Layout::Mir1k).then(|| t.name.split('_').next().unwrap_or_default().to_string());
+    let singer =
+        |t: &Track| (layout == Layout::Mir1k).then(|| t.name.split('_').next().unwrap_or_default().to_string());
     let in_valid = |t: &Track, i: usize| match (valid, layout) {
         (Some(list), _) => list.iter().any(|n| n == &t.name || singer(t).is_some_and(|s| &s == n)),
         (None, Layout::Dsd100) => i % 5 == 4, // every fifth Dev track: a 20% validation fraction

@@ -92,9 +92,8 @@ struct GainSynthesizer {
 impl GainSynthesizer {
     fn new(cfg: StftConfig) -> Self {
         let weights: Vec<f32> = cfg.window.build(cfg.win_length).iter().map(|w| w * w).collect();
-        let inverse_norm = (0..cfg.hop)
-            .map(|j| 1.0 / (j..cfg.win_length).step_by(cfg.hop).map(|i| weights[i]).sum::<f32>())
-            .collect();
+        let inverse_norm =
+            (0..cfg.hop).map(|j| 1.0 / (j..cfg.win_length).step_by(cfg.hop).map(|i| weights[i]).sum::<f32>()).collect();
         GainSynthesizer { weights, inverse_norm, accumulator: vec![0.0; cfg.win_length], hop: cfg.hop }
     }
 
@@ -174,14 +173,21 @@ impl MaskEngine {
     /// `block_frames` frames, with every buffer allocated. It runs at `input_rate` itself when
     /// that is a whole multiple of the model's rate, else at the model's rate (see the module
     /// docs); [`sample_rate`](Self::sample_rate) says which.
-    pub fn new(contract: &Contract, rule: MaskRule, channels: usize, block_frames: usize, input_rate: u32) -> Result<Self> {
+    pub fn new(
+        contract: &Contract,
+        rule: MaskRule,
+        channels: usize,
+        block_frames: usize,
+        input_rate: u32,
+    ) -> Result<Self> {
         if channels == 0 || block_frames == 0 {
             return Err(Error::InvalidArgument(format!(
                 "engine needs at least one channel and one frame per block (got {channels} and {block_frames})"
             )));
         }
         let model_rate = contract.sample_rate;
-        let factor = input_rate.is_multiple_of(model_rate)
+        let factor = input_rate
+            .is_multiple_of(model_rate)
             .then_some(input_rate / model_rate)
             .filter(|k| (1..=MAX_RATE_FACTOR).contains(k));
         let model_stft = contract.stft;
@@ -372,7 +378,11 @@ impl MaskEngine {
             ch.pending.clear();
             let row = (c * self.window_frames + ctx + slot) * model_bins;
             let features = &mut self.features[row..row + model_bins];
-            self.contract.feature.compute_into(&ch.spectra[frame.clone()][..model_bins], self.feature_scale.as_deref(), features);
+            self.contract.feature.compute_into(
+                &ch.spectra[frame.clone()][..model_bins],
+                self.feature_scale.as_deref(),
+                features,
+            );
         }
         self.filled += 1;
         Ok(())
@@ -417,7 +427,11 @@ impl MaskEngine {
                 // The bins above the model's (engines at the input's rate): its top-band share.
                 simd::scale_spectrum_by(&mixture[mb..], g, &mut vocals[mb..]);
                 if !complementary {
-                    simd::scale_spectrum_by(&mixture[mb..], 1.0 - g, &mut self.scratch_a[c * bins + mb..(c + 1) * bins]);
+                    simd::scale_spectrum_by(
+                        &mixture[mb..],
+                        1.0 - g,
+                        &mut self.scratch_a[c * bins + mb..(c + 1) * bins],
+                    );
                 }
             }
             if let Some(wiener) = &mut self.wiener {
@@ -436,7 +450,8 @@ impl MaskEngine {
                 pair.vocals.push_frames(pair_of(&self.scratch_v, c0, bins, &self.silent_spectrum), [h0, h1])?;
                 let (a0, a1) = self.hop_a.split_at_mut(self.stft.hop);
                 if !complementary {
-                    pair.accompaniment.push_frames(pair_of(&self.scratch_a, c0, bins, &self.silent_spectrum), [a0, a1])?;
+                    pair.accompaniment
+                        .push_frames(pair_of(&self.scratch_a, c0, bins, &self.silent_spectrum), [a0, a1])?;
                 }
                 for (c, (v, a)) in [(c0, (&*h0, &*a0)), (c1, (&*h1, &*a1))] {
                     if c < channels {

@@ -109,7 +109,10 @@ pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
 /// A command-line parser for a whole number within `lo..=hi` (both programs use it): counts that
 /// become threads or allocations are bounded, so a slip (`--threads 1000`, `--batch 100000`) is
 /// a clear error instead of a stalled machine or an aborted allocation.
-pub fn count_in(lo: usize, hi: usize) -> impl Fn(&str) -> std::result::Result<usize, String> + Clone + Send + Sync + 'static {
+pub fn count_in(
+    lo: usize,
+    hi: usize,
+) -> impl Fn(&str) -> std::result::Result<usize, String> + Clone + Send + Sync + 'static {
     move |s: &str| match s.parse::<usize>() {
         Ok(n) if (lo..=hi).contains(&n) => Ok(n),
         _ => Err(format!("must be a whole number within {lo}..={hi}")),

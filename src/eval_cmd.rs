@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use voxmask::audio::decode::read_all;
 use voxmask::dataset::{Split, Track, list_tracks_lenient, load_stems, missing_files};
 use voxmask::dsp::{MaskRule, StftConfig, WindowKind};
-use voxmask::eval::run::{Oracle, TARGETS, TrackScores, aggregate, length_tolerance, oracle_estimates, scale_stft, score_track};
+use voxmask::eval::run::{
+    Oracle, TARGETS, TrackScores, aggregate, length_tolerance, oracle_estimates, scale_stft, score_track,
+};
 use voxmask::eval::{BssConfig, BssEval};
 use voxmask::model::{Model, ModelSource};
 use voxmask::plot::scores::ScoreRow;
@@ -33,7 +35,8 @@ const MAX_WINDOW_SECONDS: f64 = 3600.0;
 const MAX_FILTER_LEN: usize = 4096;
 
 /// STFT used by the oracles when no model is available: the shipped model's geometry.
-const DEFAULT_ORACLE_STFT: StftConfig = StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann };
+const DEFAULT_ORACLE_STFT: StftConfig =
+    StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann };
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -161,7 +164,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
         }
     }
     if !(1..=MAX_FILTER_LEN).contains(&args.filter_len) {
-        return Err(Failure { error: anyhow!("--filter-len {} must be within 1..={MAX_FILTER_LEN}", args.filter_len), code: 2 });
+        return Err(Failure {
+            error: anyhow!("--filter-len {} must be within 1..={MAX_FILTER_LEN}", args.filter_len),
+            code: 2,
+        });
     }
 
     // What to evaluate.
@@ -179,7 +185,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
         layout = Some(format!("{l:?}"));
         tracks.into_iter().map(Item::Dataset).collect()
     } else {
-        let (r, e) = (args.reference.as_deref().unwrap_or(Path::new(".")), args.estimate.as_deref().unwrap_or(Path::new(".")));
+        let (r, e) =
+            (args.reference.as_deref().unwrap_or(Path::new(".")), args.estimate.as_deref().unwrap_or(Path::new(".")));
         file_items(r, e).map_err(fail(EXIT_NO_INPUT))?
     };
     if !args.tracks.is_empty() {
@@ -189,7 +196,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
         items.truncate(n);
     }
     if items.is_empty() {
-        return Err(Failure { error: anyhow!("no tracks to evaluate (check --split, --track and the folder layout)"), code: EXIT_NO_INPUT });
+        return Err(Failure {
+            error: anyhow!("no tracks to evaluate (check --split, --track and the folder layout)"),
+            code: EXIT_NO_INPUT,
+        });
     }
 
     // Where estimates come from.
@@ -205,7 +215,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
                 Mode::Oracle(oracle, None)
             } else {
                 let p = args.runtime.model_source();
-                let (info, _) = p.read().with_context(|| format!("reading the STFT of model {p}")).map_err(fail(EXIT_MODEL))?;
+                let (info, _) =
+                    p.read().with_context(|| format!("reading the STFT of model {p}")).map_err(fail(EXIT_MODEL))?;
                 let c = &info.contract;
                 note(format!(
                     "oracle {}: STFT of model {p} ({} window {}, FFT {}, hop {} at {} Hz, scaled to each track's rate)",
@@ -246,7 +257,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
 
     let bar = ProgressBar::with_draw_target(
         Some(items.len() as u64),
-        if show && std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+        if show && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
     );
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tracks {elapsed_precise} {msg}")
@@ -265,8 +280,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some((index, item)) = next else { break };
                     bar.set_message(item.name().to_string());
-                    let outcome =
-                        evaluate_item(item, mode, model.as_mut(), &mut eval, opts, args).map_err(|e| voxmask::error::one_line(e.as_ref()));
+                    let outcome = evaluate_item(item, mode, model.as_mut(), &mut eval, opts, args)
+                        .map_err(|e| voxmask::error::one_line(e.as_ref()));
                     bar.inc(1);
                     if let Ok(mut r) = results.lock() {
                         r.push((index, outcome));
@@ -296,7 +311,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
         let rows: Vec<ScoreRow> = results
             .iter()
             .filter_map(|(i, r)| r.as_ref().ok().map(|o| (i, o)))
-            .map(|(i, o)| ScoreRow { name: items[*i].name().to_string(), vocals: o.scores.targets[0].sdr, accompaniment: o.scores.targets[1].sdr })
+            .map(|(i, o)| ScoreRow {
+                name: items[*i].name().to_string(),
+                vocals: o.scores.targets[0].sdr,
+                accompaniment: o.scores.targets[1].sdr,
+            })
             .collect();
         let what = match &mode {
             Mode::Model(p) => format!("model {p}"),
@@ -308,7 +327,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
             .with_context(|| format!("drawing {}", path.display()))
             .map_err(fail(EXIT_PARTIAL))?;
         if rows.len() > voxmask::plot::scores::MAX_TRACKS {
-            note(format!("{}: the first {} of {} tracks are drawn", path.display(), voxmask::plot::scores::MAX_TRACKS, rows.len()));
+            note(format!(
+                "{}: the first {} of {} tracks are drawn",
+                path.display(),
+                voxmask::plot::scores::MAX_TRACKS,
+                rows.len()
+            ));
         }
     }
     if let Some(path) = &args.csv {
@@ -318,7 +342,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Failure> {
     }
     if let Some(path) = &args.json {
         let mode_json = match &mode {
-            Mode::Model(p) => json!({"kind": "model", "model": crate::lossy(&p.label()), "mask": mask.map(|r| r.name())}),
+            Mode::Model(p) => {
+                json!({"kind": "model", "model": crate::lossy(&p.label()), "mask": mask.map(|r| r.name())})
+            }
             Mode::Oracle(o, stft) => json!({"kind": "oracle", "oracle": o.name(),
                 "stft": stft.map(|(c, rate)| json!({"n_fft": c.n_fft, "win_length": c.win_length, "hop": c.hop,
                     "window": c.window.name(), "designed_for_rate": rate}))
@@ -394,8 +420,8 @@ fn evaluate_item(
             let rate = stems.sample_rate;
             let ests = match (mode, model) {
                 (Mode::Model(_), Some(model)) => {
-                    let (v, a) = separate_planar(model, &stems.mixture, rate, opts)
-                        .context("separating the mixture")?;
+                    let (v, a) =
+                        separate_planar(model, &stems.mixture, rate, opts).context("separating the mixture")?;
                     [v, a]
                 }
                 (Mode::Oracle(o, stft), _) => {
@@ -409,7 +435,8 @@ fn evaluate_item(
         Item::Files { reference, estimate, .. } => {
             let mut rate = 0;
             let mut load = |dir: &Path, role: &str, target: &str| -> anyhow::Result<Vec<Vec<f32>>> {
-                let path = find_stem(dir, target)?.ok_or_else(|| anyhow!("missing {role} {target}.* in {}", dir.display()))?;
+                let path =
+                    find_stem(dir, target)?.ok_or_else(|| anyhow!("missing {role} {target}.* in {}", dir.display()))?;
                 let (info, x) = read_all(&path)?;
                 if rate == 0 {
                     rate = info.sample_rate;
@@ -457,7 +484,8 @@ fn find_stem(dir: &Path, target: &str) -> anyhow::Result<Option<PathBuf>> {
         .collect();
     found.sort();
     if found.len() > 1 {
-        let names: Vec<String> = found.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+        let names: Vec<String> =
+            found.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
         return Err(anyhow!("{}: {} could be the {target}: keep one", dir.display(), names.join(" and ")));
     }
     Ok(found.into_iter().next())
@@ -515,7 +543,11 @@ fn undefined_tracks(items: &[Item], results: &[(usize, Result<Outcome, String>)]
         .collect()
 }
 
-fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[voxmask::eval::run::Aggregate; 2]) -> String {
+fn table(
+    items: &[Item],
+    results: &[(usize, Result<Outcome, String>)],
+    agg: &[voxmask::eval::run::Aggregate; 2],
+) -> String {
     let n = results.iter().filter(|(_, r)| r.is_ok()).count();
     let undefined = undefined_tracks(items, results);
     let label = match undefined.len() {
@@ -524,14 +556,7 @@ fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[vo
     };
     let width = items.iter().map(|i| i.name().chars().count()).chain([label.len()]).max().unwrap_or(5).clamp(18, 40);
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<width$}  {:^31}  {:^31}  {:^15}",
-        "",
-        "vocals (dB)",
-        "accompaniment (dB)",
-        "MDX SDR (dB)"
-    );
+    let _ = writeln!(s, "{:<width$}  {:^31}  {:^31}  {:^15}", "", "vocals (dB)", "accompaniment (dB)", "MDX SDR (dB)");
     let _ = writeln!(
         s,
         "{:<width$}  {:>7} {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7} {:>7}  {:>7} {:>7}",
@@ -549,7 +574,8 @@ fn table(items: &[Item], results: &[(usize, Result<Outcome, String>)], agg: &[vo
         match r {
             Ok(o) => {
                 let [v, a] = &o.scores.targets;
-                let cells = score_cells([v.sdr, v.sir, v.sar, v.isr, v.mdx_sdr], [a.sdr, a.sir, a.sar, a.isr, a.mdx_sdr]);
+                let cells =
+                    score_cells([v.sdr, v.sir, v.sar, v.isr, v.mdx_sdr], [a.sdr, a.sir, a.sar, a.isr, a.mdx_sdr]);
                 let _ = writeln!(s, "{:<width$}  {cells}", name(items[*i].name()));
             }
             Err(_) => {
@@ -598,9 +624,8 @@ fn track_json(item: &Item, r: &Result<Outcome, String>) -> Value {
                 .iter()
                 .zip(&o.scores.targets)
                 .map(|(t, s)| {
-                    let times: Vec<f64> = (0..s.frames.sdr.len())
-                        .map(|k| (k * o.scores.hop) as f64 / o.sample_rate as f64)
-                        .collect();
+                    let times: Vec<f64> =
+                        (0..s.frames.sdr.len()).map(|k| (k * o.scores.hop) as f64 / o.sample_rate as f64).collect();
                     (
                         t.to_string(),
                         json!({"SDR": num(s.sdr), "SIR": num(s.sir), "SAR": num(s.sar), "ISR": num(s.isr),

@@ -11,13 +11,13 @@ pub mod audio;
 pub mod dataset;
 pub mod dsp;
 pub mod engine;
+pub mod eval;
+pub mod loss;
 pub mod model;
 pub mod native;
 pub mod plot;
 pub mod separate;
 #[cfg(feature = "live")]
 pub mod stream;
-pub mod eval;
-pub mod loss;
 #[cfg(feature = "train")]
 pub mod train;

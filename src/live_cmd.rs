@@ -189,7 +189,10 @@ impl RawTerminal {
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         if self.0 {
-            let _ = std::process::Command::new("stty").args(["icanon", "echo"]).stdin(std::process::Stdio::inherit()).status();
+            let _ = std::process::Command::new("stty")
+                .args(["icanon", "echo"])
+                .stdin(std::process::Stdio::inherit())
+                .status();
         }
     }
 }
@@ -201,13 +204,21 @@ fn db(v: f32) -> String {
 pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     let started = Instant::now();
     if !(args.gain.is_finite() && args.gain >= 0.0) {
-        return Err(Failure { error: anyhow!("--gain {} must be a finite, non-negative factor", args.gain), code: EXIT_USAGE });
+        return Err(Failure {
+            error: anyhow!("--gain {} must be a finite, non-negative factor", args.gain),
+            code: EXIT_USAGE,
+        });
     }
     if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
         return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: EXIT_USAGE });
     }
-    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0)) || !(args.buffer_ms.is_finite() && args.buffer_ms >= 0.0) {
-        return Err(Failure { error: anyhow!("--duration and --buffer-ms must be positive numbers"), code: EXIT_USAGE });
+    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0))
+        || !(args.buffer_ms.is_finite() && args.buffer_ms >= 0.0)
+    {
+        return Err(Failure {
+            error: anyhow!("--duration and --buffer-ms must be positive numbers"),
+            code: EXIT_USAGE,
+        });
     }
     if args.block_frames == 0 || args.block_frames > 1024 {
         return Err(Failure { error: anyhow!("--block-frames must be within 1..=1024"), code: EXIT_USAGE });
@@ -245,13 +256,15 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     let channels = in_channels.clamp(1, 2);
 
     let granularity = period.map_or(1, |p| p as usize).max(1);
-    let cfg = EngineConfig { channels, device_rate: rate, block_frames: args.block_frames, granularity, max_chunk: 1024 };
+    let cfg =
+        EngineConfig { channels, device_rate: rate, block_frames: args.block_frames, granularity, max_chunk: 1024 };
     let engine = LiveEngine::new(&contract, rule, cfg).map_err(|e| Failure { error: e.into(), code: EXIT_USAGE })?;
     let latency = engine.latency_samples();
     let preroll = ((args.buffer_ms / 1000.0 * rate as f64).ceil() as usize).max(2 * granularity);
     let ring_frames = (rate as usize).max(8 * granularity) + preroll;
     let (in_producer, in_consumer) = rtrb::RingBuffer::<f32>::new(ring_frames * in_channels);
-    let (out_producer, out_consumer) = rtrb::RingBuffer::<f32>::new(ring_frames * voxmask::stream::rt::STREAMS * channels);
+    let (out_producer, out_consumer) =
+        rtrb::RingBuffer::<f32>::new(ring_frames * voxmask::stream::rt::STREAMS * channels);
     let shared = Arc::new(Shared::new(args.monitor.into(), args.gain));
     shared.warmup_frames.store((WARMUP_SECONDS * rate as f64) as u64, Relaxed);
 

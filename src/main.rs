@@ -20,8 +20,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use voxmask::audio::encode::SampleFormat;
-use voxmask::error::count_in;
 use voxmask::dsp::MaskRule;
+use voxmask::error::count_in;
 use voxmask::model::source as builtin;
 use voxmask::model::{BackendChoice, BuiltInModel, Device, ModelInfo, ModelSource, RuntimeOptions};
 use voxmask::separate::{Container, SeparateOptions, SeparationReport, Stems, separate_file, unique_stem_names};
@@ -269,9 +269,14 @@ fn describe(path: &Path, role: Option<&str>, info: &ModelInfo) -> String {
         Some(role) => writeln!(out, "model        {} ({role})", path.display()),
         None => writeln!(out, "model        {}", path.display()),
     };
-    let _ = writeln!(out, "architecture {} ({} parameters, opset {}, producer {:?})", c.arch, info.parameters, info.opset, info.producer);
+    let _ = writeln!(
+        out,
+        "architecture {} ({} parameters, opset {}, producer {:?})",
+        c.arch, info.parameters, info.opset, info.producer
+    );
     let _ = writeln!(out, "sample rate  {} Hz", c.sample_rate);
-    let _ = writeln!(out, 
+    let _ = writeln!(
+        out,
         "STFT         {} window {} / FFT {} ({} bins) / hop {}",
         c.stft.window.name(),
         c.stft.win_length,
@@ -280,7 +285,8 @@ fn describe(path: &Path, role: Option<&str>, info: &ModelInfo) -> String {
         c.stft.hop
     );
     let _ = writeln!(out, "context      {} past frames, {} look-ahead frames", c.context_frames, c.lookahead_frames);
-    let _ = writeln!(out, 
+    let _ = writeln!(
+        out,
         "latency      {} samples = {:.1} ms (STFT overlap + look-ahead)",
         c.latency_samples(),
         c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64
@@ -510,7 +516,8 @@ fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
     let results: Mutex<Vec<(usize, Result<SeparationReport, String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for mut model in models {
-            let (queue, results, bars, overall, opts, out_dir) = (&queue, &results, &bars, &overall, &opts, &args.out_dir);
+            let (queue, results, bars, overall, opts, out_dir) =
+                (&queue, &results, &bars, &overall, &opts, &args.out_dir);
             scope.spawn(move || {
                 loop {
                     if opts.interrupt.as_ref().is_some_and(|i| i.load(Ordering::Relaxed) != 0) {

@@ -22,10 +22,10 @@
 
 use std::ops::Range;
 
+use crate::Result;
 use crate::audio::resample::Resampler;
 use crate::engine::{EngineOutput, MaskEngine};
 use crate::model::Model;
-use crate::Result;
 
 /// Largest channel count handled without a per-call allocation of slice lists.
 const STACK_CHANNELS: usize = 8;
@@ -311,7 +311,9 @@ impl NativePipeline {
             // buffers when the queues are empty (the usual case), else appended.
             let out = &mut self.engine_out;
             for c in 0..self.channels {
-                for (queue, stream) in [(&mut self.vocals[c], &mut out.vocals[c]), (&mut self.accomp[c], &mut out.accompaniment[c])] {
+                for (queue, stream) in
+                    [(&mut self.vocals[c], &mut out.vocals[c]), (&mut self.accomp[c], &mut out.accompaniment[c])]
+                {
                     if queue.is_empty() {
                         std::mem::swap(queue, stream);
                     } else {
@@ -379,7 +381,13 @@ impl NativePipeline {
 
     /// Moves `n ≤ ready()` frames out: [`append_stems`](Self::append_stems) for frames `0..n`,
     /// then [`consume`](Self::consume)`(n)`.
-    pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mix: Option<&mut [Vec<f32>]>) {
+    pub fn drain_into(
+        &mut self,
+        n: usize,
+        vocals: &mut [Vec<f32>],
+        accompaniment: &mut [Vec<f32>],
+        mix: Option<&mut [Vec<f32>]>,
+    ) {
         self.append_stems(0..n, vocals, accompaniment, mix);
         self.consume(n);
     }
@@ -388,7 +396,13 @@ impl NativePipeline {
     /// split between them) to `vocals` and `accompaniment`, and, when given, the input frames they
     /// belong to to `mix`. Callers that hand out a large `ready()` in pieces (so their buffers
     /// stay small and in cache) call this per piece and [`consume`](Self::consume) once.
-    pub fn append_stems(&self, frames: Range<usize>, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], mut mix: Option<&mut [Vec<f32>]>) {
+    pub fn append_stems(
+        &self,
+        frames: Range<usize>,
+        vocals: &mut [Vec<f32>],
+        accompaniment: &mut [Vec<f32>],
+        mut mix: Option<&mut [Vec<f32>]>,
+    ) {
         // With resampling, the band the model never saw is split with the high-band gain.
         let split = self.resampled.is_some();
         for c in 0..self.channels {

@@ -13,8 +13,8 @@ use crate::audio::decode::{AudioInfo, AudioReader};
 use crate::audio::encode::{AudioWriter, Clipping, SampleFormat, commit_together, lock_folder, sweep_stale};
 use crate::dsp::MaskRule;
 use crate::engine::MaskEngine;
-use crate::native::{NativePipeline, Resamplers};
 use crate::model::{Contract, Model};
+use crate::native::{NativePipeline, Resamplers};
 use crate::plot::spectrogram::SeparationPicture;
 use crate::{Error, Result};
 
@@ -199,11 +199,14 @@ pub fn separate_file(
     let name = opts.stem_name.clone().unwrap_or_else(|| output_stem_name(input));
     let (vocals_path, accomp_path) = output_paths(out_dir, &name, opts.container);
     let picture_path = opts.plot.then(|| out_dir.join(&name).join(PICTURE_FILE));
-    let wanted: Vec<&Path> = [opts.stems.vocals().then_some(vocals_path.as_path()), opts.stems.accompaniment().then_some(accomp_path.as_path())]
-        .into_iter()
-        .flatten()
-        .chain(picture_path.as_deref())
-        .collect();
+    let wanted: Vec<&Path> = [
+        opts.stems.vocals().then_some(vocals_path.as_path()),
+        opts.stems.accompaniment().then_some(accomp_path.as_path()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(picture_path.as_deref())
+    .collect();
     refuse_to_overwrite_input(input, &wanted)?;
     if let Some(p) = picture_path.as_deref().filter(|p| !opts.overwrite && p.exists()) {
         return Err(Error::OutputExists { path: p.to_path_buf() });
@@ -362,7 +365,13 @@ pub fn separate_planar(
 /// and no more than an input of `input_frames` at `sample_rate` needs, so that a short clip takes
 /// one call of its own length rather than a long one padded with silence (and buffers to match).
 /// Any block size gives the same stems (`crate::engine`).
-fn block_frames(opts: &SeparateOptions, contract: &Contract, channels: usize, input_frames: Option<u64>, sample_rate: u32) -> usize {
+fn block_frames(
+    opts: &SeparateOptions,
+    contract: &Contract,
+    channels: usize,
+    input_frames: Option<u64>,
+    sample_rate: u32,
+) -> usize {
     if let Some(block) = opts.block_frames {
         return block;
     }

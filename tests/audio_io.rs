@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use common::{Rng, fixture, shared_dir};
 use voxmask::Error;
 use voxmask::audio::decode::{
-    AudioReader, MAX_DAMAGED_PACKETS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_track_count,
-    read_all, read_track,
+    AudioReader, MAX_DAMAGED_PACKETS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_track_count, read_all, read_track,
 };
 use voxmask::audio::encode::{AudioWriter, SampleFormat};
 
@@ -52,10 +51,7 @@ fn signal(ch: usize, n: usize, rate: u32) -> f64 {
 }
 
 fn max_abs_error(got: &[f32], ch: usize, rate: u32) -> f64 {
-    got.iter()
-        .enumerate()
-        .map(|(n, &x)| (f64::from(x) - signal(ch, n, rate)).abs())
-        .fold(0.0, f64::max)
+    got.iter().enumerate().map(|(n, &x)| (f64::from(x) - signal(ch, n, rate)).abs()).fold(0.0, f64::max)
 }
 
 /// 10·log10(‖a − b‖² / ‖b‖²) over the common length.
@@ -89,21 +85,13 @@ fn hound_planar(path: &Path) -> Vec<Vec<f32>> {
     let spec = reader.spec();
     let ch = spec.channels as usize;
     let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader
-            .samples::<f32>()
-            .map(|s| s.expect("sample"))
-            .collect(),
+        hound::SampleFormat::Float => reader.samples::<f32>().map(|s| s.expect("sample")).collect(),
         hound::SampleFormat::Int => {
             let scale = (1i64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|s| s.expect("sample") as f32 / scale)
-                .collect()
+            reader.samples::<i32>().map(|s| s.expect("sample") as f32 / scale).collect()
         }
     };
-    (0..ch)
-        .map(|c| samples.iter().skip(c).step_by(ch).copied().collect())
-        .collect()
+    (0..ch).map(|c| samples.iter().skip(c).step_by(ch).copied().collect()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,10 +107,7 @@ fn wav16_is_bit_exact() {
     assert!(!info.lossy);
     assert_eq!(data, hound_planar(&path));
     for (ch, plane) in data.iter().enumerate() {
-        assert!(
-            max_abs_error(plane, ch, 44100) <= S16_QUANT_TOL,
-            "channel {ch}"
-        );
+        assert!(max_abs_error(plane, ch, 44100) <= S16_QUANT_TOL, "channel {ch}");
     }
 }
 
@@ -130,17 +115,11 @@ fn wav16_is_bit_exact() {
 fn wav24_is_bit_exact() {
     let path = fixture("tone_s24.wav");
     let (info, data) = read_all(&path).expect("decodes");
-    assert_eq!(
-        (info.sample_rate, info.channels, info.bits_per_sample),
-        (44100, 2, Some(24))
-    );
+    assert_eq!((info.sample_rate, info.channels, info.bits_per_sample), (44100, 2, Some(24)));
     assert_eq!(data[0].len(), 4410);
     assert_eq!(data, hound_planar(&path));
     for (ch, plane) in data.iter().enumerate() {
-        assert!(
-            max_abs_error(plane, ch, 44100) <= S24_QUANT_TOL,
-            "channel {ch}"
-        );
+        assert!(max_abs_error(plane, ch, 44100) <= S24_QUANT_TOL, "channel {ch}");
     }
 }
 
@@ -148,10 +127,7 @@ fn wav24_is_bit_exact() {
 fn wav_float_is_exact() {
     let path = fixture("tone_f32.wav");
     let (info, data) = read_all(&path).expect("decodes");
-    assert_eq!(
-        (info.sample_rate, info.channels, info.bits_per_sample),
-        (44100, 2, Some(32))
-    );
+    assert_eq!((info.sample_rate, info.channels, info.bits_per_sample), (44100, 2, Some(32)));
     assert_eq!(data[0].len(), 4410);
     assert_eq!(data, hound_planar(&path));
     for (ch, plane) in data.iter().enumerate() {
@@ -176,31 +152,20 @@ fn six_channel_wav() {
     assert_eq!(data.len(), 6);
     for (ch, plane) in data.iter().enumerate() {
         assert_eq!(plane.len(), 2205);
-        assert!(
-            max_abs_error(plane, ch, 44100) <= S16_QUANT_TOL,
-            "channel {ch}"
-        );
+        assert!(max_abs_error(plane, ch, 44100) <= S16_QUANT_TOL, "channel {ch}");
     }
 }
 
 #[test]
 fn sample_rate_limits() {
-    for (name, rate, frames) in [
-        ("rate_8000.wav", 8000, 2000),
-        ("rate_192000.wav", 192000, 9600),
-    ] {
+    for (name, rate, frames) in [("rate_8000.wav", 8000, 2000), ("rate_192000.wav", 192000, 9600)] {
         let (info, data) = read_all(&fixture(name)).expect(name);
         assert_eq!((info.sample_rate, data[0].len()), (rate, frames), "{name}");
         assert!(max_abs_error(&data[0], 0, rate) <= S16_QUANT_TOL, "{name}");
     }
     for (name, rate) in [("rate_4000.wav", 4000), ("rate_384000.wav", 384000)] {
         match AudioReader::open(&fixture(name)) {
-            Err(Error::UnsupportedSampleRate {
-                path,
-                rate: r,
-                min,
-                max,
-            }) => {
+            Err(Error::UnsupportedSampleRate { path, rate: r, min, max }) => {
                 assert_eq!((r, min, max), (rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE));
                 assert!(path.ends_with(name));
             }
@@ -222,11 +187,7 @@ fn error_db_at_lag(got: &[f32], reference: &[f64], lag: isize) -> f64 {
     let shifted: Vec<f32> = (0..reference.len())
         .map(|n| {
             let i = n as isize + lag;
-            if i >= 0 {
-                got.get(i as usize).copied().unwrap_or(0.0)
-            } else {
-                0.0
-            }
+            if i >= 0 { got.get(i as usize).copied().unwrap_or(0.0) } else { 0.0 }
         })
         .collect();
     error_db(&shifted, reference)
@@ -244,16 +205,8 @@ fn lossy_report(name: &str) -> (usize, isize, [f64; 2]) {
     assert_eq!((info.sample_rate, info.channels), (44100, 2), "{name}");
     let chirp = reference(1);
     let lag = xcorr_peak_lag(&data[1], &chirp);
-    let err = [
-        error_db(&data[0], &reference(0)),
-        error_db(&data[1], &chirp),
-    ];
-    eprintln!(
-        "{name}: {} frames, lag {lag}, error {:.1} / {:.1} dB",
-        data[0].len(),
-        err[0],
-        err[1]
-    );
+    let err = [error_db(&data[0], &reference(0)), error_db(&data[1], &chirp)];
+    eprintln!("{name}: {} frames, lag {lag}, error {:.1} / {:.1} dB", data[0].len(), err[0], err[1]);
     (data[0].len(), lag, err)
 }
 
@@ -263,23 +216,13 @@ fn lossy_formats_align_sample_exactly() {
         let (frames, lag, err) = lossy_report(name);
         assert_eq!(frames, SOURCE_FRAMES, "{name}: length");
         assert_eq!(lag, 0, "{name}: cross-correlation peak");
-        assert!(
-            err.iter().all(|&e| e < LOSSY_ERROR_DB_MAX),
-            "{name}: error {err:?}"
-        );
+        assert!(err.iter().all(|&e| e < LOSSY_ERROR_DB_MAX), "{name}: error {err:?}");
         let (_, data) = read_all(&fixture(name)).expect(name);
         let chirp = reference(1);
         let at = |lag| error_db_at_lag(&data[1], &chirp, lag);
-        assert!(
-            at(0) < at(-1) && at(0) < at(1),
-            "{name}: not aligned to the sample"
-        );
-        let level =
-            rms_db(data[0].iter().map(|&x| f64::from(x))) - rms_db(reference(0).into_iter());
-        assert!(
-            level.abs() < LOSSY_TONE_LEVEL_DB_TOL,
-            "{name}: tone level off by {level:.2} dB"
-        );
+        assert!(at(0) < at(-1) && at(0) < at(1), "{name}: not aligned to the sample");
+        let level = rms_db(data[0].iter().map(|&x| f64::from(x))) - rms_db(reference(0).into_iter());
+        assert!(level.abs() < LOSSY_TONE_LEVEL_DB_TOL, "{name}: tone level off by {level:.2} dB");
     }
 }
 
@@ -294,10 +237,7 @@ fn mp3_without_gapless_info_keeps_encoder_delay() {
     const TRAILING_RESIDUAL: usize = 641;
     let (frames, lag, _) = lossy_report("tone_noxing.mp3");
     assert_eq!(lag, LEADING_RESIDUAL);
-    assert_eq!(
-        frames,
-        SOURCE_FRAMES + LEADING_RESIDUAL as usize + TRAILING_RESIDUAL
-    );
+    assert_eq!(frames, SOURCE_FRAMES + LEADING_RESIDUAL as usize + TRAILING_RESIDUAL);
     assert_eq!(frames % 1152, 0);
 }
 
@@ -316,18 +256,12 @@ fn multi_track_mp4_stems() {
         assert_eq!(t.len(), SOURCE_FRAMES);
     }
     // Each stem against its source, and the mix against the sum of the decoded stems.
-    let tone: Vec<f64> = (0..SOURCE_FRAMES)
-        .map(|n| 0.5 * signal(0, n, 44100))
-        .collect();
-    let chirp: Vec<f64> = (0..SOURCE_FRAMES)
-        .map(|n| 0.5 * signal(1, n, 44100))
-        .collect();
+    let tone: Vec<f64> = (0..SOURCE_FRAMES).map(|n| 0.5 * signal(0, n, 44100)).collect();
+    let chirp: Vec<f64> = (0..SOURCE_FRAMES).map(|n| 0.5 * signal(1, n, 44100)).collect();
     assert_eq!(xcorr_peak_lag(&tracks[2], &chirp), 0);
     assert!(error_db(&tracks[1], &tone) < LOSSY_ERROR_DB_MAX);
     assert!(error_db(&tracks[2], &chirp) < LOSSY_ERROR_DB_MAX);
-    let sum: Vec<f64> = (0..SOURCE_FRAMES)
-        .map(|n| f64::from(tracks[1][n]) + f64::from(tracks[2][n]))
-        .collect();
+    let sum: Vec<f64> = (0..SOURCE_FRAMES).map(|n| f64::from(tracks[1][n]) + f64::from(tracks[2][n])).collect();
     assert!(error_db(&tracks[0], &sum) < LOSSY_ERROR_DB_MAX);
     match AudioReader::open_track(&path, 3) {
         Err(Error::InvalidArgument(msg)) => assert!(msg.contains("stems.mp4"), "{msg}"),
@@ -340,14 +274,7 @@ fn multi_track_mp4_stems() {
 
 #[test]
 fn chunked_reads_equal_read_all() {
-    for name in [
-        "tone_s16.wav",
-        "tone.flac",
-        "tone.mp3",
-        "tone.m4a",
-        "tone.ogg",
-        "six_ch.wav",
-    ] {
+    for name in ["tone_s16.wav", "tone.flac", "tone.mp3", "tone.m4a", "tone.ogg", "six_ch.wav"] {
         let (_, whole) = read_all(&fixture(name)).expect(name);
         for chunk in [1, 7, 1000, 4096, 100_000] {
             let mut reader = AudioReader::open(&fixture(name)).expect(name);
@@ -379,15 +306,9 @@ fn reader_and_writer_can_move_to_worker_threads() {
 fn read_into_checks_its_arguments() {
     let mut reader = AudioReader::open(&fixture("tone_s16.wav")).expect("opens");
     let mut one = vec![Vec::new()];
-    assert!(matches!(
-        reader.read_into(&mut one, 10),
-        Err(Error::Mismatch { .. })
-    ));
+    assert!(matches!(reader.read_into(&mut one, 10), Err(Error::Mismatch { .. })));
     let mut two = vec![Vec::new(), Vec::new()];
-    assert!(matches!(
-        reader.read_into(&mut two, 0),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(reader.read_into(&mut two, 0), Err(Error::InvalidArgument(_))));
     assert_eq!(reader.read_into(&mut two, 10).expect("reads"), 10);
 }
 
@@ -463,11 +384,7 @@ fn truncated_wav_is_corrupt() {
 fn non_finite_samples_are_reported_with_position() {
     for (name, channel, frame) in [("nan_f32.wav", 1, 37), ("inf_f32.wav", 0, 5)] {
         match read_all(&fixture(name)) {
-            Err(Error::NonFiniteSample {
-                path,
-                channel: c,
-                frame: f,
-            }) => {
+            Err(Error::NonFiniteSample { path, channel: c, frame: f }) => {
                 assert!(path.ends_with(name));
                 assert_eq!((c, f), (channel, frame), "{name}");
             }
@@ -478,13 +395,7 @@ fn non_finite_samples_are_reported_with_position() {
 
 #[test]
 fn errors_name_the_file() {
-    for name in [
-        "tone.opus",
-        "not_audio.txt",
-        "empty.wav",
-        "rate_4000.wav",
-        "missing.wav",
-    ] {
+    for name in ["tone.opus", "not_audio.txt", "empty.wav", "rate_4000.wav", "missing.wav"] {
         let msg = open_err(&fixture(name)).to_string();
         assert!(msg.contains(name), "{msg}");
     }
@@ -529,10 +440,7 @@ fn truncated_and_bit_flipped_inputs_never_panic() {
     let mut cases = 0;
     for name in FUZZ_FIXTURES {
         let bytes = fs::read(fixture(name)).expect(name);
-        let ext = Path::new(name)
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("bin");
+        let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("bin");
         let target = dir.path().join(format!("case.{ext}"));
         let mut variants: Vec<Vec<u8>> = Vec::new();
         // Prefixes: the empty file, inside the headers, and through the payload.
@@ -546,11 +454,7 @@ fn truncated_and_bit_flipped_inputs_never_panic() {
         // Single and burst byte flips, biased to the first 512 bytes where the headers live.
         for i in 0..40 {
             let mut v = bytes.clone();
-            let span = if i % 2 == 0 {
-                v.len().min(512)
-            } else {
-                v.len()
-            };
+            let span = if i % 2 == 0 { v.len().min(512) } else { v.len() };
             for _ in 0..(1 + i % 4) {
                 let at = rng.below(span);
                 v[at] ^= (rng.next() as u8) | 1;
@@ -605,11 +509,7 @@ fn mp3_frame_offsets(bytes: &[u8]) -> Vec<usize> {
 fn damaged_mp3_frames_are_concealed_up_to_a_limit() {
     let bytes = fs::read(fixture("tone.mp3")).expect("fixture");
     let frames = mp3_frame_offsets(&bytes);
-    assert!(
-        frames.len() > MAX_DAMAGED_PACKETS + 4,
-        "{} frames",
-        frames.len()
-    );
+    assert!(frames.len() > MAX_DAMAGED_PACKETS + 4, "{} frames", frames.len());
     let dir = tempfile::tempdir().expect("tempdir");
     // Breaking a frame's side information (the 32 bytes after the 4-byte header) makes the
     // decoder reject that frame (big_values > 288 in every granule).
@@ -626,11 +526,7 @@ fn damaged_mp3_frames_are_concealed_up_to_a_limit() {
     fs::write(&few, damage(2)).expect("write");
     let mut reader = AudioReader::open(&few).expect("opens");
     let mut out = vec![Vec::new(); 2];
-    while reader
-        .read_into(&mut out, 4096)
-        .expect("2 damaged frames are concealed")
-        > 0
-    {}
+    while reader.read_into(&mut out, 4096).expect("2 damaged frames are concealed") > 0 {}
     assert_eq!(reader.damaged_packets(), 2);
     // Concealment keeps the timeline: same length as the clean file.
     assert_eq!(out[0].len(), SOURCE_FRAMES);
@@ -669,12 +565,7 @@ fn musdb18_stems_align_and_sum_to_the_mixture() {
     let mut worst = f64::NEG_INFINITY;
     let mut best = f64::INFINITY;
     for file in &files {
-        assert_eq!(
-            audio_track_count(file).expect("probes"),
-            5,
-            "{}",
-            file.display()
-        );
+        assert_eq!(audio_track_count(file).expect("probes"), 5, "{}", file.display());
         let tracks: Vec<Vec<Vec<f32>>> = (0..5)
             .map(|t| {
                 let (info, data) = read_track(file, t).expect("decodes");
@@ -698,29 +589,16 @@ fn musdb18_stems_align_and_sum_to_the_mixture() {
         let db = 10.0 * (err / energy).log10();
         worst = worst.max(db);
         best = best.min(db);
-        assert!(
-            db < MUSDB_MIX_ERROR_DB_MAX,
-            "{}: mixture vs stems {db:.1} dB",
-            file.display()
-        );
+        assert!(db < MUSDB_MIX_ERROR_DB_MAX, "{}: mixture vs stems {db:.1} dB", file.display());
     }
-    eprintln!(
-        "musdb18-7s: {} files, mixture vs sum of stems {best:.1} .. {worst:.1} dB",
-        files.len()
-    );
+    eprintln!("musdb18-7s: {} files, mixture vs sum of stems {best:.1} .. {worst:.1} dB", files.len());
 }
 
 // ---------------------------------------------------------------------------------------------
 // WAV writer
 
 fn test_block(channels: usize, frames: usize, offset: usize) -> Vec<Vec<f32>> {
-    (0..channels)
-        .map(|ch| {
-            (0..frames)
-                .map(|n| signal(ch, n + offset, 44100) as f32)
-                .collect()
-        })
-        .collect()
+    (0..channels).map(|ch| (0..frames).map(|n| signal(ch, n + offset, 44100) as f32).collect()).collect()
 }
 
 fn write_in_blocks(path: &Path, format: SampleFormat, data: &[Vec<f32>], blocks: &[usize]) {
@@ -748,18 +626,11 @@ fn entries(dir: &Path) -> Vec<String> {
 fn wav_round_trip_each_format() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = test_block(3, 5000, 0);
-    for (format, bits) in [
-        (SampleFormat::Int16, 16),
-        (SampleFormat::Int24, 24),
-        (SampleFormat::Float32, 32),
-    ] {
+    for (format, bits) in [(SampleFormat::Int16, 16), (SampleFormat::Int24, 24), (SampleFormat::Float32, 32)] {
         let path = dir.path().join(format!("out_{bits}.wav"));
         write_in_blocks(&path, format, &data, &[1, 999, 4000]);
         let (info, back) = read_all(&path).expect("reads back");
-        assert_eq!(
-            (info.sample_rate, info.channels, info.bits_per_sample),
-            (44100, 3, Some(bits))
-        );
+        assert_eq!((info.sample_rate, info.channels, info.bits_per_sample), (44100, 3, Some(bits)));
         for (ch, (got, sent)) in back.iter().zip(&data).enumerate() {
             assert_eq!(got.len(), sent.len());
             for (n, (&g, &s)) in got.iter().zip(sent).enumerate() {
@@ -774,25 +645,14 @@ fn wav_round_trip_each_format() {
             }
         }
     }
-    assert_eq!(
-        entries(dir.path()),
-        ["out_16.wav", "out_24.wav", "out_32.wav"]
-    );
+    assert_eq!(entries(dir.path()), ["out_16.wav", "out_24.wav", "out_32.wav"]);
 }
 
 #[test]
 fn int_formats_clamp_and_round() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("clamp.wav");
-    let input = [
-        1.0f32,
-        -1.0,
-        1.5,
-        -2.0,
-        0.5 / 32768.0,
-        -0.4 / 32768.0,
-        1.6 / 32768.0,
-    ];
+    let input = [1.0f32, -1.0, 1.5, -2.0, 0.5 / 32768.0, -0.4 / 32768.0, 1.6 / 32768.0];
     let mut w = AudioWriter::create(&path, 8000, 1, SampleFormat::Int16, false).expect("create");
     w.write(&[&input]).expect("write");
     w.finish().expect("finish");
@@ -814,11 +674,7 @@ fn writer_refuses_bad_blocks_and_non_finite_samples() {
     let mut nan = [0.0f32; 10];
     nan[4] = f32::NAN;
     match w.write(&[&a, &nan]) {
-        Err(Error::NonFiniteSample {
-            path: p,
-            channel,
-            frame,
-        }) => {
+        Err(Error::NonFiniteSample { path: p, channel, frame }) => {
             assert_eq!((p, channel, frame), (path.clone(), 1, 14));
         }
         other => panic!("NaN accepted: {other:?}"),
@@ -828,11 +684,7 @@ fn writer_refuses_bad_blocks_and_non_finite_samples() {
     assert!(!path.exists());
     assert_eq!(entries(dir.path()).len(), 1);
     drop(w);
-    assert!(
-        entries(dir.path()).is_empty(),
-        "temp left: {:?}",
-        entries(dir.path())
-    );
+    assert!(entries(dir.path()).is_empty(), "temp left: {:?}", entries(dir.path()));
 }
 
 #[test]
@@ -874,22 +726,14 @@ fn dropped_writer_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("dropped.wav");
     {
-        let mut w =
-            AudioWriter::create(&path, 44100, 2, SampleFormat::Int24, false).expect("create");
+        let mut w = AudioWriter::create(&path, 44100, 2, SampleFormat::Int24, false).expect("create");
         let data = test_block(2, 1000, 0);
         w.write(&[&data[0], &data[1]]).expect("write");
     }
-    assert!(
-        entries(dir.path()).is_empty(),
-        "left: {:?}",
-        entries(dir.path())
-    );
+    assert!(entries(dir.path()).is_empty(), "left: {:?}", entries(dir.path()));
     // Into a missing folder: an Io error naming the temporary file's folder, nothing created.
     let missing = dir.path().join("no/such/dir/out.wav");
-    assert!(matches!(
-        AudioWriter::create(&missing, 44100, 1, SampleFormat::Int16, false),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(AudioWriter::create(&missing, 44100, 1, SampleFormat::Int16, false), Err(Error::Io { .. })));
     assert!(entries(dir.path()).is_empty());
 }
 
@@ -899,21 +743,13 @@ fn decoding_and_re_encoding_never_touches_the_input() {
     let input = dir.path().join("input.wav");
     fs::copy(fixture("tone_s16.wav"), &input).expect("copy");
     let before = fs::read(&input).expect("read");
-    let mtime = fs::metadata(&input)
-        .and_then(|m| m.modified())
-        .expect("mtime");
+    let mtime = fs::metadata(&input).and_then(|m| m.modified()).expect("mtime");
 
     let output = dir.path().join("output.wav");
     let mut reader = AudioReader::open(&input).expect("open");
     let info = reader.info().clone();
-    let mut writer = AudioWriter::create(
-        &output,
-        info.sample_rate,
-        info.channels,
-        SampleFormat::Int16,
-        false,
-    )
-    .expect("create");
+    let mut writer =
+        AudioWriter::create(&output, info.sample_rate, info.channels, SampleFormat::Int16, false).expect("create");
     let mut block = vec![Vec::new(); info.channels];
     loop {
         block.iter_mut().for_each(Vec::clear);
@@ -926,17 +762,9 @@ fn decoding_and_re_encoding_never_touches_the_input() {
     writer.finish().expect("finish");
 
     assert_eq!(fs::read(&input).expect("read"), before);
-    assert_eq!(
-        fs::metadata(&input)
-            .and_then(|m| m.modified())
-            .expect("mtime"),
-        mtime
-    );
+    assert_eq!(fs::metadata(&input).and_then(|m| m.modified()).expect("mtime"), mtime);
     // 16-bit in, 16-bit out: identical samples.
-    assert_eq!(
-        read_all(&output).expect("reads").1,
-        read_all(&input).expect("reads").1
-    );
+    assert_eq!(read_all(&output).expect("reads").1, read_all(&input).expect("reads").1);
     // Writing over the input without --overwrite is refused.
     assert!(matches!(
         AudioWriter::create(&input, 44100, 2, SampleFormat::Int16, false),
@@ -952,7 +780,8 @@ fn flac_writer_round_trips_and_refuses_float() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("three.flac");
     let n = 10_000;
-    let data: Vec<Vec<f32>> = (0..3).map(|c| (0..n).map(|i| ((i * (c + 3)) % 2001) as f32 / 1000.0 - 1.0).collect()).collect();
+    let data: Vec<Vec<f32>> =
+        (0..3).map(|c| (0..n).map(|i| ((i * (c + 3)) % 2001) as f32 / 1000.0 - 1.0).collect()).collect();
     let mut w = AudioWriter::create(&path, 48_000, 3, SampleFormat::Int24, false).expect("create");
     for start in (0..n).step_by(3_001) {
         let end = (start + 3_001).min(n);
@@ -1031,7 +860,12 @@ fn empty_files_and_channel_limits_are_named() {
     assert!(matches!(AudioReader::open(&empty), Err(Error::EmptyAudio { .. })));
     for (channels, ok) in [(26u16, true), (32, false)] {
         let path = dir.path().join(format!("ch{channels}.wav"));
-        let spec = hound::WavSpec { channels, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
         for i in 0..800 * channels as i32 {
             w.write_sample((i % 300) as i16).unwrap();

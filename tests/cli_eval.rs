@@ -55,7 +55,12 @@ fn score(v: &Value) -> f64 {
 }
 
 fn track<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["tracks"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no track {name} in {doc}"))
+    doc["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no track {name} in {doc}"))
 }
 
 fn energy(x: &[f32]) -> f64 {
@@ -169,14 +174,19 @@ fn ibm_and_irm_beat_the_mixture_on_musdb18hq_layout() {
     musdb_hq(&root, 3 * RATE as usize);
     let mut sdr = std::collections::BTreeMap::new();
     for oracle in ["mix", "ibm", "irm"] {
-        let (code, doc, err) =
-            eval_json(dir.path(), &["--dataset", root.to_str().unwrap(), "--split", "test", "--oracle", oracle, "-j", "2"]);
+        let (code, doc, err) = eval_json(
+            dir.path(),
+            &["--dataset", root.to_str().unwrap(), "--split", "test", "--oracle", oracle, "-j", "2"],
+        );
         assert_eq!(code, 0, "{oracle}: {err}");
         assert_eq!(doc["layout"], "Musdb18Hq");
         let names: Vec<&str> = doc["tracks"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["Alpha - One", "Beta - Two"], "the test split only, in order");
         assert_eq!(doc["mode"]["oracle"], oracle);
-        sdr.insert(oracle, (score(&doc["aggregate"]["vocals"]["SDR"]), score(&doc["aggregate"]["accompaniment"]["SDR"])));
+        sdr.insert(
+            oracle,
+            (score(&doc["aggregate"]["vocals"]["SDR"]), score(&doc["aggregate"]["accompaniment"]["SDR"])),
+        );
     }
     let (mix, ibm, irm) = (sdr["mix"], sdr["ibm"], sdr["irm"]);
     // The voice sits below 1 kHz, the accompaniment mostly above 2.5 kHz: both masks separate it well.
@@ -232,8 +242,10 @@ fn model_on_dsd100_layout_and_eval_scores_what_separate_writes() {
     let src = root.join("Sources/Test/002 - Test Song");
     std::fs::copy(src.join("vocals.wav"), refs.join("vocals.wav")).unwrap();
     std::fs::copy(src.join("drums.wav"), refs.join("accompaniment.wav")).unwrap();
-    let (code, files, err) =
-        eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", out.join("mixture").to_str().unwrap()]);
+    let (code, files, err) = eval_json(
+        dir.path(),
+        &["--reference", refs.to_str().unwrap(), "--estimate", out.join("mixture").to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(files["mode"]["kind"], "estimates");
     let f = &files["tracks"][0]["targets"];
@@ -270,7 +282,8 @@ fn reference_estimate_agrees_with_the_library() {
     }
     // An estimate folder with no counterpart is not a reference track: ignored.
     std::fs::create_dir_all(ests.join("extra")).unwrap();
-    let (code, doc, err) = eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
+    let (code, doc, err) =
+        eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for (name, scores) in &direct {
         let t = track(&doc, name);
@@ -289,7 +302,8 @@ fn reference_estimate_agrees_with_the_library() {
     }
 
     // References scored against themselves: perfect (infinite or at least very high) SDR.
-    let (code, own, err) = eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", refs.to_str().unwrap()]);
+    let (code, own, err) =
+        eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", refs.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for t in own["tracks"].as_array().unwrap() {
         for target in ["vocals", "accompaniment"] {
@@ -301,7 +315,17 @@ fn reference_estimate_agrees_with_the_library() {
     // CSV: one row per track, target and window; custom window and hop.
     let csv = dir.path().join("frames.csv");
     let o = eval(
-        &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap(), "--win", "0.5", "--hop", "0.25", "--csv"],
+        &[
+            "--reference",
+            refs.to_str().unwrap(),
+            "--estimate",
+            ests.to_str().unwrap(),
+            "--win",
+            "0.5",
+            "--hop",
+            "0.25",
+            "--csv",
+        ],
         &[&csv],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -338,7 +362,10 @@ fn bad_tracks_are_reported_and_the_rest_is_scored() {
         ("too short", "shorter than one BSS Eval window"),
     ];
     for (name, why) in expect {
-        let line = err.lines().find(|l| l.contains(&format!("track '{name}'"))).unwrap_or_else(|| panic!("{name} not reported: {err}"));
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("track '{name}'")))
+            .unwrap_or_else(|| panic!("{name} not reported: {err}"));
         assert!(line.contains(why), "{name}: {line}");
         assert_eq!(track(&doc, name)["ok"], false);
     }
@@ -355,7 +382,8 @@ fn bad_tracks_are_reported_and_the_rest_is_scored() {
             "absent" => continue,
             "short" => {
                 std::fs::create_dir_all(&d).unwrap();
-                let cut = |x: &Vec<Vec<f32>>| x.iter().map(|c| c[..len - RATE as usize / 2].to_vec()).collect::<Vec<_>>();
+                let cut =
+                    |x: &Vec<Vec<f32>>| x.iter().map(|c| c[..len - RATE as usize / 2].to_vec()).collect::<Vec<_>>();
                 write_wav(&d.join("vocals.wav"), RATE, &cut(&v), 32);
                 write_wav(&d.join("accompaniment.wav"), RATE, &cut(&a), 32);
             }
@@ -371,11 +399,15 @@ fn bad_tracks_are_reported_and_the_rest_is_scored() {
             }
         }
     }
-    let (code, doc, err) = eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
+    let (code, doc, err) =
+        eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(track(&doc, "ok")["ok"], true);
     for (name, why) in [("short", "length"), ("absent", "missing estimate vocals"), ("mono", "channels")] {
-        let line = err.lines().find(|l| l.contains(&format!("track '{name}'"))).unwrap_or_else(|| panic!("{name} not reported: {err}"));
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("track '{name}'")))
+            .unwrap_or_else(|| panic!("{name} not reported: {err}"));
         assert!(line.contains(why), "{name}: {line}");
     }
 }
@@ -402,7 +434,13 @@ fn exit_codes_for_model_and_input_failures() {
     let o = eval(&["--reference", r], &[]);
     assert_eq!(o.status.code(), Some(2));
     // Without --model the oracle uses the built-in model's STFT, and says so.
-    let o = run(voxmask().current_dir(dir.path()).env_remove("VOXMASK_MODEL").args(["eval", "--dataset", r, "--oracle", "ibm"]));
+    let o = run(voxmask().current_dir(dir.path()).env_remove("VOXMASK_MODEL").args([
+        "eval",
+        "--dataset",
+        r,
+        "--oracle",
+        "ibm",
+    ]));
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
     assert!(e.contains("STFT of model built-in voxmask.onnx"), "{e}");
@@ -418,7 +456,8 @@ fn real_musdb18_previews_ibm_far_above_mix() {
     let d = data.to_str().unwrap();
     let mut vocals = Vec::new();
     for oracle in ["ibm", "mix"] {
-        let (code, doc, err) = eval_json(dir.path(), &["--dataset", d, "--split", "valid", "--limit", "2", "--oracle", oracle, "-j", "2"]);
+        let (code, doc, err) =
+            eval_json(dir.path(), &["--dataset", d, "--split", "valid", "--limit", "2", "--oracle", oracle, "-j", "2"]);
         assert_eq!(code, 0, "{oracle}: {err}");
         assert_eq!(doc["layout"], "Musdb18");
         assert_eq!(doc["aggregate"]["tracks"], 2);
@@ -440,7 +479,9 @@ fn real_musdb18_previews_ibm_far_above_mix() {
 #[test]
 fn real_musdb18_previews_each_shipped_model_reaches_its_bar() {
     let Some(data) = shared_dir().map(|s| s.join("data/musdb18-7s")).filter(|p| p.is_dir()) else {
-        eprintln!("SKIPPED real_musdb18_previews_each_shipped_model_reaches_its_bar: ../shared/data/musdb18-7s not found");
+        eprintln!(
+            "SKIPPED real_musdb18_previews_each_shipped_model_reaches_its_bar: ../shared/data/musdb18-7s not found"
+        );
         return;
     };
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
@@ -483,7 +524,10 @@ fn real_mir1k_held_out_singers_are_separated() {
     assert_eq!(doc["aggregate"]["tracks"], 85, "the singers abjones and annar");
     let vocals = score(&doc["aggregate"]["vocals"]["SDR"]);
     eprintln!("mir-1k held-out singers: vocals SDR {vocals:.3} dB");
-    assert!(vocals >= MIR1K_HELD_OUT_BAR_DB, "{vocals:.3} dB vocals SDR on MIR-1K's held-out singers, under {MIR1K_HELD_OUT_BAR_DB} dB");
+    assert!(
+        vocals >= MIR1K_HELD_OUT_BAR_DB,
+        "{vocals:.3} dB vocals SDR on MIR-1K's held-out singers, under {MIR1K_HELD_OUT_BAR_DB} dB"
+    );
 }
 
 /// `eval --plot` draws the per-track scores: a PNG whose height grows with the tracks, with both
@@ -494,7 +538,19 @@ fn plot_draws_per_track_scores() {
     let root = dir.path().join("musdb18hq");
     musdb_hq(&root, 2 * RATE as usize);
     let png_path = dir.path().join("scores.png");
-    let o = eval(&["--dataset", root.to_str().unwrap(), "--split", "all", "--oracle", "irm", "--plot", png_path.to_str().unwrap()], &[]);
+    let o = eval(
+        &[
+            "--dataset",
+            root.to_str().unwrap(),
+            "--split",
+            "all",
+            "--oracle",
+            "irm",
+            "--plot",
+            png_path.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).unwrap()));
     let mut reader = decoder.read_info().unwrap();
@@ -504,7 +560,12 @@ fn plot_draws_per_track_scores() {
     let pixels = &buf[..frame.buffer_size()];
     let step = frame.color_type.samples();
     let count = |want: [u8; 3]| pixels.chunks(step).filter(|p| p[..3] == want).count();
-    assert!(count([255, 0, 0]) > 1000 && count([0, 0, 255]) > 1000, "red {} blue {}", count([255, 0, 0]), count([0, 0, 255]));
+    assert!(
+        count([255, 0, 0]) > 1000 && count([0, 0, 255]) > 1000,
+        "red {} blue {}",
+        count([255, 0, 0]),
+        count([0, 0, 255])
+    );
 }
 
 /// Scoring never hides a problem: a mixture a second shorter than its stems fails its track
@@ -520,7 +581,8 @@ fn short_mixtures_ambiguous_stems_and_silent_estimates_are_reported() {
     let (v, a) = plain_track(&data, "short", n, 2, false);
     let cut: Vec<Vec<f32>> = sum(&v, &a).iter().map(|c| c[..n - RATE as usize].to_vec()).collect();
     write_wav(&data.join("short/mixture.wav"), RATE, &cut, 32);
-    let (code, doc, err) = eval_json(dir.path(), &["--dataset", data.to_str().unwrap(), "--split", "all", "--oracle", "ibm"]);
+    let (code, doc, err) =
+        eval_json(dir.path(), &["--dataset", data.to_str().unwrap(), "--split", "all", "--oracle", "ibm"]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(doc["aggregate"]["tracks"], 1);
     let line = err.lines().find(|l| l.contains("track 'short'")).unwrap_or_else(|| panic!("not reported: {err}"));
@@ -533,12 +595,18 @@ fn short_mixtures_ambiguous_stems_and_silent_estimates_are_reported() {
     }
     std::fs::copy(ests.join("two/vocals.wav"), ests.join("two/vocals.flac")).unwrap();
     write_wav(&ests.join("silent/vocals.wav"), RATE, &[vec![0.0; n], vec![0.0; n]], 32);
-    let (code, doc, err) = eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
+    let (code, doc, err) =
+        eval_json(dir.path(), &["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     let line = err.lines().find(|l| l.contains("track 'two'")).unwrap_or_else(|| panic!("not reported: {err}"));
     assert!(line.contains("vocals.flac and vocals.wav"), "{line}");
     assert_eq!(doc["aggregate"]["undefined"], serde_json::json!(["silent"]));
     let o = eval(&["--reference", refs.to_str().unwrap(), "--estimate", ests.to_str().unwrap()], &[]);
     let table = stdout(&o);
-    assert!(table.contains("median of 1 of 2 track(s)") && table.contains("left out of the medians") && table.contains("silent"), "{table}");
+    assert!(
+        table.contains("median of 1 of 2 track(s)")
+            && table.contains("left out of the medians")
+            && table.contains("silent"),
+        "{table}"
+    );
 }

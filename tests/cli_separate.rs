@@ -64,7 +64,15 @@ fn soft_mask_stems_sum_back_to_the_input() {
         let input = dir.path().join(format!("mix{rate}.wav"));
         write_wav(&input, rate, std::slice::from_ref(&x), 32);
         let out = dir.path().join("out");
-        let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--mask", "soft"]);
+        let o = sep(&[
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-m",
+            model.to_str().unwrap(),
+            "--mask",
+            "soft",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let (spec, v) = read_wav(&out.join(format!("mix{rate}/vocals.wav")));
         let (_, a) = read_wav(&out.join(format!("mix{rate}/accompaniment.wav")));
@@ -84,7 +92,8 @@ fn shipped_model_and_excerpt() -> (PathBuf, PathBuf) {
 }
 
 fn separate_to(input: &Path, out: &Path, model: &Path, extra: &[&str]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let mut args = vec![input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--format", "wav32f"];
+    let mut args =
+        vec![input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--format", "wav32f"];
     args.extend_from_slice(extra);
     let o = sep(&args);
     assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
@@ -156,7 +165,12 @@ fn onnxruntime_available() -> bool {
     let model = lowpass_model(dir.path(), 22_050, 1000.0);
     let input = dir.path().join("probe.wav");
     write_wav(&input, 22_050, &[sine(100.0, 22_050, 2048, 0.1)], 16);
-    let o = run(voxmask().args(["separate", "-q", "--backend", "onnxruntime", "-o"]).arg(dir.path().join("o")).arg("-m").arg(&model).arg(&input));
+    let o = run(voxmask()
+        .args(["separate", "-q", "--backend", "onnxruntime", "-o"])
+        .arg(dir.path().join("o"))
+        .arg("-m")
+        .arg(&model)
+        .arg(&input));
     o.status.success()
 }
 
@@ -164,7 +178,9 @@ fn onnxruntime_available() -> bool {
 fn onnxruntime_and_tract_give_the_same_stems() {
     if !onnxruntime_available() {
         let required = std::env::var_os("VOXMASK_REQUIRE_ORT").is_some();
-        eprintln!("SKIPPED onnxruntime_and_tract_give_the_same_stems: no ONNX Runtime library (pip install onnxruntime)");
+        eprintln!(
+            "SKIPPED onnxruntime_and_tract_give_the_same_stems: no ONNX Runtime library (pip install onnxruntime)"
+        );
         assert!(!required, "VOXMASK_REQUIRE_ORT is set but ONNX Runtime is not usable");
         return;
     }
@@ -250,7 +266,8 @@ fn bad_inputs_fail_alone_with_a_clear_error_and_leave_no_output() {
         assert!(line.to_lowercase().contains(&cause.to_lowercase()), "{file}: {line}");
         let stem = voxmask::separate::output_stem_name(Path::new(file));
         let folder = out.join(&stem);
-        let leftovers: Vec<_> = std::fs::read_dir(&folder).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(&folder).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         assert!(leftovers.is_empty(), "{file}: left {leftovers:?}");
     }
     assert!(err.contains("missing.wav"), "{err}");
@@ -297,12 +314,8 @@ fn folders_are_walked_non_audio_is_skipped_and_json_summarises() {
     write_wav(&album.join("disc2/b.wav"), 44_100, &[noise(22_050, 1, 0.2), noise(22_050, 2, 0.2)], 24);
     std::fs::write(album.join("cover.txt"), "not audio").unwrap();
     let out = dir.path().join("stems");
-    let o = run(voxmask()
-        .args(["separate", "--json", "--jobs", "2", "-m"])
-        .arg(&model)
-        .arg(&album)
-        .arg("-o")
-        .arg(&out));
+    let o =
+        run(voxmask().args(["separate", "--json", "--jobs", "2", "-m"]).arg(&model).arg(&album).arg("-o").arg(&out));
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON object on stdout");
     assert_eq!(v["succeeded"], 2);
@@ -329,15 +342,27 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
     let mut meta = c.to_metadata();
     meta.retain(|(k, _)| k != "voxmask.hop_length");
     let no_hop = dir.path().join("no_hop.onnx");
-    std::fs::write(&no_hop, voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap()).unwrap();
+    std::fs::write(
+        &no_hop,
+        voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap(),
+    )
+    .unwrap();
     let wrong_bins = dir.path().join("wrong_bins.onnx");
-    std::fs::write(&wrong_bins, voxmask::model::onnx_writer::fixed_mask_model(100, &[0.0; 100], &c.to_metadata()).unwrap()).unwrap();
+    std::fs::write(
+        &wrong_bins,
+        voxmask::model::onnx_writer::fixed_mask_model(100, &[0.0; 100], &c.to_metadata()).unwrap(),
+    )
+    .unwrap();
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, b"definitely not protobuf \xff\xff\xff").unwrap();
     // A contract asking for a million frames of context would make the engine allocate gigabytes.
     let huge = dir.path().join("huge_context.onnx");
     let hc = contract(22_050, 1_000_000, 0, voxmask::dsp::MaskRule::Binary);
-    std::fs::write(&huge, voxmask::model::onnx_writer::fixed_mask_model(hc.bins(), &vec![0.0; hc.bins()], &hc.to_metadata()).unwrap()).unwrap();
+    std::fs::write(
+        &huge,
+        voxmask::model::onnx_writer::fixed_mask_model(hc.bins(), &vec![0.0; hc.bins()], &hc.to_metadata()).unwrap(),
+    )
+    .unwrap();
     let empty = dir.path().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
     // A model whose output is integer would fail inside the backend (tract panicked there).
@@ -345,10 +370,13 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
     {
         use prost::Message;
         use voxmask::model::onnx_proto::{ModelProto, type_proto};
-        let bytes = voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap();
+        let bytes =
+            voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap();
         let mut proto = ModelProto::decode(bytes.as_slice()).unwrap();
         let output = &mut proto.graph.as_mut().unwrap().output[0];
-        let Some(type_proto::Value::TensorType(t)) = output.r#type.as_mut().unwrap().value.as_mut() else { unreachable!() };
+        let Some(type_proto::Value::TensorType(t)) = output.r#type.as_mut().unwrap().value.as_mut() else {
+            unreachable!()
+        };
         t.elem_type = 7; // INT64
         std::fs::write(&integer, proto.encode_to_vec()).unwrap();
     }
@@ -363,7 +391,13 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
         (&integer, "element type 7, expected 1 (32-bit float)"),
         (&endless, "larger than the 256 MiB"),
     ] {
-        let o = sep(&[input.to_str().unwrap(), "-o", dir.path().join("o").to_str().unwrap(), "-m", model.to_str().unwrap()]);
+        let o = sep(&[
+            input.to_str().unwrap(),
+            "-o",
+            dir.path().join("o").to_str().unwrap(),
+            "-m",
+            model.to_str().unwrap(),
+        ]);
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
         assert!(stderr(&o).contains(reason), "{}: {}", model.display(), stderr(&o));
         let o = run(voxmask().arg("inspect").arg(model));
@@ -425,7 +459,8 @@ fn the_shipped_model_gives_the_same_vocals_at_its_own_rate() {
     write_wav(&full, 44_100, &x, 32);
     write_wav(&low, 22_050, &half(&x), 32);
     for f in [&full, &low] {
-        let o = sep(&[f.to_str().unwrap(), "-o", dir.path().join("out").to_str().unwrap(), "-m", model.to_str().unwrap()]);
+        let o =
+            sep(&[f.to_str().unwrap(), "-o", dir.path().join("out").to_str().unwrap(), "-m", model.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let (_, v_full) = read_wav(&dir.path().join("out/full/vocals.wav"));
@@ -459,7 +494,15 @@ fn folder_walk_survives_symlink_loops_fifos_and_non_utf8_names() {
     assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let out = dir.path().join("out");
     let mut child = voxmask()
-        .args(["separate", "--json", "-m", model.to_str().unwrap(), "-o", out.to_str().unwrap(), music.to_str().unwrap()])
+        .args([
+            "separate",
+            "--json",
+            "-m",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            music.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -494,7 +537,10 @@ fn option_bounds_are_usage_errors_that_name_the_limit() {
         (run(voxmask().args(["separate", "x.wav", "--jobs", "0"])), "1..=256"),
         (run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--hop", "0.00001"])), "--hop"),
         (run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--win", "1e9"])), "--win"),
-        (run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--filter-len", "100000"])), "--filter-len"),
+        (
+            run(voxmask().args(["eval", "--reference", ".", "--estimate", ".", "--filter-len", "100000"])),
+            "--filter-len",
+        ),
         (run(train().args(["--dataset", ".", "--batch", "100000"])), "1..=1024"),
         (run(train().args(["--dataset", ".", "--threads", "1000"])), "1..=256"),
     ];
@@ -568,7 +614,11 @@ fn a_copied_binary_separates_from_any_folder_with_its_built_in_model() {
     assert!(models.as_array().unwrap().iter().all(|m| m["built_in"] == true));
     // --model and $VOXMASK_MODEL still override it.
     let model = conv_model(dir.path(), 22_050, 2, 1);
-    let o = run(std::process::Command::new(&copy).current_dir(&work).env("VOXMASK_MODEL", &model).args(["separate", "--json", "--overwrite", "-o", "out"]).arg(&excerpt));
+    let o = run(std::process::Command::new(&copy)
+        .current_dir(&work)
+        .env("VOXMASK_MODEL", &model)
+        .args(["separate", "--json", "--overwrite", "-o", "out"])
+        .arg(&excerpt));
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["model"], model.to_str().unwrap());
@@ -599,7 +649,15 @@ fn flac_stems_equal_the_wav_stems_sample_for_sample() {
     for (flac, wav, bits) in [("flac16", "wav16", 16u16), ("flac24", "wav24", 24)] {
         let (f_out, w_out) = (dir.path().join(flac), dir.path().join(wav));
         for (format, out) in [(flac, &f_out), (wav, &w_out)] {
-            let o = sep(&[input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap(), "--format", format]);
+            let o = sep(&[
+                input.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "-m",
+                model.to_str().unwrap(),
+                "--format",
+                format,
+            ]);
             assert!(o.status.success(), "{format}: {}", stderr(&o));
         }
         for stem in ["vocals", "accompaniment"] {
@@ -633,7 +691,9 @@ fn one_stem_only() {
     let both = dir.path().join("both");
     let o = sep(&[input.to_str().unwrap(), "-o", both.to_str().unwrap(), "-m", model.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    for (stems, kept, absent) in [("accompaniment", "accompaniment.wav", "vocals.wav"), ("vocals", "vocals.wav", "accompaniment.wav")] {
+    for (stems, kept, absent) in
+        [("accompaniment", "accompaniment.wav", "vocals.wav"), ("vocals", "vocals.wav", "accompaniment.wav")]
+    {
         let out = dir.path().join(stems);
         let o = run(voxmask()
             .args(["separate", "--json", "--stems", stems, "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()])
@@ -660,7 +720,18 @@ fn clipping_is_counted_and_reported() {
     write_wav(&input, 44_100, &[sine(200.0, 44_100, n, 1.6)], 32);
     let summary = |format: &str| {
         let out = dir.path().join(format);
-        let o = run(voxmask().args(["separate", "--json", "--format", format, "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&input));
+        let o = run(voxmask()
+            .args([
+                "separate",
+                "--json",
+                "--format",
+                format,
+                "-o",
+                out.to_str().unwrap(),
+                "-m",
+                model.to_str().unwrap(),
+            ])
+            .arg(&input));
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["inputs"][0].clone()
     };
@@ -671,7 +742,9 @@ fn clipping_is_counted_and_reported() {
     assert_eq!(float["clipped_samples"], 0, "{float}");
     // Without --json the note says what to do about it.
     let out = dir.path().join("note");
-    let o = run(voxmask().args(["separate", "--format", "flac16", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&input));
+    let o = run(voxmask()
+        .args(["separate", "--format", "flac16", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()])
+        .arg(&input));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("samples clipped") && stderr(&o).contains("wav32f"), "{}", stderr(&o));
 }
@@ -683,7 +756,9 @@ fn plot_draws_the_separation_picture() {
     let dir = tempfile::tempdir().unwrap();
     let (model, excerpt) = shipped_model_and_excerpt();
     let out = dir.path().join("out");
-    let o = run(voxmask().args(["separate", "--json", "--plot", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&excerpt));
+    let o = run(voxmask()
+        .args(["separate", "--json", "--plot", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()])
+        .arg(&excerpt));
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let picture = out.join("nightowl/separation.png");
@@ -697,9 +772,14 @@ fn plot_draws_the_separation_picture() {
     let colourful = pixels.chunks(3).filter(|p| p[0] != p[1] || p[1] != p[2]).count();
     assert!(colourful > 400_000, "only {colourful} coloured pixels");
     // No temporary picture is left behind, and a second run without --overwrite refuses.
-    let names: Vec<String> = std::fs::read_dir(out.join("nightowl")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(out.join("nightowl"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.contains("voxmask-tmp")), "{names:?}");
-    let o = run(voxmask().args(["separate", "--plot", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()]).arg(&excerpt));
+    let o = run(voxmask()
+        .args(["separate", "--plot", "-o", out.to_str().unwrap(), "-m", model.to_str().unwrap()])
+        .arg(&excerpt));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("exists"), "{}", stderr(&o));
 }
@@ -752,7 +832,11 @@ fn the_library_found_through_python_is_remembered() {
     let entry: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let remembered = entry["path"].as_str().unwrap();
     assert!(Path::new(remembered).is_file() && remembered.contains("onnxruntime"), "{entry}");
-    assert!(stderr(&first).contains(&format!("ONNX Runtime {}", entry["version"].as_str().unwrap())), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains(&format!("ONNX Runtime {}", entry["version"].as_str().unwrap())),
+        "{}",
+        stderr(&first)
+    );
     let second = separate();
     assert!(second.status.success(), "{}", stderr(&second));
     let e = stderr(&second);
@@ -798,7 +882,15 @@ fn failures_name_the_input_and_the_folder_mixup() {
     let input = dir.path().join("victim.wav");
     write_wav(&input, 22_050, &[noise(22_050, 4, 0.3)], 16);
     for backend in ["tract", "auto"] {
-        let o = sep(&[input.to_str().unwrap(), "-o", dir.path().join("out").to_str().unwrap(), "-m", model.to_str().unwrap(), "--backend", backend]);
+        let o = sep(&[
+            input.to_str().unwrap(),
+            "-o",
+            dir.path().join("out").to_str().unwrap(),
+            "-m",
+            model.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
         assert_eq!(o.status.code(), Some(1), "{backend}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(e.contains("victim.wav") && e.contains("non-finite"), "{backend}: {e}");

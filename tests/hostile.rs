@@ -23,10 +23,20 @@ use common::*;
 use voxmask::audio::decode::{AudioReader, MAX_DAMAGED_PACKETS};
 
 /// Fixtures of every supported format, and the bundled real excerpt.
-const FIXTURES: [&str; 8] = ["tone_s16.wav", "tone_s24.wav", "tone_f32.wav", "tone.flac", "tone.mp3", "tone_noxing.mp3", "tone.ogg", "tone.m4a"];
+const FIXTURES: [&str; 8] = [
+    "tone_s16.wav",
+    "tone_s24.wav",
+    "tone_f32.wav",
+    "tone.flac",
+    "tone.mp3",
+    "tone_noxing.mp3",
+    "tone.ogg",
+    "tone.m4a",
+];
 
 fn sources() -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = FIXTURES.iter().map(|f| (f.to_string(), std::fs::read(fixture(f)).unwrap())).collect();
+    let mut v: Vec<(String, Vec<u8>)> =
+        FIXTURES.iter().map(|f| (f.to_string(), std::fs::read(fixture(f)).unwrap())).collect();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/nightowl.mp3");
     v.push(("nightowl.mp3".into(), std::fs::read(sample).unwrap()));
     v
@@ -120,7 +130,10 @@ fn mutation_fuzz_of_the_decoder() {
             Err(_) => refused += 1,
         }
     }
-    eprintln!("mutation fuzz: {cases} mutants, {ok} decoded, {refused} refused, {} panics", PANICS.load(Ordering::SeqCst));
+    eprintln!(
+        "mutation fuzz: {cases} mutants, {ok} decoded, {refused} refused, {} panics",
+        PANICS.load(Ordering::SeqCst)
+    );
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "decoder panics (caught, but bugs)");
     assert!(ok > 0 && refused > 0, "the mutants should include both decodable and broken files");
 }
@@ -196,7 +209,8 @@ fn a_folder_of_hostile_files_ends_in_time_with_per_file_errors() {
     let mut separated = 0;
     for (path, stem) in names.iter().zip(&stems) {
         let folder = out.join(stem);
-        let files: Vec<String> = std::fs::read_dir(&folder).map(|d| d.flatten().map(|e| names_of(&e.path())).collect()).unwrap_or_default();
+        let files: Vec<String> =
+            std::fs::read_dir(&folder).map(|d| d.flatten().map(|e| names_of(&e.path())).collect()).unwrap_or_default();
         if files.is_empty() {
             assert!(err.contains(&names_of(path)), "{}: neither stems nor an error line", path.display());
         } else {
@@ -207,7 +221,10 @@ fn a_folder_of_hostile_files_ends_in_time_with_per_file_errors() {
         }
     }
     for must in ["streamed", "s\u{fffd}"] {
-        assert!(stems.iter().any(|s| s == must) && out.join(must).join("vocals.wav").is_file(), "{must} was not separated: {err}");
+        assert!(
+            stems.iter().any(|s| s == must) && out.join(must).join("vocals.wav").is_file(),
+            "{must} was not separated: {err}"
+        );
     }
     assert!(separated > 10 && separated < names.len(), "{separated} of {} separated", names.len());
 }
@@ -221,7 +238,8 @@ fn hostile_models_are_refused_in_time() {
     let mut huge = contract(22_050, 1_000_000, 0, MaskRule::Soft);
     huge.lookahead_frames = 100_000_000;
     let huge_path = dir.path().join("huge.onnx");
-    std::fs::write(&huge_path, fixed_mask_model(huge.bins(), &vec![0.0; huge.bins()], &huge.to_metadata()).unwrap()).unwrap();
+    std::fs::write(&huge_path, fixed_mask_model(huge.bins(), &vec![0.0; huge.bins()], &huge.to_metadata()).unwrap())
+        .unwrap();
     // The same graph with its output declared as 64-bit integers (ONNX type 7).
     let c = contract(22_050, 0, 0, MaskRule::Soft);
     let mut bytes = fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap();
@@ -231,7 +249,9 @@ fn hostile_models_are_refused_in_time() {
         let mut proto = voxmask::model::onnx_proto::ModelProto::decode(bytes.as_slice()).unwrap();
         let graph = proto.graph.as_mut().unwrap();
         for o in &mut graph.output {
-            if let Some(voxmask::model::onnx_proto::type_proto::Value::TensorType(t)) = o.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+            if let Some(voxmask::model::onnx_proto::type_proto::Value::TensorType(t)) =
+                o.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
                 t.elem_type = 7;
             }
         }
@@ -241,7 +261,12 @@ fn hostile_models_are_refused_in_time() {
     for (model, why) in [(&huge_path, "4096"), (&int_path, "32-bit float")] {
         for backend in ["tract", "auto"] {
             let o = run_within(
-                voxmask().args(["separate", "-q", "--backend", backend, "-o"]).arg(dir.path().join("out")).arg("-m").arg(model).arg(&input),
+                voxmask()
+                    .args(["separate", "-q", "--backend", backend, "-o"])
+                    .arg(dir.path().join("out"))
+                    .arg("-m")
+                    .arg(model)
+                    .arg(&input),
                 Duration::from_secs(30),
             );
             let err = String::from_utf8_lossy(&o.stderr).into_owned();

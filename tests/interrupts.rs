@@ -116,13 +116,15 @@ fn a_failed_write_keeps_neither_stem_and_the_old_pair_survives() {
     assert_eq!(names(&stems), Vec::<String>::new(), "a failed run left files");
     // A good pair, then a failing --overwrite run: the old pair is kept whole.
     let o = sep_ok(&first);
-    let before = (std::fs::read(stems.join("vocals.wav")).unwrap(), std::fs::read(stems.join("accompaniment.wav")).unwrap());
+    let before =
+        (std::fs::read(stems.join("vocals.wav")).unwrap(), std::fs::read(stems.join("accompaniment.wav")).unwrap());
     let mut again = first.clone();
     again.extend(["--overwrite", "--format", "wav32f"]);
     let o2 = separate_with_file_limit(1000, &again);
     assert_eq!(o2.status.code(), Some(1), "{}", stderr(&o2));
     assert_eq!(names(&stems), ["accompaniment.wav", "vocals.wav"], "{}", stderr(&o));
-    let after = (std::fs::read(stems.join("vocals.wav")).unwrap(), std::fs::read(stems.join("accompaniment.wav")).unwrap());
+    let after =
+        (std::fs::read(stems.join("vocals.wav")).unwrap(), std::fs::read(stems.join("accompaniment.wav")).unwrap());
     assert!(before == after, "the old pair changed");
 }
 
@@ -153,7 +155,17 @@ fn concurrent_overwrite_runs_leave_one_runs_pair() {
             .iter()
             .map(|(p, _)| {
                 voxmask()
-                    .args(["separate", "-q", "--overwrite", "--mask", "soft", "--format", "wav32f", "-o", out.to_str().unwrap()])
+                    .args([
+                        "separate",
+                        "-q",
+                        "--overwrite",
+                        "--mask",
+                        "soft",
+                        "--format",
+                        "wav32f",
+                        "-o",
+                        out.to_str().unwrap(),
+                    ])
                     .arg("-m")
                     .arg(&model)
                     .arg(p)

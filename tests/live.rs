@@ -125,7 +125,9 @@ fn engine_matches_offline_separation_for_any_call_size() {
         write_wav(&wav, file_rate, &input, 32);
         let (off_v, off_a) = offline(&model_path, &wav, &dir.path().join("out"));
         let mut worst = f64::NEG_INFINITY;
-        for (block_frames, granularity, call) in [(1, 1, 64), (1, 1, 1000), (3, 1, 4096), (2, 1, 257), (1, 256, 256), (4, 512, 1024)] {
+        for (block_frames, granularity, call) in
+            [(1, 1, 64), (1, 1, 1000), (3, 1, 4096), (2, 1, 257), (1, 256, 256), (4, 512, 1024)]
+        {
             let (v, a, latency) = run_engine(&mut model, &input, file_rate, block_frames, granularity, call);
             for c in 0..2 {
                 for (name, live, reference) in [("vocals", &v[c], &off_v[c]), ("accompaniment", &a[c], &off_a[c])] {
@@ -166,18 +168,30 @@ fn default_model_latency_is_at_most_50_ms() {
     let contract = if shipped.is_file() {
         ModelInfo::read(&shipped).expect("the shipped model must load").0.contract
     } else {
-        eprintln!("\n*** models/voxmask-live.onnx not present: checking the latency of its documented geometry instead ***\n");
+        eprintln!(
+            "\n*** models/voxmask-live.onnx not present: checking the latency of its documented geometry instead ***\n"
+        );
         shipped_geometry()
     };
     let rate = contract.sample_rate;
     // At the model's rate with hop-sized periods, one frame per model call.
-    let cfg = EngineConfig { channels: 2, device_rate: rate, block_frames: 1, granularity: contract.stft.hop, max_chunk: 1024 };
+    let cfg = EngineConfig {
+        channels: 2,
+        device_rate: rate,
+        block_frames: 1,
+        granularity: contract.stft.hop,
+        max_chunk: 1024,
+    };
     let engine = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
     // At whole multiples of the model's rate nothing is resampled (the band edge is applied to
     // the features): the latency is the STFT overlap and look-ahead alone, the same time at
     // 44.1 kHz with the window and hop twice as long.
     let hop = contract.stft.hop;
-    eprintln!("engine latency at the model's rate {rate} Hz, {hop}-frame periods: {} samples = {:.1} ms", engine.latency_samples(), engine.latency_ms());
+    eprintln!(
+        "engine latency at the model's rate {rate} Hz, {hop}-frame periods: {} samples = {:.1} ms",
+        engine.latency_samples(),
+        engine.latency_ms()
+    );
     assert_eq!(engine.latency_samples(), contract.latency_samples(), "engine latency at the model's rate");
     let cfg2 = EngineConfig { device_rate: 2 * rate, granularity: 2 * hop, ..cfg };
     let double = LiveEngine::new(&contract, contract.mask_rule, cfg2).unwrap();
@@ -189,8 +203,16 @@ fn default_model_latency_is_at_most_50_ms() {
         for period in [1, 64, 256, 1024] {
             let cfg = EngineConfig { device_rate: rate, granularity: period, ..cfg };
             let e = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
-            eprintln!("engine latency at {rate} Hz, {period}-frame periods: {} samples = {:.1} ms", e.latency_samples(), e.latency_ms());
-            assert!(e.latency_ms() <= 50.0, "latency {:.1} ms at {rate} Hz with {period}-frame periods exceeds 50 ms", e.latency_ms());
+            eprintln!(
+                "engine latency at {rate} Hz, {period}-frame periods: {} samples = {:.1} ms",
+                e.latency_samples(),
+                e.latency_ms()
+            );
+            assert!(
+                e.latency_ms() <= 50.0,
+                "latency {:.1} ms at {rate} Hz with {period}-frame periods exceeds 50 ms",
+                e.latency_ms()
+            );
         }
     }
 }
@@ -369,7 +391,11 @@ fn start_jack(tag: &str) -> Option<Jack> {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(status)) = jack.server.try_wait() {
-                why.push(format!("jackd {} exited with {status}: {}", if realtime { "-R" } else { "-r" }, jack.log_tail()));
+                why.push(format!(
+                    "jackd {} exited with {status}: {}",
+                    if realtime { "-R" } else { "-r" },
+                    jack.log_tail()
+                ));
                 break;
             }
             if jack.ports().iter().any(|p| p == "system:playback_1") {
@@ -459,8 +485,16 @@ fn live_command(jack: &Jack, model: &Path, record: &Path, seconds: f64) -> Comma
 fn patch(jack: &Jack, voxmask_pid: u32, player_pid: u32) {
     let vin = format!("cpal_client_{voxmask_pid}_in");
     let pout = format!("cpal_client_{player_pid}_out");
-    assert!(jack.wait_for_port(&format!("{vin}:in_1"), Duration::from_secs(30)), "voxmask's input ports never appeared: {:?}", jack.ports());
-    assert!(jack.wait_for_port(&format!("{pout}:out_1"), Duration::from_secs(30)), "the player's ports never appeared: {:?}", jack.ports());
+    assert!(
+        jack.wait_for_port(&format!("{vin}:in_1"), Duration::from_secs(30)),
+        "voxmask's input ports never appeared: {:?}",
+        jack.ports()
+    );
+    assert!(
+        jack.wait_for_port(&format!("{pout}:out_1"), Duration::from_secs(30)),
+        "the player's ports never appeared: {:?}",
+        jack.ports()
+    );
     for c in 0..2 {
         jack.connect(&format!("{pout}:out_{c}"), &format!("{vin}:in_{c}"));
     }
@@ -580,7 +614,10 @@ fn jack_server_stopping_ends_the_session_cleanly() {
     let (mut jack, child, player, record) = loop {
         attempt += 1;
         let record = dir.path().join(format!("take{attempt}"));
-        let Some((jack, player, child)) = start_session(&format!("stop{attempt}"), &model, &source, &record, 60.0) else { return };
+        let Some((jack, player, child)) = start_session(&format!("stop{attempt}"), &model, &source, &record, 60.0)
+        else {
+            return;
+        };
         // Stop the server only once the session is really recording (model loading can take
         // seconds on a busy machine): the recordings are written as they go, to temporary files.
         let deadline = Instant::now() + Duration::from_secs(45);
@@ -599,7 +636,9 @@ fn jack_server_stopping_ends_the_session_cleanly() {
         kill(child);
         kill(player);
         assert!(attempt < 2, "voxmask recorded nothing in 45 s on two servers; jackd log:\n{log}");
-        eprintln!("\n*** attempt {attempt}: the JACK graph never reached voxmask's input; retrying on a new server\n*** jackd log:\n{log}\n");
+        eprintln!(
+            "\n*** attempt {attempt}: the JACK graph never reached voxmask's input; retrying on a new server\n*** jackd log:\n{log}\n"
+        );
     };
     let log = jack.log_tail();
     jack.stop();
@@ -648,7 +687,11 @@ fn missing_host_or_device_exits_with_code_5() {
     let ahead = conv_model(dir.path(), 22_050, 2, 8);
     let o = run(voxmask().args(["live", "--host", "nosuchhost", "-m"]).arg(&ahead));
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
-    assert!(stderr(&o).contains("looks 8 frames ahead") && stderr(&o).contains("ms of algorithmic latency"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("looks 8 frames ahead") && stderr(&o).contains("ms of algorithmic latency"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(voxmask().args(["live", "--host", "alsa", "--input", "no such device", "-m"]).arg(&model));
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("no input device matching"), "{}", stderr(&o));
@@ -665,7 +708,18 @@ fn alsa_null_device_session_ends_on_time() {
     let child = voxmask()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("VOXMASK_MODEL")
-        .args(["live", "--host", "alsa", "--input", "alsa:null", "--output", "alsa:null", "--duration", "1.5", "--json"])
+        .args([
+            "live",
+            "--host",
+            "alsa",
+            "--input",
+            "alsa:null",
+            "--output",
+            "alsa:null",
+            "--duration",
+            "1.5",
+            "--json",
+        ])
         .arg("--record")
         .arg(&record)
         .stdin(Stdio::null())

@@ -17,7 +17,12 @@ fn sixty_minutes_of_stereo_separate_in_bounded_memory() {
     let input = dir.path().join("hour.wav");
     {
         // Written in one-second pieces so the test itself stays small.
-        let spec = hound::WavSpec { channels: 2, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&input, spec).unwrap();
         let tone = sine(440.0, rate, rate as usize, 0.3);
         let hiss = noise(rate as usize, 4, 0.1);

@@ -4,8 +4,7 @@
 
 use voxmask::Error;
 use voxmask::loss::{
-    BceOptions, DiceOptions, MIN_ELEMS_PER_THREAD, bce_with_logits, boundary_weights, ibm_targets,
-    self_adjusting_dice,
+    BceOptions, DiceOptions, MIN_ELEMS_PER_THREAD, bce_with_logits, boundary_weights, ibm_targets, self_adjusting_dice,
 };
 
 /// Kernel loss vs an f64 reference: the kernels evaluate exp/log1p in f32 (rel. error ~1e-7).
@@ -78,8 +77,7 @@ fn bce_ref(x: &[f64], t: &[f32], b: Option<&[f32]>, o: &BceOptions) -> f64 {
         .map(|i| {
             let p = 1.0 / (1.0 + (-x[i]).exp());
             let y = f64::from(t[i]) * (1.0 - 2.0 * e) + e;
-            let l = -(f64::from(o.pos_weight) * y * p.ln()
-                + f64::from(o.neg_weight) * (1.0 - y) * (1.0 - p).ln());
+            let l = -(f64::from(o.pos_weight) * y * p.ln() + f64::from(o.neg_weight) * (1.0 - y) * (1.0 - p).ln());
             l * b.map_or(1.0, |b| f64::from(b[i]))
         })
         .sum();
@@ -202,19 +200,11 @@ fn bce_gradient_matches_finite_differences_for_every_option_combination() {
     let bins = rng.vec(n, 0.0, 5.0);
     let mut combos = 0;
     for smoothing in [0.0, 0.02, 0.2] {
-        for (pos_weight, neg_weight) in
-            [(1.0, 1.0), (4.0, 1.0), (1.0, 0.25), (3.0, 0.5), (0.0, 2.0)]
-        {
+        for (pos_weight, neg_weight) in [(1.0, 1.0), (4.0, 1.0), (1.0, 0.25), (3.0, 0.5), (0.0, 2.0)] {
             for bw in [None, Some(bins.as_slice())] {
                 for t in [&hard, &soft] {
-                    let opts = BceOptions {
-                        label_smoothing: smoothing,
-                        pos_weight,
-                        neg_weight,
-                        threads: 1,
-                    };
-                    let what =
-                        format!("{opts:?} bins={} soft={}", bw.is_some(), std::ptr::eq(t, &soft));
+                    let opts = BceOptions { label_smoothing: smoothing, pos_weight, neg_weight, threads: 1 };
+                    let what = format!("{opts:?} bins={} soft={}", bw.is_some(), std::ptr::eq(t, &soft));
                     let mut g = vec![f32::NAN; n];
                     let loss = bce_with_logits(&x, t, bw, &opts, Some(&mut g)).unwrap();
                     let xd: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
@@ -232,34 +222,23 @@ fn bce_gradient_matches_finite_differences_for_every_option_combination() {
 #[test]
 fn bce_extreme_logits_give_finite_exact_values() {
     let big = [1e4f32, 88.0, 89.0, 104.0, 1e30, f32::MAX];
-    let opts_all =
-        BceOptions { label_smoothing: 0.02, pos_weight: 10.0, neg_weight: 10.0, threads: 1 };
+    let opts_all = BceOptions { label_smoothing: 0.02, pos_weight: 10.0, neg_weight: 10.0, threads: 1 };
     for &m in &big {
         for sign in [1.0f32, -1.0] {
             let x = sign * m;
             for y in [0.0f32, 1.0] {
                 for (opts, bw) in [(BceOptions::default(), 1.0f32), (opts_all.clone(), 1e3)] {
                     let mut g = [f32::NAN];
-                    let loss =
-                        bce_with_logits(&[x], &[y], Some(&[bw]), &opts, Some(&mut g)).unwrap();
-                    assert!(
-                        loss.is_finite() && g[0].is_finite(),
-                        "x={x} y={y} {opts:?}: {loss} {g:?}"
-                    );
+                    let loss = bce_with_logits(&[x], &[y], Some(&[bw]), &opts, Some(&mut g)).unwrap();
+                    assert!(loss.is_finite() && g[0].is_finite(), "x={x} y={y} {opts:?}: {loss} {g:?}");
                     // Saturated sigmoid: the loss is linear in x and the gradient is constant.
                     let e = f64::from(opts.label_smoothing);
                     let ys = f64::from(y) * (1.0 - 2.0 * e) + e;
                     let (w, xd) = (f64::from(opts.pos_weight) * f64::from(bw), f64::from(x));
-                    let (want_loss, want_grad) = if x > 0.0 {
-                        (w * (1.0 - ys) * xd, w * (1.0 - ys))
-                    } else {
-                        (w * ys * -xd, -w * ys)
-                    };
+                    let (want_loss, want_grad) =
+                        if x > 0.0 { (w * (1.0 - ys) * xd, w * (1.0 - ys)) } else { (w * ys * -xd, -w * ys) };
                     let tol = |v: f64| 1e-6 * v.abs() + 1e-30;
-                    assert!(
-                        (loss - want_loss).abs() <= tol(want_loss),
-                        "x={x} y={y}: {loss} vs {want_loss}"
-                    );
+                    assert!((loss - want_loss).abs() <= tol(want_loss), "x={x} y={y}: {loss} vs {want_loss}");
                     assert!(
                         (f64::from(g[0]) - want_grad).abs() <= tol(want_grad),
                         "x={x} y={y}: {} vs {want_grad}",
@@ -271,9 +250,7 @@ fn bce_extreme_logits_give_finite_exact_values() {
     }
     // Around 0 nothing saturates: x = ±1e-30 is σ = ½, loss ln 2, gradient ½ − y.
     let mut g = [0.0f32; 2];
-    let loss =
-        bce_with_logits(&[1e-30, -1e-30], &[1.0, 0.0], None, &BceOptions::default(), Some(&mut g))
-            .unwrap();
+    let loss = bce_with_logits(&[1e-30, -1e-30], &[1.0, 0.0], None, &BceOptions::default(), Some(&mut g)).unwrap();
     assert_close("tiny logits", loss, std::f64::consts::LN_2, LOSS_RTOL);
     assert_eq!(g, [-0.25, 0.25]);
 }
@@ -281,14 +258,8 @@ fn bce_extreme_logits_give_finite_exact_values() {
 #[test]
 fn bce_nan_logit_gives_nan_loss_and_gradient() {
     let mut g = [0.0f32; 3];
-    let loss = bce_with_logits(
-        &[0.5, f32::NAN, -1.0],
-        &[1.0, 0.0, 1.0],
-        None,
-        &BceOptions::default(),
-        Some(&mut g),
-    )
-    .unwrap();
+    let loss =
+        bce_with_logits(&[0.5, f32::NAN, -1.0], &[1.0, 0.0, 1.0], None, &BceOptions::default(), Some(&mut g)).unwrap();
     assert!(loss.is_nan());
     assert!(g[1].is_nan() && g[0].is_finite() && g[2].is_finite(), "{g:?}");
 }
@@ -301,9 +272,8 @@ fn bce_rejects_bad_input() {
     assert!(mismatch(bce_with_logits(&x, &y[..3], None, &o, None)));
     assert!(mismatch(bce_with_logits(&x, &y, Some(&[1.0; 5]), &o, None)));
     assert!(mismatch(bce_with_logits(&x, &y, None, &o, Some(&mut [0.0; 3]))));
-    let invalid = |opts: BceOptions| {
-        matches!(bce_with_logits(&x, &y, None, &opts, None), Err(Error::InvalidArgument(_)))
-    };
+    let invalid =
+        |opts: BceOptions| matches!(bce_with_logits(&x, &y, None, &opts, None), Err(Error::InvalidArgument(_)));
     assert!(invalid(BceOptions { label_smoothing: 0.5, ..o.clone() }));
     assert!(invalid(BceOptions { label_smoothing: -0.01, ..o.clone() }));
     assert!(invalid(BceOptions { pos_weight: -1.0, ..o.clone() }));
@@ -355,8 +325,7 @@ fn dice_value_and_gradient_match_finite_differences() {
 #[test]
 fn dice_hand_computed_value() {
     // x = 0 everywhere: p = ½; α = 1 gives p̃ = ¼. Targets 1, 0: D = 1 − (2·¼ + 1)/(½ + 1 + 1) = 0.4.
-    let loss =
-        self_adjusting_dice(&[0.0, 0.0], &[1.0, 0.0], &DiceOptions::default(), None).unwrap();
+    let loss = self_adjusting_dice(&[0.0, 0.0], &[1.0, 0.0], &DiceOptions::default(), None).unwrap();
     assert_close("dice x=0", loss, 0.4, 1e-12);
     // Empty input: both sums vanish, D = 1 − s/s = 0.
     assert_eq!(self_adjusting_dice(&[], &[], &DiceOptions::default(), Some(&mut [])).unwrap(), 0.0);
@@ -386,19 +355,13 @@ fn dice_rejects_bad_input() {
     let (x, y) = ([0.0f32; 4], [1.0f32; 4]);
     let d = DiceOptions::default();
     assert!(matches!(self_adjusting_dice(&x, &y[..2], &d, None), Err(Error::Mismatch { .. })));
-    assert!(matches!(
-        self_adjusting_dice(&x, &y, &d, Some(&mut [0.0; 5])),
-        Err(Error::Mismatch { .. })
-    ));
+    assert!(matches!(self_adjusting_dice(&x, &y, &d, Some(&mut [0.0; 5])), Err(Error::Mismatch { .. })));
     for bad in [
         DiceOptions { alpha: -0.5, ..d.clone() },
         DiceOptions { smoothing: 0.0, ..d.clone() },
         DiceOptions { smoothing: f32::INFINITY, ..d.clone() },
     ] {
-        assert!(
-            matches!(self_adjusting_dice(&x, &y, &bad, None), Err(Error::InvalidArgument(_))),
-            "{bad:?}"
-        );
+        assert!(matches!(self_adjusting_dice(&x, &y, &bad, None), Err(Error::InvalidArgument(_))), "{bad:?}");
     }
     let nan = self_adjusting_dice(&[f32::NAN, 1.0], &[1.0, 0.0], &d, None).unwrap();
     assert!(nan.is_nan());
@@ -415,18 +378,14 @@ fn thread_count_changes_nothing_but_summation_order() {
     let x = rng.vec(n, -12.0, 12.0);
     let y = rng.labels(n, 0.4);
     let bins = rng.vec(n, 0.5, 3.0);
-    let bce_opts =
-        |threads| BceOptions { label_smoothing: 0.02, pos_weight: 2.0, neg_weight: 0.7, threads };
+    let bce_opts = |threads| BceOptions { label_smoothing: 0.02, pos_weight: 2.0, neg_weight: 0.7, threads };
     let dice_opts = |threads| DiceOptions { alpha: 0.6, smoothing: 1.0, threads };
 
     let mut g1 = vec![f32::NAN; n];
     let bce1 = bce_with_logits(&x, &y, Some(&bins), &bce_opts(1), Some(&mut g1)).unwrap();
     let mut d1 = vec![f32::NAN; n];
     let dice1 = self_adjusting_dice(&x, &y, &dice_opts(1), Some(&mut d1)).unwrap();
-    assert!(
-        g1.iter().chain(&d1).all(|v| v.is_finite()),
-        "single-thread pass left elements unwritten"
-    );
+    assert!(g1.iter().chain(&d1).all(|v| v.is_finite()), "single-thread pass left elements unwritten");
 
     for threads in [0, 2, 3, 4, 5, 6, 7, 13] {
         let mut g = vec![f32::NAN; n];
@@ -434,10 +393,7 @@ fn thread_count_changes_nothing_but_summation_order() {
         assert_close(&format!("bce threads={threads}"), bce, bce1, THREADS_RTOL);
         // Bitwise: each element's gradient is computed the same way whichever thread does it,
         // and a NaN left over would mean a chunk was skipped.
-        assert!(
-            g.iter().zip(&g1).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "bce grad threads={threads}"
-        );
+        assert!(g.iter().zip(&g1).all(|(a, b)| a.to_bits() == b.to_bits()), "bce grad threads={threads}");
         let no_grad = bce_with_logits(&x, &y, Some(&bins), &bce_opts(threads), None).unwrap();
         assert_eq!(no_grad, bce, "threads={threads}");
 
@@ -446,10 +402,7 @@ fn thread_count_changes_nothing_but_summation_order() {
         assert_close(&format!("dice threads={threads}"), dice, dice1, THREADS_RTOL);
         // The Dice gradient depends on the global sums, which may differ in the last bits.
         let scale = d1.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(
-            d.iter().zip(&d1).all(|(a, b)| (a - b).abs() <= 1e-6 * scale),
-            "dice grad threads={threads}"
-        );
+        assert!(d.iter().zip(&d1).all(|(a, b)| (a - b).abs() <= 1e-6 * scale), "dice grad threads={threads}");
     }
 }
 
@@ -489,18 +442,9 @@ fn boundary_weights_hand_example() {
     assert_eq!(row, [3.0, 3.0, 1.0, 1.0]);
 
     assert!(matches!(boundary_weights(&ibm, 4, 4, 5.0, &mut out), Err(Error::Mismatch { .. })));
-    assert!(matches!(
-        boundary_weights(&ibm, 3, 4, 5.0, &mut [0.0; 11]),
-        Err(Error::Mismatch { .. })
-    ));
-    assert!(matches!(
-        boundary_weights(&ibm, 3, 4, f32::NAN, &mut out),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        boundary_weights(&[], usize::MAX, 2, 1.0, &mut []),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(boundary_weights(&ibm, 3, 4, 5.0, &mut [0.0; 11]), Err(Error::Mismatch { .. })));
+    assert!(matches!(boundary_weights(&ibm, 3, 4, f32::NAN, &mut out), Err(Error::InvalidArgument(_))));
+    assert!(matches!(boundary_weights(&[], usize::MAX, 2, 1.0, &mut []), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
@@ -521,8 +465,5 @@ fn boundary_weights_match_brute_force_neighbour_check() {
             boosted += usize::from(differs);
         }
     }
-    assert!(
-        boosted > 0 && boosted < frames * bins,
-        "random mask should have some boundary and some interior"
-    );
+    assert!(boosted > 0 && boosted < frames * bins, "random mask should have some boundary and some interior");
 }

@@ -8,9 +8,8 @@
 use prost::Message;
 use voxmask::Error;
 use voxmask::model::onnx_proto::{
-    AttributeProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::Dimension,
-    tensor_shape_proto::dimension, type_proto,
+    AttributeProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto, attribute_proto::AttributeType,
+    tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
 };
 use voxmask::model::onnx_writer::{
     Attr, Conv2d, Dim, GraphBuilder, TinyConv, fixed_mask_model, tiny_conv_model, value_infos,
@@ -24,24 +23,14 @@ fn decode(bytes: &[u8]) -> ModelProto {
 }
 
 fn meta(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 /// Shape of a FLOAT tensor value info as `Dim`s; fails the test on anything else.
 fn dims_of(v: &ValueInfoProto) -> Vec<Dim> {
     let ty = v.r#type.as_ref().expect("value info has a type");
-    let Some(type_proto::Value::TensorType(t)) = &ty.value else {
-        panic!("not a tensor type")
-    };
-    assert_eq!(
-        t.elem_type,
-        DataType::Float as i32,
-        "{:?} must be FLOAT",
-        v.name
-    );
+    let Some(type_proto::Value::TensorType(t)) = &ty.value else { panic!("not a tensor type") };
+    assert_eq!(t.elem_type, DataType::Float as i32, "{:?} must be FLOAT", v.name);
     let shape = t.shape.as_ref().expect("tensor type has a shape");
     shape
         .dim
@@ -56,25 +45,17 @@ fn dims_of(v: &ValueInfoProto) -> Vec<Dim> {
 
 fn initializer<'a>(m: &'a ModelProto, name: &str) -> &'a TensorProto {
     let g = m.graph.as_ref().expect("graph");
-    g.initializer
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no initializer {name}"))
+    g.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no initializer {name}"))
 }
 
 fn attr<'a>(a: &'a [AttributeProto], name: &str) -> &'a AttributeProto {
-    a.iter()
-        .find(|x| x.name == name)
-        .unwrap_or_else(|| panic!("no attr {name}"))
+    a.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no attr {name}"))
 }
 
 fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol,
-            "{what}[{i}]: got {g}, want {w}, tol {tol}"
-        );
+        assert!((g - w).abs() <= tol, "{what}[{i}]: got {g}, want {w}, tol {tol}");
     }
 }
 
@@ -84,30 +65,15 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 fn wire_encoding_matches_onnx_proto_field_numbers() {
     // OperatorSetIdProto: domain = 1 (len), version = 2 (varint). The empty default domain is
     // not written (readers default it to "").
-    let opset = OperatorSetIdProto {
-        domain: "ai.x".into(),
-        version: 17,
-    };
-    assert_eq!(
-        opset.encode_to_vec(),
-        [0x0a, 4, b'a', b'i', b'.', b'x', 0x10, 17]
-    );
-    let opset = OperatorSetIdProto {
-        domain: String::new(),
-        version: 17,
-    };
+    let opset = OperatorSetIdProto { domain: "ai.x".into(), version: 17 };
+    assert_eq!(opset.encode_to_vec(), [0x0a, 4, b'a', b'i', b'.', b'x', 0x10, 17]);
+    let opset = OperatorSetIdProto { domain: String::new(), version: 17 };
     assert_eq!(opset.encode_to_vec(), [0x10, 17]);
 
     // Dimension oneof: dim_value = 1 (varint), dim_param = 2 (len).
-    let d = Dimension {
-        value: Some(dimension::Value::DimValue(5)),
-        ..Dimension::default()
-    };
+    let d = Dimension { value: Some(dimension::Value::DimValue(5)), ..Dimension::default() };
     assert_eq!(d.encode_to_vec(), [0x08, 5]);
-    let d = Dimension {
-        value: Some(dimension::Value::DimParam("b".into())),
-        ..Dimension::default()
-    };
+    let d = Dimension { value: Some(dimension::Value::DimParam("b".into())), ..Dimension::default() };
     assert_eq!(d.encode_to_vec(), [0x12, 1, b'b']);
 
     // TensorProto: dims = 1 unpacked varints, data_type = 2, name = 8, raw_data = 9; packed
@@ -119,19 +85,9 @@ fn wire_encoding_matches_onnx_proto_field_numbers() {
         raw_data: vec![0xAB],
         ..TensorProto::default()
     };
-    assert_eq!(
-        t.encode_to_vec(),
-        [0x08, 2, 0x08, 3, 0x10, 1, 0x42, 1, b'w', 0x4a, 1, 0xAB]
-    );
-    let t = TensorProto {
-        float_data: vec![1.0],
-        int64_data: vec![1, 2],
-        ..TensorProto::default()
-    };
-    assert_eq!(
-        t.encode_to_vec(),
-        [0x22, 4, 0, 0, 0x80, 0x3f, 0x3a, 2, 1, 2]
-    );
+    assert_eq!(t.encode_to_vec(), [0x08, 2, 0x08, 3, 0x10, 1, 0x42, 1, b'w', 0x4a, 1, 0xAB]);
+    let t = TensorProto { float_data: vec![1.0], int64_data: vec![1, 2], ..TensorProto::default() };
+    assert_eq!(t.encode_to_vec(), [0x22, 4, 0, 0, 0x80, 0x3f, 0x3a, 2, 1, 2]);
 
     // AttributeProto: name = 1, i = 3 (an Option, so written even when 0), ints = 8 unpacked,
     // type = 20
@@ -143,10 +99,7 @@ fn wire_encoding_matches_onnx_proto_field_numbers() {
         r#type: AttributeType::Int as i32,
         ..AttributeProto::default()
     };
-    assert_eq!(
-        a.encode_to_vec(),
-        [0x0a, 1, b'k', 0x18, 0, 0x40, 1, 0x40, 2, 0xa0, 0x01, 2]
-    );
+    assert_eq!(a.encode_to_vec(), [0x0a, 1, b'k', 0x18, 0, 0x40, 1, 0x40, 2, 0xa0, 0x01, 2]);
 
     // ModelProto: ir_version = 1, producer_name = 2, graph = 7, opset_import = 8,
     // metadata_props = 14 (tag 0x72).
@@ -155,15 +108,8 @@ fn wire_encoding_matches_onnx_proto_field_numbers() {
     let bytes = g.to_bytes().unwrap();
     assert_eq!(&bytes[..2], [0x08, 8], "ir_version first");
     let tail = [0x72, 6, 0x0a, 1, b'a', 0x12, 1, b'b'];
-    assert_eq!(
-        &bytes[bytes.len() - tail.len()..],
-        tail,
-        "metadata_props last"
-    );
-    assert!(
-        bytes.windows(4).any(|w| w == [0x42, 2, 0x10, 17]),
-        "opset_import"
-    );
+    assert_eq!(&bytes[bytes.len() - tail.len()..], tail, "metadata_props last");
+    assert!(bytes.windows(4).any(|w| w == [0x42, 2, 0x10, 17]), "opset_import");
 }
 
 // ---- model-level round trips ----
@@ -177,18 +123,8 @@ fn fixed_mask_model_round_trips() {
 
     assert_eq!(m.ir_version, 8);
     assert_eq!(m.producer_name, "voxmask");
-    assert_eq!(
-        m.opset_import,
-        vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17
-        }]
-    );
-    let got_md: Vec<(String, String)> = m
-        .metadata_props
-        .iter()
-        .map(|e| (e.key.clone(), e.value.clone()))
-        .collect();
+    assert_eq!(m.opset_import, vec![OperatorSetIdProto { domain: String::new(), version: 17 }]);
+    let got_md: Vec<(String, String)> = m.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
     assert_eq!(got_md, md);
 
     let g = m.graph.as_ref().unwrap();
@@ -201,29 +137,18 @@ fn fixed_mask_model_round_trips() {
     assert_eq!(dims_of(&g.output[0]), io);
 
     let dynamic = vec![None, None, Some(6)];
-    assert_eq!(
-        value_infos(&g.input),
-        [("spec".to_owned(), dynamic.clone())]
-    );
+    assert_eq!(value_infos(&g.input), [("spec".to_owned(), dynamic.clone())]);
     assert_eq!(value_infos(&g.output), [("mask".to_owned(), dynamic)]);
 
     let ops: Vec<&str> = g.node.iter().map(|n| n.op_type.as_str()).collect();
     assert_eq!(ops, ["Mul", "Add"]);
-    assert_eq!(
-        g.node[0].input[0], "spec",
-        "mask must depend on spec to keep its shape"
-    );
+    assert_eq!(g.node[0].input[0], "spec", "mask must depend on spec to keep its shape");
     assert_eq!(g.node[1].output, ["mask"]);
 
     let l = initializer(&m, "logits");
     assert_eq!(l.dims, [6]);
     assert_close(&l.f32_values().unwrap(), &logits, EXACT, "logits");
-    assert_close(
-        &initializer(&m, "zero").f32_values().unwrap(),
-        &[0.0],
-        EXACT,
-        "zero",
-    );
+    assert_close(&initializer(&m, "zero").f32_values().unwrap(), &[0.0], EXACT, "zero");
 }
 
 #[test]
@@ -249,21 +174,13 @@ fn tiny_conv_model_structure_and_weights() {
 
     // Opset-13 Unsqueeze/Squeeze: axes are a second, INT64 input.
     for n in [&g.node[0], &g.node[4]] {
-        assert!(
-            n.attribute.is_empty(),
-            "{} must not use the axes attribute",
-            n.op_type
-        );
+        assert!(n.attribute.is_empty(), "{} must not use the axes attribute", n.op_type);
         assert_eq!(initializer(&m, &n.input[1]).i64_values().unwrap(), [1]);
     }
 
     let c1 = &g.node[1].attribute;
     assert_eq!(attr(c1, "kernel_shape").ints, [6, 3]);
-    assert_eq!(
-        attr(c1, "pads").ints,
-        [3, 1, 2, 1],
-        "[top=past, left, bottom=lookahead, right]"
-    );
+    assert_eq!(attr(c1, "pads").ints, [3, 1, 2, 1], "[top=past, left, bottom=lookahead, right]");
     assert_eq!(attr(c1, "strides").ints, [1, 1]);
     assert_eq!(attr(c1, "dilations").ints, [1, 1]);
     assert_eq!(attr(c1, "pads").r#type(), AttributeType::Ints);
@@ -272,31 +189,13 @@ fn tiny_conv_model_structure_and_weights() {
     let w1 = initializer(&m, "conv1.weight");
     assert_eq!(w1.dims, [4, 1, 6, 3]);
     assert_close(&w1.f32_values().unwrap(), &net.w1, EXACT, "w1");
-    assert_close(
-        &initializer(&m, "conv1.bias").f32_values().unwrap(),
-        &net.b1,
-        EXACT,
-        "b1",
-    );
+    assert_close(&initializer(&m, "conv1.bias").f32_values().unwrap(), &net.b1, EXACT, "b1");
     assert_eq!(initializer(&m, "conv2.weight").dims, [1, 4, 1, 1]);
-    assert_close(
-        &initializer(&m, "conv2.weight").f32_values().unwrap(),
-        &net.w2,
-        EXACT,
-        "w2",
-    );
-    assert_close(
-        &initializer(&m, "conv2.bias").f32_values().unwrap(),
-        &net.b2,
-        EXACT,
-        "b2",
-    );
+    assert_close(&initializer(&m, "conv2.weight").f32_values().unwrap(), &net.w2, EXACT, "w2");
+    assert_close(&initializer(&m, "conv2.bias").f32_values().unwrap(), &net.b2, EXACT, "b2");
 
     let all = net.w1.iter().chain(&net.w2);
-    assert!(
-        all.clone().all(|w| w.abs() <= TinyConv::WEIGHT_SCALE),
-        "weights are small"
-    );
+    assert!(all.clone().all(|w| w.abs() <= TinyConv::WEIGHT_SCALE), "weights are small");
     assert!(all.clone().any(|w| *w != 0.0), "weights are not all zero");
 }
 
@@ -304,10 +203,7 @@ fn tiny_conv_model_structure_and_weights() {
 fn tiny_conv_weights_are_deterministic_and_seed_dependent() {
     assert_eq!(TinyConv::new(7, 2, 1), TinyConv::new(7, 2, 1));
     assert_ne!(TinyConv::new(7, 2, 1).w1, TinyConv::new(8, 2, 1).w1);
-    assert_eq!(
-        tiny_conv_model(4, 7, 2, 1, &[]).unwrap(),
-        tiny_conv_model(4, 7, 2, 1, &[]).unwrap()
-    );
+    assert_eq!(tiny_conv_model(4, 7, 2, 1, &[]).unwrap(), tiny_conv_model(4, 7, 2, 1, &[]).unwrap());
 }
 
 /// The reference forward pass sees exactly `past` frames back and `lookahead` frames ahead.
@@ -316,9 +212,7 @@ fn tiny_conv_reference_has_the_promised_receptive_field() {
     let (batch, frames, bins, past, look) = (1, 12, 4, 2, 1);
     let net = TinyConv::new(3, past, look);
     let mut rng = voxmask::model::onnx_writer::XorShift64::new(99);
-    let spec: Vec<f32> = (0..frames * bins)
-        .map(|_| rng.next_signed().abs() * 2.0)
-        .collect();
+    let spec: Vec<f32> = (0..frames * bins).map(|_| rng.next_signed().abs() * 2.0).collect();
     let base = net.forward(&spec, batch, frames, bins).unwrap();
     let t = 6;
     let changes_frame_t = |perturbed: usize| {
@@ -329,20 +223,11 @@ fn tiny_conv_reference_has_the_promised_receptive_field() {
         let out = net.forward(&s, batch, frames, bins).unwrap();
         (0..bins).any(|f| out[t * bins + f] != base[t * bins + f])
     };
-    assert!(
-        !changes_frame_t(t - past - 1),
-        "frame before the context window"
-    );
+    assert!(!changes_frame_t(t - past - 1), "frame before the context window");
     assert!(changes_frame_t(t - past), "oldest past frame");
     assert!(changes_frame_t(t + look), "last look-ahead frame");
-    assert!(
-        !changes_frame_t(t + look + 1),
-        "frame beyond the look-ahead"
-    );
-    assert!(
-        net.forward(&spec[1..], batch, frames, bins).is_err(),
-        "wrong input length"
-    );
+    assert!(!changes_frame_t(t + look + 1), "frame beyond the look-ahead");
+    assert!(net.forward(&spec[1..], batch, frames, bins).is_err(), "wrong input length");
 }
 
 // ---- builder checks ----
@@ -359,63 +244,34 @@ fn initializer_size_mismatch_is_an_error() {
     // A scalar (no dims) holds exactly one value.
     assert_eq!(g.initializer_f32("s", &[], &[1.5]).unwrap(), "s");
     assert!(g.initializer_f32("s2", &[], &[]).is_err());
-    assert!(
-        g.initializer_f32("s", &[1], &[1.0]).is_err(),
-        "duplicate initializer name"
-    );
+    assert!(g.initializer_f32("s", &[1], &[1.0]).is_err(), "duplicate initializer name");
 }
 
 #[test]
 fn conv2d_checks_weight_and_bias_sizes() {
     let mut g = GraphBuilder::new("g");
-    g.input(
-        "x",
-        &[Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(8), Dim::Fixed(8)],
-    );
+    g.input("x", &[Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(8), Dim::Fixed(8)]);
     let conv = Conv2d::new(2, 3, (3, 3));
     assert!(g.conv2d("bad_w", "x", &conv, &[0.0; 53], None).is_err());
-    assert!(
-        g.conv2d("bad_b", "x", &conv, &[0.0; 54], Some(&[0.0; 2]))
-            .is_err()
-    );
-    assert!(
-        g.conv2d("zero", "x", &Conv2d::new(0, 3, (3, 3)), &[], None)
-            .is_err()
-    );
+    assert!(g.conv2d("bad_b", "x", &conv, &[0.0; 54], Some(&[0.0; 2])).is_err());
+    assert!(g.conv2d("zero", "x", &Conv2d::new(0, 3, (3, 3)), &[], None).is_err());
     let y = g.conv2d("ok", "x", &conv, &[0.0; 54], None).unwrap();
     let m = decode(&{
-        g.output(
-            &y,
-            &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(6), Dim::Fixed(6)],
-        );
+        g.output(&y, &[Dim::Fixed(1), Dim::Fixed(3), Dim::Fixed(6), Dim::Fixed(6)]);
         g.to_bytes().unwrap()
     });
     let node = &m.graph.as_ref().unwrap().node[0];
-    assert_eq!(
-        node.input,
-        ["x", "ok.weight"],
-        "no bias input when bias is None"
-    );
+    assert_eq!(node.input, ["x", "ok.weight"], "no bias input when bias is None");
 }
 
 #[test]
 fn conv2d_context_padding() {
     let c = Conv2d::new(1, 1, (3, 5)).with_dilations((2, 2));
     let c = c.with_time_context(3).unwrap().with_same_freq().unwrap();
-    assert_eq!(
-        c.pads,
-        [3, 4, 1, 4],
-        "time span 4 = 3 past + 1 ahead; freq span 8 split evenly"
-    );
+    assert_eq!(c.pads, [3, 4, 1, 4], "time span 4 = 3 past + 1 ahead; freq span 8 split evenly");
     assert_eq!(c.context_frames(), (3, 1));
-    assert!(
-        Conv2d::new(1, 1, (3, 3)).with_time_context(3).is_err(),
-        "past beyond span"
-    );
-    assert!(
-        Conv2d::new(1, 1, (3, 2)).with_same_freq().is_err(),
-        "even kernel has no SAME pads"
-    );
+    assert!(Conv2d::new(1, 1, (3, 3)).with_time_context(3).is_err(), "past beyond span");
+    assert!(Conv2d::new(1, 1, (3, 2)).with_same_freq().is_err(), "even kernel has no SAME pads");
 }
 
 #[test]
@@ -432,27 +288,19 @@ fn graph_mistakes_are_reported_at_serialisation() {
 
     let mut g = ok();
     g.node("Relu", &["undefined"], &["y"], vec![]);
-    assert!(
-        matches!(g.to_bytes(), Err(Error::InvalidArgument(_))),
-        "input used before defined"
-    );
+    assert!(matches!(g.to_bytes(), Err(Error::InvalidArgument(_))), "input used before defined");
 
     let mut g = ok();
-    g.node("Relu", &["x"], &["y"], vec![])
-        .node("Relu", &["x"], &["y"], vec![]);
+    g.node("Relu", &["x"], &["y"], vec![]).node("Relu", &["x"], &["y"], vec![]);
     assert!(g.to_bytes().is_err(), "value defined twice");
 
     let mut g = ok();
     g.node("Relu", &["x"], &["z"], vec![]);
     assert!(g.to_bytes().is_err(), "graph output never produced");
-    assert!(
-        g.write(&std::env::temp_dir().join("voxmask_never_written.onnx"))
-            .is_err()
-    );
+    assert!(g.write(&std::env::temp_dir().join("voxmask_never_written.onnx")).is_err());
 
     let mut g = ok();
-    g.node("Relu", &["y"], &["z"], vec![])
-        .node("Relu", &["x"], &["y"], vec![]);
+    g.node("Relu", &["y"], &["z"], vec![]).node("Relu", &["x"], &["y"], vec![]);
     assert!(g.to_bytes().is_err(), "nodes out of topological order");
 
     // An empty input name is ONNX's "optional input omitted".
@@ -476,13 +324,7 @@ fn fresh_names_never_collide() {
     assert_ne!(r1, r2);
     g.output(&r2, &[Dim::Fixed(1)]);
     let m = decode(&g.to_bytes().unwrap());
-    let names: std::collections::HashSet<_> = m
-        .graph
-        .unwrap()
-        .node
-        .iter()
-        .map(|n| n.name.clone())
-        .collect();
+    let names: std::collections::HashSet<_> = m.graph.unwrap().node.iter().map(|n| n.name.clone()).collect();
     assert_eq!(names.len(), 3);
 }
 
@@ -506,14 +348,8 @@ fn attributes_keep_type_and_zero_values() {
     let m = decode(&g.to_bytes().unwrap());
     let a = &m.graph.as_ref().unwrap().node[0].attribute;
     // proto2 presence: a zero value is still stored, so readers can tell it from "absent".
-    assert_eq!(
-        (attr(a, "i").i, attr(a, "i").r#type()),
-        (Some(0), AttributeType::Int)
-    );
-    assert_eq!(
-        (attr(a, "f").f, attr(a, "f").r#type()),
-        (Some(0.0), AttributeType::Float)
-    );
+    assert_eq!((attr(a, "i").i, attr(a, "i").r#type()), (Some(0), AttributeType::Int));
+    assert_eq!((attr(a, "f").f, attr(a, "f").r#type()), (Some(0.0), AttributeType::Float));
     assert_eq!(attr(a, "s").s.as_deref(), Some(&b"same"[..]));
     assert_eq!(attr(a, "s").r#type(), AttributeType::String);
     assert_eq!(attr(a, "fs").floats, [0.5, -1.0]);
@@ -527,11 +363,7 @@ fn metadata_keys_are_unique_last_value_wins() {
     g.metadata("other", "x");
     g.metadata("k", "2");
     let m = decode(&g.to_bytes().unwrap());
-    let md: Vec<(&str, &str)> = m
-        .metadata_props
-        .iter()
-        .map(|e| (e.key.as_str(), e.value.as_str()))
-        .collect();
+    let md: Vec<(&str, &str)> = m.metadata_props.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
     assert_eq!(md, [("k", "2"), ("other", "x")]);
 }
 
@@ -543,21 +375,11 @@ fn tensor_value_readers_check_type_and_length() {
         float_data: vec![1.0, 2.0],
         ..TensorProto::default()
     };
-    assert_eq!(
-        t.f32_values().unwrap(),
-        [1.0, 2.0],
-        "float_data is read when raw_data is absent"
-    );
+    assert_eq!(t.f32_values().unwrap(), [1.0, 2.0], "float_data is read when raw_data is absent");
     assert!(t.i64_values().is_err(), "wrong type");
-    let short = TensorProto {
-        raw_data: vec![0; 7],
-        ..t.clone()
-    };
+    let short = TensorProto { raw_data: vec![0; 7], ..t.clone() };
     assert!(short.f32_values().is_err(), "raw_data not a multiple of 4");
-    let long = TensorProto {
-        raw_data: vec![0; 12],
-        ..t
-    };
+    let long = TensorProto { raw_data: vec![0; 12], ..t };
     assert!(long.f32_values().is_err(), "3 values for dims [2]");
 }
 
@@ -575,10 +397,7 @@ fn write_is_atomic_and_replaces_existing_file() {
     g.write(&path).unwrap();
 
     assert_eq!(std::fs::read(&path).unwrap(), g.to_bytes().unwrap());
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries, ["model.onnx"], "no temporary file left behind");
 
     let missing = dir.path().join("no_such_dir").join("m.onnx");
@@ -615,11 +434,7 @@ fn dump_models_for_python_check() {
             ("voxmask.test.lookahead", &look.to_string()),
         ]);
         let bytes = tiny_conv_model(bins, seed, past, look, &md).unwrap();
-        std::fs::write(
-            dir.join(format!("tiny_conv_s{seed}_p{past}_l{look}.onnx")),
-            bytes,
-        )
-        .unwrap();
+        std::fs::write(dir.join(format!("tiny_conv_s{seed}_p{past}_l{look}.onnx")), bytes).unwrap();
     }
 
     let mut g = GraphBuilder::new("voxmask_identity");

@@ -103,13 +103,20 @@ fn channel_pairs_match_single_channels_and_reconstruct() {
     use voxmask::dsp::{StftPairAnalyzer, StftPairSynthesizer};
     for cfg in geometries() {
         let frames = 40;
-        let (a, b) = (noise(frames * cfg.hop, 7, 1.0), noise(frames * cfg.hop, 8, 1.0).iter().map(|x| 0.01 * x).collect::<Vec<_>>());
+        let (a, b) = (
+            noise(frames * cfg.hop, 7, 1.0),
+            noise(frames * cfg.hop, 8, 1.0).iter().map(|x| 0.01 * x).collect::<Vec<_>>(),
+        );
         let mut pair = StftPairAnalyzer::new(cfg).unwrap();
         let mut synth = StftPairSynthesizer::new(cfg).unwrap();
         let (mut single_a, mut single_b) = (StftAnalyzer::new(cfg).unwrap(), StftAnalyzer::new(cfg).unwrap());
         let bins = cfg.bins();
-        let (mut sa, mut sb, mut ra, mut rb) =
-            (vec![Complex32::default(); bins], vec![Complex32::default(); bins], vec![Complex32::default(); bins], vec![Complex32::default(); bins]);
+        let (mut sa, mut sb, mut ra, mut rb) = (
+            vec![Complex32::default(); bins],
+            vec![Complex32::default(); bins],
+            vec![Complex32::default(); bins],
+            vec![Complex32::default(); bins],
+        );
         let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
         let (mut hop_a, mut hop_b) = (vec![0.0f32; cfg.hop], vec![0.0f32; cfg.hop]);
         for k in 0..frames {

@@ -23,8 +23,11 @@ fn trainer() -> Command {
 fn write_stems(dir: &Path, seed: u64, rate: u32, with_mixture: bool) {
     std::fs::create_dir_all(dir).unwrap();
     let n = rate as usize * 2;
-    let voice: Vec<f32> =
-        sine(300.0 + 40.0 * seed as f32, rate, n, 0.3).iter().enumerate().map(|(i, v)| if (i / 4000) % 2 == 0 { *v } else { 0.0 }).collect();
+    let voice: Vec<f32> = sine(300.0 + 40.0 * seed as f32, rate, n, 0.3)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if (i / 4000) % 2 == 0 { *v } else { 0.0 })
+        .collect();
     let parts = [noise(n, seed * 3 + 1, 0.05), noise(n, seed * 3 + 2, 0.05), sine(80.0, rate, n, 0.1)];
     for (name, x) in [("vocals", &voice), ("drums", &parts[0]), ("bass", &parts[2]), ("other", &parts[1])] {
         write_wav(&dir.join(format!("{name}.wav")), rate, &[x.clone(), x.clone()], 16);
@@ -43,7 +46,9 @@ fn musdb_hq_tree(root: &Path) {
 }
 
 fn dsd100_tree(root: &Path) {
-    for (subset, names) in [("Dev", vec!["001 - A", "002 - B", "003 - C", "004 - D", "005 - E"]), ("Test", vec!["006 - F"])] {
+    for (subset, names) in
+        [("Dev", vec!["001 - A", "002 - B", "003 - C", "004 - D", "005 - E"]), ("Test", vec!["006 - F"])]
+    {
         for (i, name) in names.iter().enumerate() {
             let src = root.join("Sources").join(subset).join(name);
             write_stems(&src, i as u64 + 1, 16_000, false);
@@ -56,8 +61,24 @@ fn dsd100_tree(root: &Path) {
 
 fn quick_args(dataset: &Path, out: &Path, epochs: u64) -> Vec<String> {
     [
-        "--dataset", dataset.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", &epochs.to_string(),
-        "--steps-per-epoch", "3", "--batch", "2", "--frames", "32", "--valid", "alpha", "--seed", "5", "--threads", "1",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        &epochs.to_string(),
+        "--steps-per-epoch",
+        "3",
+        "--batch",
+        "2",
+        "--frames",
+        "32",
+        "--valid",
+        "alpha",
+        "--seed",
+        "5",
+        "--threads",
+        "1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -75,8 +96,11 @@ fn quick_run(dataset: &Path, out: &Path, extra: &[&str]) -> PathBuf {
 
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
     let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
-    let mut v: Vec<(String, Vec<f32>)> =
-        t.into_iter().filter(|(k, _)| !k.starts_with("adam.")).map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap())).collect();
+    let mut v: Vec<(String, Vec<f32>)> = t
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("adam."))
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -113,7 +137,16 @@ fn trains_checkpoints_logs_and_exports_on_a_musdb18hq_tree() {
     assert!(v["metadata"]["voxmask.train.valid_sdr_vocals"].as_str().unwrap().contains("dB"));
     // The mask rule chosen on validation can be stored at export.
     let paper = dir.path().join("paper.onnx");
-    let o = run(trainer().args(["export", run_dir.join("best.ckpt").to_str().unwrap(), "-o", paper.to_str().unwrap(), "--mask", "paper", "--threshold", "0.3"]));
+    let o = run(trainer().args([
+        "export",
+        run_dir.join("best.ckpt").to_str().unwrap(),
+        "-o",
+        paper.to_str().unwrap(),
+        "--mask",
+        "paper",
+        "--threshold",
+        "0.3",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(voxmask().arg("inspect").arg(&paper));
     assert!(stdout(&o).contains("mask rule    paper (threshold 0.3)"), "{}", stdout(&o));
@@ -150,7 +183,8 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
     assert_ne!(weights(&plain.join("last.ckpt")), weights(&weighted.join("last.ckpt")));
     // Both settings travel into the exported model's provenance.
     let model = dir.path().join("w.onnx");
-    let o = run(trainer().args(["export", weighted.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]));
+    let o =
+        run(trainer().args(["export", weighted.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(voxmask().arg("inspect").arg("--json").arg(&model));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -165,7 +199,8 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
     let old = dir.path().join("old.ckpt");
     candle_core::safetensors::save(&tensors, &old).unwrap();
     // Checkpoints of that time carried no checksum either.
-    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("last.json")).unwrap()).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("last.json")).unwrap()).unwrap();
     state.as_object_mut().unwrap().remove("checkpoint_crc32");
     std::fs::write(dir.path().join("old.json"), state.to_string()).unwrap();
     let out = dir.path().join("capped");
@@ -173,10 +208,16 @@ fn init_warm_starts_and_bin_weights_change_the_update() {
     args.extend(["--init", old.to_str().unwrap(), "--lr", "0"].map(String::from));
     let o = run(trainer().args(args));
     assert!(o.status.success(), "{}", stderr(&o));
-    let capped: Vec<f32> = candle_core::safetensors::load(out.join("last.ckpt"), &Device::Cpu).unwrap()["norm.scale"].to_vec1().unwrap();
+    let capped: Vec<f32> =
+        candle_core::safetensors::load(out.join("last.ckpt"), &Device::Cpu).unwrap()["norm.scale"].to_vec1().unwrap();
     let mut sorted = capped.clone();
     sorted.sort_by(f32::total_cmp);
-    assert!(capped[last] <= sorted[last / 2] * 10.001, "scale {} not capped (median {})", capped[last], sorted[last / 2]);
+    assert!(
+        capped[last] <= sorted[last / 2] * 10.001,
+        "scale {} not capped (median {})",
+        capped[last],
+        sorted[last / 2]
+    );
     // A missing --init checkpoint is named.
     let mut args = quick_args(&data, &dir.path().join("bad"), 1);
     args.extend(["--init".into(), "/nonexistent/x.ckpt".into()]);
@@ -190,7 +231,8 @@ fn dropout_is_seeded_and_changes_training() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("musdb18hq");
     musdb_hq_tree(&data);
-    let train = |name: &str, extra: &[&str]| weights(&quick_run(&data, &dir.path().join(name), extra).join("last.ckpt"));
+    let train =
+        |name: &str, extra: &[&str]| weights(&quick_run(&data, &dir.path().join(name), extra).join("last.ckpt"));
     let a = train("a", &["--dropout", "0.3"]);
     let b = train("b", &["--dropout", "0.3"]);
     let plain = train("plain", &[]);
@@ -243,7 +285,8 @@ fn autoencoder_pretraining_precedes_the_supervised_epochs() {
             assert!(r[3].parse::<f64>().unwrap().is_finite() && r[5] == "NaN", "{preset}: {csv}");
         }
         assert!(rows[2][5].parse::<f64>().unwrap().is_finite(), "{preset}: {csv}");
-        let best: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+        let best: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
         assert_eq!(best["best_epoch"], 3, "{preset}");
         assert!(stderr(&o).contains("pre-training epoch 1 reconstruction MSE"), "{preset}: {}", stderr(&o));
     }
@@ -272,7 +315,8 @@ fn ctrl_c_saves_and_resume_reproduces_an_uninterrupted_run() {
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc_kill(child.id() as i32, 2) };
     let status = child.wait().unwrap();
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(resumed.join("last.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(resumed.join("last.json")).unwrap()).unwrap();
     let step = state["step"].as_u64().unwrap();
     if status.code() == Some(130) {
         assert!((3..=9).contains(&step), "interrupted at step {step}");
@@ -337,8 +381,19 @@ fn dsd100_layout_is_detected_split_and_trainable() {
     assert_eq!(stems.vocals[0].len(), 44_100);
     let out = dir.path().join("run");
     let o = run(trainer().args([
-        "--dataset", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "1", "--steps-per-epoch", "2",
-        "--batch", "2", "--frames", "32", "-q",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--batch",
+        "2",
+        "--frames",
+        "32",
+        "-q",
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     // An incomplete track is a clear error naming it.
@@ -405,7 +460,14 @@ fn feature_scales_of_nearly_empty_bins_are_bounded() {
     let x = vec![noise(44_100 * 3, 7, 0.3)];
     let v = resample_all(&x, 44_100, 22_050).unwrap();
     let a = resample_all(&[noise(44_100 * 3, 8, 0.3)], 44_100, 22_050).unwrap();
-    let stems = Stems { sample_rate: 22_050, source_rate: 22_050, mixture: v.clone(), vocals: v, accompaniment: a, accompaniment_parts: Vec::new() };
+    let stems = Stems {
+        sample_rate: 22_050,
+        source_rate: 22_050,
+        mixture: v.clone(),
+        vocals: v,
+        accompaniment: a,
+        accompaniment_parts: Vec::new(),
+    };
     let data = SpectralData::new(&contract, &[("t".into(), stems)], 16).unwrap();
     let (_, scale) = data.feature_stats(&contract);
     let mut sorted = scale.clone();
@@ -425,8 +487,11 @@ fn mir1k_tree(root: &Path) -> PathBuf {
     for (i, name) in ["abjones_1_01", "amy_2_01", "amy_2_02", "bobon_3_01"].iter().enumerate() {
         let n = 16_000 * 2 + 37 * i;
         let acc = sine(110.0 + 10.0 * i as f32, 16_000, n, 0.2);
-        let voc: Vec<f32> =
-            noise(n, 40 + i as u64, 0.2).iter().enumerate().map(|(j, v)| if (j / 3000) % 2 == 0 { *v } else { 0.0 }).collect();
+        let voc: Vec<f32> = noise(n, 40 + i as u64, 0.2)
+            .iter()
+            .enumerate()
+            .map(|(j, v)| if (j / 3000) % 2 == 0 { *v } else { 0.0 })
+            .collect();
         write_wav(&dir.join(format!("{name}.wav")), 16_000, &[acc, voc], 16);
     }
     dir
@@ -452,7 +517,11 @@ fn mir1k_layout_gives_mono_tracks_with_the_vocals_from_the_right_channel() {
     let (_, stored) = read_wav(&wavfile.join("abjones_1_01.wav"));
     let stems = load_stems(&valid[0], None).unwrap();
     assert_eq!((stems.sample_rate, stems.source_rate), (16_000, 16_000));
-    assert_eq!((stems.vocals.len(), stems.accompaniment.len(), stems.mixture.len()), (1, 1, 1), "one mono track per clip");
+    assert_eq!(
+        (stems.vocals.len(), stems.accompaniment.len(), stems.mixture.len()),
+        (1, 1, 1),
+        "one mono track per clip"
+    );
     let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
     assert!(close(&stems.vocals[0], &stored[1]), "vocals are the right channel");
     assert!(close(&stems.accompaniment[0], &stored[0]), "accompaniment is the left channel");
@@ -472,7 +541,14 @@ fn noise_stems(seed: u64, source_rate: u32) -> voxmask::dataset::Stems {
     let n = 22_050 * 2;
     let v = vec![noise(n, seed, 0.3)];
     let a = vec![noise(n, seed + 1, 0.3)];
-    voxmask::dataset::Stems { sample_rate: 22_050, source_rate, mixture: v.clone(), vocals: v, accompaniment: a, accompaniment_parts: Vec::new() }
+    voxmask::dataset::Stems {
+        sample_rate: 22_050,
+        source_rate,
+        mixture: v.clone(),
+        vocals: v,
+        accompaniment: a,
+        accompaniment_parts: Vec::new(),
+    }
 }
 
 /// One batch of 16 × 24 frames drawn with `seed`: (features, targets, weights).
@@ -550,7 +626,8 @@ fn trains_on_two_datasets_at_once_and_eval_reads_mir1k() {
     let out = dir.path().join("run");
     let mir_arg = format!("{}:2", mir.display());
     let run_dir = quick_run(&musdb, &out, &["--dataset", &mir_arg, "--preset", "live"]);
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("last.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("last.json")).unwrap()).unwrap();
     assert_eq!(state["train_tracks"], 2 + 3, "two MUSDB18-HQ and three MIR-1K training tracks");
     assert_eq!(state["valid_tracks"], 1, "validation comes from the first dataset only");
     assert_eq!(state["config"]["datasets"][1]["weight"], 2.0);
@@ -582,7 +659,8 @@ fn fused_temporal_convolution_matches_the_generic_path_forward_and_backward() {
         let (b, t) = (2, 45);
         let x: Vec<f32> = noise(b * t * bins, 21, 1.0).iter().map(|v| v.abs() * 3.0).collect();
         let x = Tensor::from_vec(x, (b, t, bins), &Device::Cpu).unwrap();
-        let targets: Vec<f32> = noise(b * t * bins, 22, 1.0).iter().map(|v| if *v > 0.0 { 0.98 } else { 0.02 }).collect();
+        let targets: Vec<f32> =
+            noise(b * t * bins, 22, 1.0).iter().map(|v| if *v > 0.0 { 0.98 } else { 0.02 }).collect();
         let y = Tensor::from_vec(targets, (b, t, bins), &Device::Cpu).unwrap();
         let fused = net.forward(&x, true).unwrap();
         let generic = net.forward_generic(&x).unwrap();
@@ -613,7 +691,8 @@ fn prefetched_batches_equal_batches_drawn_in_place() {
     let contract = voxmask::train::net::Preset::Offline.contract();
     let tracks = [("musdb".into(), noise_stems(1, 44_100)), ("mir".into(), noise_stems(5, 16_000))];
     let data = Arc::new(SpectralData::weighted(&contract, &tracks, Some(&[2.0, 1.0]), 24).unwrap());
-    let spec = BatchSpec { seed: 9, augment: Augment::default(), batch: 3, frames: 24, smoothing: 0.02, weight_power: 1.0 };
+    let spec =
+        BatchSpec { seed: 9, augment: Augment::default(), batch: 3, frames: 24, smoothing: 0.02, weight_power: 1.0 };
     let ahead = Prefetch::start(data.clone(), contract.clone(), spec, 5..9).unwrap();
     for step in 5..9 {
         let mut got = ahead.next().unwrap();
@@ -622,7 +701,11 @@ fn prefetched_batches_equal_batches_drawn_in_place() {
         data.batch(&contract, &mut rng, &spec.augment, 3, 24, 0.02, 1.0, &mut f, &mut t, &mut w).unwrap();
         assert_eq!(got.step, step);
         assert!(got.features == f && got.targets == t && got.weights == w, "step {step}");
-        assert_eq!(got.rng.random::<u64>(), rng.random::<u64>(), "step {step}: the RNG continues where the batch left it");
+        assert_eq!(
+            got.rng.random::<u64>(),
+            rng.random::<u64>(),
+            "step {step}: the RNG continues where the batch left it"
+        );
     }
     assert!(ahead.next().is_err(), "no batch beyond the range");
 }
@@ -648,7 +731,9 @@ fn runs_checkpoints_and_models_are_protected() {
     // --resume with another dataset or preset.
     let other = dir.path().join("other");
     musdb_hq_tree(&other);
-    for (extra, needle) in [(vec!["--dataset", other.to_str().unwrap()], "trains on"), (vec!["--preset", "live"], "preset")] {
+    for (extra, needle) in
+        [(vec!["--dataset", other.to_str().unwrap()], "trains on"), (vec!["--preset", "live"], "preset")]
+    {
         let mut args = vec!["--resume", out.to_str().unwrap(), "--epochs", "2", "-q"];
         args.extend(extra);
         let o = run(trainer().args(&args));
@@ -658,7 +743,11 @@ fn runs_checkpoints_and_models_are_protected() {
     // Export keeps an existing model unless told otherwise.
     let model = dir.path().join("m.onnx");
     std::fs::write(&model, b"keep me").unwrap();
-    let export = |extra: &[&str]| run(trainer().args(["export", out.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()]).args(extra));
+    let export = |extra: &[&str]| {
+        run(trainer()
+            .args(["export", out.join("best.ckpt").to_str().unwrap(), "-o", model.to_str().unwrap()])
+            .args(extra))
+    };
     let o = export(&[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
@@ -672,14 +761,27 @@ fn runs_checkpoints_and_models_are_protected() {
     let o = run(trainer().args(["--resume", out.to_str().unwrap(), "--epochs", "2", "-q"]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
-    let o = run(trainer().args(["export", out.join("last.ckpt").to_str().unwrap(), "-o", dir.path().join("x.onnx").to_str().unwrap()]));
+    let o = run(trainer().args([
+        "export",
+        out.join("last.ckpt").to_str().unwrap(),
+        "-o",
+        dir.path().join("x.onnx").to_str().unwrap(),
+    ]));
     assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
     // Not a checkpoint at all.
     let o = run(trainer().args(["export", model.to_str().unwrap(), "-o", dir.path().join("y.onnx").to_str().unwrap()]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a voxmask-train checkpoint"), "{}", stderr(&o));
     // Options out of range.
-    for (flag, value) in [("--lr", "nan"), ("--lr", "-1"), ("--lr", "1e30"), ("--epochs", "0"), ("--steps-per-epoch", "0"), ("--batch", "0"), ("--frames", "0")] {
+    for (flag, value) in [
+        ("--lr", "nan"),
+        ("--lr", "-1"),
+        ("--lr", "1e30"),
+        ("--epochs", "0"),
+        ("--steps-per-epoch", "0"),
+        ("--batch", "0"),
+        ("--frames", "0"),
+    ] {
         let mut args = quick_args(&data, &dir.path().join("bad"), 1);
         if let Some(i) = args.iter().position(|a| a == flag) {
             args.drain(i..i + 2);
@@ -687,7 +789,11 @@ fn runs_checkpoints_and_models_are_protected() {
         args.push(format!("{flag}={value}"));
         let o = run(trainer().args(&args));
         assert!(matches!(o.status.code(), Some(1 | 2)), "{flag} {value}: {}", stderr(&o));
-        assert!(stderr(&o).contains(flag.trim_start_matches('-')) || stderr(&o).contains(flag), "{flag} {value}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(flag.trim_start_matches('-')) || stderr(&o).contains(flag),
+            "{flag} {value}: {}",
+            stderr(&o)
+        );
         assert!(!dir.path().join("bad/last.ckpt").exists(), "{flag} {value} trained");
     }
 }

@@ -147,9 +147,7 @@ impl AudioReader {
 
         let lossless = is_lossless(params.codec);
         if lossless && track_num_frames == Some(0) {
-            return Err(Error::EmptyAudio {
-                path: path.to_owned(),
-            });
+            return Err(Error::EmptyAudio { path: path.to_owned() });
         }
 
         let sample_rate = params.sample_rate.ok_or_else(|| Error::UnsupportedFormat {
@@ -159,8 +157,7 @@ impl AudioReader {
         check_rate(path, sample_rate)?;
 
         let decoder = guarded(path, || {
-            symphonia::default::get_codecs()
-                .make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(true))
+            symphonia::default::get_codecs().make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(true))
         })
         .map_err(|e| match e {
             Error::UnsupportedFormat { path, reason } => {
@@ -215,13 +212,10 @@ impl AudioReader {
         } else if lossless {
             let bytes_per_frame = u64::from(params.bits_per_sample.unwrap_or(8).div_ceil(8))
                 * params.channels.as_ref().map_or(1, |c| c.count() as u64);
-            expected_frames = track_num_frames
-                .filter(|&n| n.saturating_mul(bytes_per_frame) < WAV_PLACEHOLDER_BYTES);
+            expected_frames = track_num_frames.filter(|&n| n.saturating_mul(bytes_per_frame) < WAV_PLACEHOLDER_BYTES);
         }
         if limit == Some(0) || expected_frames == Some(0) {
-            return Err(Error::EmptyAudio {
-                path: path.to_owned(),
-            });
+            return Err(Error::EmptyAudio { path: path.to_owned() });
         }
 
         let info = AudioInfo {
@@ -231,9 +225,7 @@ impl AudioReader {
             codec,
             lossy: !lossless,
             // symphonia leaves it unset for float PCM, where the codec id says it.
-            bits_per_sample: params
-                .bits_per_sample
-                .or_else(|| float_pcm_bits(params.codec)),
+            bits_per_sample: params.bits_per_sample.or_else(|| float_pcm_bits(params.codec)),
         };
 
         let mut reader = AudioReader {
@@ -255,9 +247,7 @@ impl AudioReader {
         // Decode ahead to the first frame: it settles the channel count (some containers leave it
         // to the codec) and turns empty or undecodable files into errors at open.
         if !reader.fill_pending()? {
-            return Err(Error::EmptyAudio {
-                path: path.to_owned(),
-            });
+            return Err(Error::EmptyAudio { path: path.to_owned() });
         }
         Ok(reader)
     }
@@ -286,9 +276,7 @@ impl AudioReader {
             });
         }
         if max_frames == 0 {
-            return Err(Error::InvalidArgument(
-                "read_into: max_frames must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("read_into: max_frames must be at least 1".into()));
         }
         let mut written = 0;
         while written < max_frames {
@@ -311,10 +299,7 @@ impl AudioReader {
         match self.state {
             State::Finished => return Ok(false),
             State::Failed => {
-                return Err(corrupt(
-                    &self.path,
-                    "decoding already failed; reopen the file",
-                ));
+                return Err(corrupt(&self.path, "decoding already failed; reopen the file"));
             }
             State::Running => {}
         }
@@ -374,10 +359,7 @@ impl AudioReader {
                 }
                 Ok(Err(e)) if self.is_damaged_packet(&e) => {
                     // Concealing needs a known channel count and a lossy codec.
-                    if !self.info.lossy
-                        || self.info.channels == 0
-                        || self.damaged_packets >= MAX_DAMAGED_PACKETS
-                    {
+                    if !self.info.lossy || self.info.channels == 0 || self.damaged_packets >= MAX_DAMAGED_PACKETS {
                         let why = match e {
                             SymError::DecodeError(msg) | SymError::Unsupported(msg) => msg.into(),
                             other => other.to_string(),
@@ -441,19 +423,13 @@ impl AudioReader {
         if channels != self.info.channels || channels == 0 {
             return Err(corrupt(
                 &self.path,
-                &format!(
-                    "channel count changes mid-stream from {} to {channels}",
-                    self.info.channels
-                ),
+                &format!("channel count changes mid-stream from {} to {channels}", self.info.channels),
             ));
         }
         if rate != self.info.sample_rate {
             return Err(Error::UnsupportedFormat {
                 path: self.path.clone(),
-                reason: format!(
-                    "sample rate changes mid-stream from {} to {rate} Hz",
-                    self.info.sample_rate
-                ),
+                reason: format!("sample rate changes mid-stream from {} to {rate} Hz", self.info.sample_rate),
             });
         }
         Ok(())
@@ -463,11 +439,7 @@ impl AudioReader {
         for (channel, plane) in self.pending.iter().enumerate() {
             let window = &plane[self.pending_pos..self.pending_end];
             if let Some(i) = window.iter().position(|x| !x.is_finite()) {
-                return Err(Error::NonFiniteSample {
-                    path: self.path.clone(),
-                    channel,
-                    frame: self.queued + i as u64,
-                });
+                return Err(Error::NonFiniteSample { path: self.path.clone(), channel, frame: self.queued + i as u64 });
             }
         }
         Ok(())
@@ -491,9 +463,7 @@ pub fn read_track(path: &Path, audio_track: usize) -> Result<(AudioInfo, Vec<Vec
     let mut reader = AudioReader::open_track(path, audio_track)?;
     let channels = reader.info().channels;
     let capacity = reader.info().frames.unwrap_or(0).min(1 << 24) as usize;
-    let mut out: Vec<Vec<f32>> = (0..channels)
-        .map(|_| Vec::with_capacity(capacity))
-        .collect();
+    let mut out: Vec<Vec<f32>> = (0..channels).map(|_| Vec::with_capacity(capacity)).collect();
     while reader.read_into(&mut out, READ_ALL_CHUNK)? > 0 {}
     let mut info = reader.info().clone();
     info.frames = Some(out.first().map_or(0, |c| c.len() as u64));
@@ -514,11 +484,13 @@ fn mp3_states_its_length(path: &Path) -> bool {
         let size = head[6..10].iter().fold(0usize, |acc, &b| (acc << 7) | usize::from(b & 0x7f));
         start = 10 + size + if head[5] & 0x10 != 0 { 10 } else { 0 };
     }
-    let Some(frame) = head.get(start..).and_then(|h| h.windows(2).position(|w| w[0] == 0xff && w[1] & 0xe0 == 0xe0)) else {
+    let Some(frame) = head.get(start..).and_then(|h| h.windows(2).position(|w| w[0] == 0xff && w[1] & 0xe0 == 0xe0))
+    else {
         return false;
     };
     let first = &head[start + frame..(start + frame + 2048).min(head.len())];
-    first.windows(8).any(|w| (&w[..4] == b"Xing" || &w[..4] == b"Info") && w[7] & 1 == 1) || first.windows(4).any(|w| w == b"VBRI")
+    first.windows(8).any(|w| (&w[..4] == b"Xing" || &w[..4] == b"Info") && w[7] & 1 == 1)
+        || first.windows(4).any(|w| w == b"VBRI")
 }
 
 /// Opens the file and probes its container.
@@ -526,13 +498,7 @@ fn open_format(path: &Path) -> Result<Box<dyn FormatReader>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory, not an audio file",
-            ),
-        ));
+        return Err(Error::io(path, io::Error::new(io::ErrorKind::IsADirectory, "is a directory, not an audio file")));
     }
     if meta.len() == 0 {
         return Err(Error::EmptyAudio { path: path.to_owned() });
@@ -547,12 +513,7 @@ fn open_format(path: &Path) -> Result<Box<dyn FormatReader>> {
     };
     let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     guarded(path, || {
-        symphonia::default::get_probe().probe(
-            &hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
+        symphonia::default::get_probe().probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
     })
     .map_err(|e| match e {
         // The prober found no reader at all (a reader that refused the file said why itself).
@@ -579,9 +540,7 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> symphonia::core::errors::Result<T
 fn map_sym_error(path: &Path, e: SymError) -> Error {
     match e {
         SymError::IoError(io) => match io.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                corrupt(path, "truncated: the file ends in the middle of the stream")
-            }
+            io::ErrorKind::UnexpectedEof => corrupt(path, "truncated: the file ends in the middle of the stream"),
             // symphonia's in-memory readers report overruns as `Other` ("unexpected end of
             // bitstream"); the OS never produces `Other` or `InvalidData`.
             io::ErrorKind::Other | io::ErrorKind::InvalidData => corrupt(path, &io.to_string()),
@@ -591,10 +550,7 @@ fn map_sym_error(path: &Path, e: SymError) -> Error {
         SymError::Unsupported(what @ ("isomp4: missing moov atom" | "wav: missing data chunk")) => {
             corrupt(path, &format!("truncated or incomplete file ({what})"))
         }
-        SymError::Unsupported(what) => Error::UnsupportedFormat {
-            path: path.to_owned(),
-            reason: what.to_string(),
-        },
+        SymError::Unsupported(what) => Error::UnsupportedFormat { path: path.to_owned(), reason: what.to_string() },
         // symphonia names the channels of a plain-PCM WAV by position, and there are 26.
         SymError::DecodeError("riff: invalid channel count") => Error::UnsupportedFormat {
             path: path.to_owned(),
@@ -606,30 +562,21 @@ fn map_sym_error(path: &Path, e: SymError) -> Error {
         SymError::LimitError(what) => corrupt(path, &format!("exceeds a decoder limit: {what}")),
         SymError::ResetRequired => Error::UnsupportedFormat {
             path: path.to_owned(),
-            reason: "the stream changes its parameters mid-way (chained or multiplexed streams)"
-                .into(),
+            reason: "the stream changes its parameters mid-way (chained or multiplexed streams)".into(),
         },
         other => corrupt(path, &other.to_string()),
     }
 }
 
 fn corrupt(path: &Path, reason: &str) -> Error {
-    Error::CorruptAudio {
-        path: path.to_owned(),
-        reason: reason.to_string(),
-    }
+    Error::CorruptAudio { path: path.to_owned(), reason: reason.to_string() }
 }
 
 fn check_rate(path: &Path, rate: u32) -> Result<()> {
     if (MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
         Ok(())
     } else {
-        Err(Error::UnsupportedSampleRate {
-            path: path.to_owned(),
-            rate,
-            min: MIN_SAMPLE_RATE,
-            max: MAX_SAMPLE_RATE,
-        })
+        Err(Error::UnsupportedSampleRate { path: path.to_owned(), rate, min: MIN_SAMPLE_RATE, max: MAX_SAMPLE_RATE })
     }
 }
 
@@ -646,14 +593,8 @@ fn is_lossless(codec: AudioCodecId) -> bool {
 
 fn float_pcm_bits(codec: AudioCodecId) -> Option<u32> {
     match codec {
-        CODEC_ID_PCM_F32LE
-        | CODEC_ID_PCM_F32LE_PLANAR
-        | CODEC_ID_PCM_F32BE
-        | CODEC_ID_PCM_F32BE_PLANAR => Some(32),
-        CODEC_ID_PCM_F64LE
-        | CODEC_ID_PCM_F64LE_PLANAR
-        | CODEC_ID_PCM_F64BE
-        | CODEC_ID_PCM_F64BE_PLANAR => Some(64),
+        CODEC_ID_PCM_F32LE | CODEC_ID_PCM_F32LE_PLANAR | CODEC_ID_PCM_F32BE | CODEC_ID_PCM_F32BE_PLANAR => Some(32),
+        CODEC_ID_PCM_F64LE | CODEC_ID_PCM_F64LE_PLANAR | CODEC_ID_PCM_F64BE | CODEC_ID_PCM_F64BE_PLANAR => Some(64),
         _ => None,
     }
 }
@@ -678,10 +619,10 @@ fn codec_name(codec: AudioCodecId) -> String {
         (CODEC_ID_ADPCM_MS, "MS ADPCM"),
         (CODEC_ID_ADPCM_IMA_WAV, "IMA ADPCM"),
     ];
-    known.iter().find(|(id, _)| *id == codec).map_or_else(
-        || format!("unknown ({codec})"),
-        |(_, name)| (*name).to_string(),
-    )
+    known
+        .iter()
+        .find(|(id, _)| *id == codec)
+        .map_or_else(|| format!("unknown ({codec})"), |(_, name)| (*name).to_string())
 }
 
 /// The trimming an MP4 edit list asks for on one track.
@@ -708,8 +649,7 @@ fn mp4_edits(path: &Path) -> Result<Vec<Mp4Edit>> {
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut pos = 0;
     while pos + 8 <= len {
-        file.seek(SeekFrom::Start(pos))
-            .map_err(|e| Error::io(path, e))?;
+        file.seek(SeekFrom::Start(pos)).map_err(|e| Error::io(path, e))?;
         let mut head = [0u8; 16];
         let got = read_up_to(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
         let Some((kind, header, size)) = box_header(&head[..got], len - pos) else {
@@ -720,8 +660,7 @@ fn mp4_edits(path: &Path) -> Result<Vec<Mp4Edit>> {
             if body_len > MAX_MOOV_BYTES {
                 return Err(corrupt(path, "MP4 moov box is implausibly large"));
             }
-            file.seek(SeekFrom::Start(pos + header))
-                .map_err(|e| Error::io(path, e))?;
+            file.seek(SeekFrom::Start(pos + header)).map_err(|e| Error::io(path, e))?;
             let mut moov = vec![0u8; body_len as usize];
             file.read_exact(&mut moov).map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof => corrupt(path, "truncated MP4 moov box"),
@@ -845,10 +784,7 @@ fn parse_moov(moov: &[u8]) -> Option<Vec<Mp4Edit>> {
         for i in 0..count.min(elst.len() / entry_len) {
             let at = 8 + i * entry_len;
             let (duration, media_time) = match version {
-                0 => (
-                    u64::from(be_u32(elst, at)?),
-                    i64::from(be_u32(elst, at + 4)? as i32),
-                ),
+                0 => (u64::from(be_u32(elst, at)?), i64::from(be_u32(elst, at + 4)? as i32)),
                 1 => (be_u64(elst, at)?, be_u64(elst, at + 8)? as i64),
                 _ => return None,
             };
@@ -905,12 +841,8 @@ mod tests {
         let mut hdlr = vec![0u8; 8];
         hdlr.extend_from_slice(handler);
         let mdia = [timescale_box(b"mdhd", 44100), mp4_box(b"hdlr", &hdlr)].concat();
-        let trak = [
-            mp4_box(b"tkhd", &tkhd),
-            mp4_box(b"edts", &mp4_box(b"elst", &elst)),
-            mp4_box(b"mdia", &mdia),
-        ]
-        .concat();
+        let trak =
+            [mp4_box(b"tkhd", &tkhd), mp4_box(b"edts", &mp4_box(b"elst", &elst)), mp4_box(b"mdia", &mdia)].concat();
         [timescale_box(b"mvhd", 1000), mp4_box(b"trak", &trak)].concat()
     }
 
@@ -919,13 +851,7 @@ mod tests {
         let edits = parse_moov(&moov(&[(300, 1024)], b"soun")).expect("well-formed moov");
         assert_eq!(
             edits,
-            vec![Mp4Edit {
-                track_id: 7,
-                media_timescale: 44100,
-                skip: 1024,
-                keep: Some(13230),
-                keep_resolution: 45,
-            }]
+            vec![Mp4Edit { track_id: 7, media_timescale: 44100, skip: 1024, keep: Some(13230), keep_resolution: 45 }]
         );
     }
 
@@ -934,11 +860,7 @@ mod tests {
         let edits = parse_moov(&moov(&[(10, -1), (300, 2048)], b"soun")).expect("well-formed");
         assert_eq!(edits.len(), 1);
         assert_eq!(edits[0].skip, 2048);
-        assert!(
-            parse_moov(&moov(&[(300, 1024)], b"vide"))
-                .expect("well-formed")
-                .is_empty()
-        );
+        assert!(parse_moov(&moov(&[(300, 1024)], b"vide")).expect("well-formed").is_empty());
     }
 
     #[test]

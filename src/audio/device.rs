@@ -163,7 +163,11 @@ pub fn find_device(host: &cpal::Host, direction: Direction, name: Option<&str>) 
 }
 
 /// The configuration a live stream will use: the device's default, in f32, at `rate` when given.
-pub fn stream_config(device: &cpal::Device, direction: Direction, rate: Option<u32>) -> Result<(StreamConfig, Option<u32>)> {
+pub fn stream_config(
+    device: &cpal::Device,
+    direction: Direction,
+    rate: Option<u32>,
+) -> Result<(StreamConfig, Option<u32>)> {
     let word = direction.word();
     let default = match direction {
         Direction::Input => device.default_input_config(),
@@ -183,9 +187,9 @@ pub fn stream_config(device: &cpal::Device, direction: Direction, rate: Option<u
                 Direction::Output => device.supported_output_configs().map(|c| c.collect::<Vec<_>>()),
             }
             .unwrap_or_default();
-            let ok = supported.iter().any(|r| {
-                r.channels() == config.channels && r.min_sample_rate() <= rate && rate <= r.max_sample_rate()
-            });
+            let ok = supported
+                .iter()
+                .any(|r| r.channels() == config.channels && r.min_sample_rate() <= rate && rate <= r.max_sample_rate());
             if !ok {
                 return Err(Error::AudioDevice(format!(
                     "{word} device {} runs at {} Hz and does not support {rate} Hz (the input's rate); \

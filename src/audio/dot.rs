@@ -61,7 +61,11 @@ fn polyphase_body(
         if g.iter().all(|t| t.phase == g[0].phase) {
             let v = grid14([coef(g[0])], g.map(win));
             dst.copy_from_slice(&v.map(|[v]| v));
-        } else if g[0].phase == g[2].phase && g[1].phase == g[3].phase && g[0].start == g[1].start && g[2].start == g[3].start {
+        } else if g[0].phase == g[2].phase
+            && g[1].phase == g[3].phase
+            && g[0].start == g[1].start
+            && g[2].start == g[3].start
+        {
             let v = grid22([coef(g[0]), coef(g[1])], [win(g[0]), win(g[2])]);
             dst.copy_from_slice(&[v[0][0], v[0][1], v[1][0], v[1][1]]);
         } else {

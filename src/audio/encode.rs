@@ -90,10 +90,7 @@ impl AudioWriter {
         format: SampleFormat,
         overwrite: bool,
     ) -> Result<Self> {
-        let encode_err = |reason: String| Error::Encode {
-            path: path.to_owned(),
-            reason,
-        };
+        let encode_err = |reason: String| Error::Encode { path: path.to_owned(), reason };
         let channels_u16 = u16::try_from(channels)
             .ok()
             .filter(|&c| c > 0)
@@ -103,15 +100,10 @@ impl AudioWriter {
         }
         match fs::symlink_metadata(path) {
             Ok(meta) if meta.is_dir() => {
-                return Err(Error::io(
-                    path,
-                    io::Error::new(io::ErrorKind::IsADirectory, "output path is a directory"),
-                ));
+                return Err(Error::io(path, io::Error::new(io::ErrorKind::IsADirectory, "output path is a directory")));
             }
             Ok(_) if !overwrite => {
-                return Err(Error::OutputExists {
-                    path: path.to_owned(),
-                });
+                return Err(Error::OutputExists { path: path.to_owned() });
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -125,19 +117,13 @@ impl AudioWriter {
         } else {
             None
         };
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| encode_err("the output path has no file name".into()))?;
+        let file_name = path.file_name().ok_or_else(|| encode_err("the output path has no file name".into()))?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
         let temp = side_name(&dir.join(file_name), TEMP_SUFFIX);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io(&temp, e))?;
+        let file = OpenOptions::new().write(true).create_new(true).open(&temp).map_err(|e| Error::io(&temp, e))?;
         let spec = hound::WavSpec {
             channels: channels_u16,
             sample_rate,
@@ -175,10 +161,7 @@ impl AudioWriter {
         hound::WavWriter::new(BufWriter::new(file), spec)
             .and_then(hound::WavWriter::finalize)
             .map_err(|e| this.hound_err(e))?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(&this.temp)
-            .map_err(|e| Error::io(&this.temp, e))?;
+        let mut file = OpenOptions::new().write(true).open(&this.temp).map_err(|e| Error::io(&this.temp, e))?;
         this.header_len = file.seek(SeekFrom::End(0)).map_err(|e| Error::io(&this.temp, e))?;
         this.writer = Some(BufWriter::with_capacity(1 << 16, file));
         Ok(this)
@@ -198,10 +181,7 @@ impl AudioWriter {
         let frames = planar.first().map_or(0, |c| c.len());
         if let Some(bad) = planar.iter().find(|c| c.len() != frames) {
             return Err(Error::Mismatch {
-                what: format!(
-                    "{}: frames per channel in the written block",
-                    self.path.display()
-                ),
+                what: format!("{}: frames per channel in the written block", self.path.display()),
                 expected: frames.to_string(),
                 got: bad.len().to_string(),
             });
@@ -212,18 +192,11 @@ impl AudioWriter {
                 continue;
             }
             if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
-                return Err(Error::NonFiniteSample {
-                    path: self.path.clone(),
-                    channel,
-                    frame: self.frames + i as u64,
-                });
+                return Err(Error::NonFiniteSample { path: self.path.clone(), channel, frame: self.frames + i as u64 });
             }
         }
         let Some(writer) = self.writer.as_mut() else {
-            return Err(Error::Encode {
-                path: self.path.clone(),
-                reason: "writer is closed".into(),
-            });
+            return Err(Error::Encode { path: self.path.clone(), reason: "writer is closed".into() });
         };
         if self.format != SampleFormat::Float32 {
             self.clipping.count(planar, self.format.bits());
@@ -245,14 +218,13 @@ impl AudioWriter {
         }
         let bytes = frames * self.channels * self.format.bytes();
         if self.data_bytes + bytes as u64 > u32::MAX as u64 - self.header_len {
-            return Err(Error::Encode {
-                path: self.path.clone(),
-                reason: "WAV data would exceed 4 GiB".into(),
-            });
+            return Err(Error::Encode { path: self.path.clone(), reason: "WAV data would exceed 4 GiB".into() });
         }
         self.scratch.resize(bytes, 0);
         match self.format {
-            SampleFormat::Int16 => interleave::<2>(planar, &mut self.scratch, |x| (quantise(x, 15) as i16).to_le_bytes()),
+            SampleFormat::Int16 => {
+                interleave::<2>(planar, &mut self.scratch, |x| (quantise(x, 15) as i16).to_le_bytes())
+            }
             SampleFormat::Int24 => interleave::<3>(planar, &mut self.scratch, |x| {
                 let b = quantise(x, 23).to_le_bytes();
                 [b[0], b[1], b[2]]
@@ -284,10 +256,7 @@ impl AudioWriter {
     /// [`commit_together`].
     pub fn seal(mut self) -> Result<Sealed> {
         let Some(writer) = self.writer.take() else {
-            return Err(Error::Encode {
-                path: self.path.clone(),
-                reason: "writer is closed".into(),
-            });
+            return Err(Error::Encode { path: self.path.clone(), reason: "writer is closed".into() });
         };
         // The RIFF size (everything after its own field) and the data chunk's size, as hound's
         // finalize would write them; then fsync so the rename cannot expose a file whose data is
@@ -337,10 +306,7 @@ impl AudioWriter {
     fn hound_err(&self, e: hound::Error) -> Error {
         match e {
             hound::Error::IoError(io) => Error::io(&self.temp, io),
-            other => Error::Encode {
-                path: self.path.clone(),
-                reason: other.to_string(),
-            },
+            other => Error::Encode { path: self.path.clone(), reason: other.to_string() },
         }
     }
 }

@@ -51,7 +51,11 @@ impl FlacEncoder {
 
     /// Adds interleaved samples (each within the stream's bit depth) and hands every completed
     /// frame's bytes to `out`.
-    pub fn push(&mut self, interleaved: &[i32], out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), String> {
+    pub fn push(
+        &mut self,
+        interleaved: &[i32],
+        out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), String> {
         let block = BLOCK_FRAMES * self.channels;
         let mut rest = interleaved;
         while !rest.is_empty() {
@@ -90,7 +94,9 @@ impl FlacEncoder {
         self.sink.clear();
         frame.write(&mut self.sink).map_err(|e| e.to_string())?;
         let bytes = self.sink.as_slice();
-        self.frame_sizes = Some(self.frame_sizes.map_or((bytes.len(), bytes.len()), |(lo, hi)| (lo.min(bytes.len()), hi.max(bytes.len()))));
+        self.frame_sizes = Some(
+            self.frame_sizes.map_or((bytes.len(), bytes.len()), |(lo, hi)| (lo.min(bytes.len()), hi.max(bytes.len()))),
+        );
         out(bytes).map_err(|e| e.to_string())?;
         self.frames_encoded += 1;
         self.pending.clear();

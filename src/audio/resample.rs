@@ -35,8 +35,8 @@
 use rubato::audioadapter_buffers::direct::{SequentialSliceOfSlices, SequentialSliceOfVecs};
 use rubato::{Fft, FixedSync, Indexing, Resampler as _, WindowFunction};
 
-use crate::{Error, Result};
 use crate::audio::dot;
+use crate::{Error, Result};
 
 /// The FFT block on the lower-rate side is at least this many frames. The block length sets the
 /// filter length and so the transition band. Measured at 512: flat (within 0.001 dB) to 95% of the
@@ -79,10 +79,7 @@ struct FftEngine {
 /// Where produced frames go: appended to `Vec`s (offline) or written into caller slices (real time).
 enum Sink<'s, 'b> {
     Append(&'s mut [Vec<f32>]),
-    Slices {
-        out: &'s mut [&'b mut [f32]],
-        written: usize,
-    },
+    Slices { out: &'s mut [&'b mut [f32]], written: usize },
 }
 
 impl Sink<'_, '_> {
@@ -141,12 +138,7 @@ impl Resampler {
     /// `max_chunk_frames` is the largest input chunk the caller intends to pass to
     /// [`process_into`](Self::process_into); it only sizes [`max_output_frames`](Self::max_output_frames).
     /// [`process`](Self::process) accepts chunks of any length.
-    pub fn new(
-        from_rate: u32,
-        to_rate: u32,
-        channels: usize,
-        max_chunk_frames: usize,
-    ) -> Result<Self> {
+    pub fn new(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
         Self::build(from_rate, to_rate, channels, max_chunk_frames, true)
     }
 
@@ -165,22 +157,11 @@ impl Resampler {
 
     /// Like [`new`](Self::new), but always with the FFT engine (rubato), the fallback for rate
     /// pairs the polyphase engine cannot take; tests and benches reach it through here.
-    pub fn new_fft(
-        from_rate: u32,
-        to_rate: u32,
-        channels: usize,
-        max_chunk_frames: usize,
-    ) -> Result<Self> {
+    pub fn new_fft(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
         Self::build(from_rate, to_rate, channels, max_chunk_frames, false)
     }
 
-    fn build(
-        from_rate: u32,
-        to_rate: u32,
-        channels: usize,
-        max_chunk_frames: usize,
-        polyphase: bool,
-    ) -> Result<Self> {
+    fn build(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize, polyphase: bool) -> Result<Self> {
         for (name, rate) in [("input", from_rate), ("output", to_rate)] {
             if rate == 0 || rate > MAX_RATE {
                 return Err(Error::InvalidArgument(format!(
@@ -189,14 +170,10 @@ impl Resampler {
             }
         }
         if channels == 0 {
-            return Err(Error::InvalidArgument(
-                "resampler needs at least one channel".into(),
-            ));
+            return Err(Error::InvalidArgument("resampler needs at least one channel".into()));
         }
         if max_chunk_frames == 0 {
-            return Err(Error::InvalidArgument(
-                "resampler max_chunk_frames must be at least 1".into(),
-            ));
+            return Err(Error::InvalidArgument("resampler max_chunk_frames must be at least 1".into()));
         }
         let engine = if from_rate == to_rate {
             None
@@ -205,15 +182,7 @@ impl Resampler {
         } else {
             Some(Engine::Fft(Box::new(FftEngine::new(from_rate, to_rate, channels)?)))
         };
-        Ok(Resampler {
-            from_rate,
-            to_rate,
-            channels,
-            max_chunk_frames,
-            engine,
-            frames_in: 0,
-            frames_out: 0,
-        })
+        Ok(Resampler { from_rate, to_rate, channels, max_chunk_frames, engine, frames_in: 0, frames_out: 0 })
     }
 
     /// The largest input chunk [`max_output_frames`](Self::max_output_frames) is sized for.
@@ -302,9 +271,7 @@ impl Resampler {
         match &self.engine {
             None => self.max_chunk_frames,
             Some(Engine::Fft(e)) => self.max_chunk_frames.div_ceil(e.block_in) * e.block_out,
-            Some(Engine::Direct(e)) => {
-                (self.max_chunk_frames as u64 * e.l).div_ceil(e.m) as usize + 1
-            }
+            Some(Engine::Direct(e)) => (self.max_chunk_frames as u64 * e.l).div_ceil(e.m) as usize + 1,
         }
     }
 
@@ -473,10 +440,7 @@ enum Engine {
 impl FftEngine {
     fn new(from_rate: u32, to_rate: u32, channels: usize) -> Result<Self> {
         let g = gcd(from_rate as u64, to_rate as u64);
-        let (a, b) = (
-            (from_rate as u64 / g) as usize,
-            (to_rate as u64 / g) as usize,
-        );
+        let (a, b) = ((from_rate as u64 / g) as usize, (to_rate as u64 / g) as usize);
         // The block must span an even number of minimal blocks (a : b frames). Only then is the
         // filter's centre tap, at block_in / 2 input frames, exactly block_out / 2 output frames,
         // so dropping whole output frames cancels the delay with no sub-sample shift.
@@ -532,25 +496,17 @@ impl FftEngine {
         while pos < frames {
             if self.pending_len == 0 && frames - pos >= self.block_in {
                 // Whole block available in the caller's buffer: read it in place.
-                let adapter =
-                    SequentialSliceOfSlices::new(input, channels, frames).map_err(rubato_error)?;
+                let adapter = SequentialSliceOfSlices::new(input, channels, frames).map_err(rubato_error)?;
                 let mut out =
-                    SequentialSliceOfVecs::new_mut(&mut self.block, channels, self.block_out)
-                        .map_err(rubato_error)?;
-                let indexing = Indexing {
-                    input_offset: pos,
-                    ..Indexing::default()
-                };
-                self.fft
-                    .process_into_buffer(&adapter, &mut out, Some(&indexing))
-                    .map_err(rubato_error)?;
+                    SequentialSliceOfVecs::new_mut(&mut self.block, channels, self.block_out).map_err(rubato_error)?;
+                let indexing = Indexing { input_offset: pos, ..Indexing::default() };
+                self.fft.process_into_buffer(&adapter, &mut out, Some(&indexing)).map_err(rubato_error)?;
                 pos += self.block_in;
                 emitted += self.emit(sink, usize::MAX);
             } else {
                 let take = (self.block_in - self.pending_len).min(frames - pos);
                 for (dst, src) in self.pending.iter_mut().zip(input) {
-                    dst[self.pending_len..self.pending_len + take]
-                        .copy_from_slice(&src[pos..pos + take]);
+                    dst[self.pending_len..self.pending_len + take].copy_from_slice(&src[pos..pos + take]);
                 }
                 self.pending_len += take;
                 pos += take;
@@ -565,17 +521,11 @@ impl FftEngine {
     /// Resamples the pending block (zero-padded past `pending_len`) and emits at most `limit` frames.
     fn run_pending_block(&mut self, sink: &mut Sink<'_, '_>, limit: usize) -> Result<usize> {
         let channels = self.pending.len();
-        let adapter = SequentialSliceOfVecs::new(&self.pending, channels, self.block_in)
-            .map_err(rubato_error)?;
-        let mut out = SequentialSliceOfVecs::new_mut(&mut self.block, channels, self.block_out)
-            .map_err(rubato_error)?;
-        let indexing = Indexing {
-            partial_len: Some(self.pending_len),
-            ..Indexing::default()
-        };
-        self.fft
-            .process_into_buffer(&adapter, &mut out, Some(&indexing))
-            .map_err(rubato_error)?;
+        let adapter = SequentialSliceOfVecs::new(&self.pending, channels, self.block_in).map_err(rubato_error)?;
+        let mut out =
+            SequentialSliceOfVecs::new_mut(&mut self.block, channels, self.block_out).map_err(rubato_error)?;
+        let indexing = Indexing { partial_len: Some(self.pending_len), ..Indexing::default() };
+        self.fft.process_into_buffer(&adapter, &mut out, Some(&indexing)).map_err(rubato_error)?;
         self.pending_len = 0;
         Ok(self.emit(sink, limit))
     }

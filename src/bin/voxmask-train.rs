@@ -25,7 +25,12 @@ use voxmask::train::trainer::{
 const MAX_LR: f64 = 1e6;
 
 #[derive(Parser)]
-#[command(name = "voxmask-train", version, about = "Train a voxmask vocal-mask network", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "voxmask-train",
+    version,
+    about = "Train a voxmask vocal-mask network",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -244,10 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().ok();
     }
     let resume_dir = a.resume.clone().filter(|p| !p.as_os_str().is_empty());
-    let out = resume_dir
-        .clone()
-        .or(a.out.clone())
-        .unwrap_or_else(|| PathBuf::from("runs").join(preset.name()));
+    let out = resume_dir.clone().or(a.out.clone()).unwrap_or_else(|| PathBuf::from("runs").join(preset.name()));
     let resume = a.resume.is_some();
     if resume && !out.join("last.ckpt").is_file() {
         bail!("--resume: no checkpoint at {}", out.join("last.ckpt").display());
@@ -260,14 +262,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if resume {
         check_resume_matches(&out, &datasets, a.preset.map(|_| preset))?;
     } else if !a.overwrite
-        && let Some(existing) = ["last.ckpt", "best.ckpt", "log.csv"].iter().map(|f| out.join(f)).find(|p| p.exists()) {
-            bail!(
-                "{} already holds a run ({}): continue it with --resume {}, start over with --overwrite, or pick another --out",
-                out.display(),
-                existing.display(),
-                out.display()
-            );
-        }
+        && let Some(existing) = ["last.ckpt", "best.ckpt", "log.csv"].iter().map(|f| out.join(f)).find(|p| p.exists())
+    {
+        bail!(
+            "{} already holds a run ({}): continue it with --resume {}, start over with --overwrite, or pick another --out",
+            out.display(),
+            existing.display(),
+            out.display()
+        );
+    }
     let mut cfg = TrainConfig::for_preset(datasets, preset);
     if let Some(v) = a.epochs {
         cfg.epochs = v;

@@ -46,7 +46,12 @@ impl MaskRule {
     /// The rule a user asked for, falling back to the model's: `name` (`binary`, `paper`,
     /// `soft`) or the model's rule, with `threshold` (else the model's) for `paper`. `None` for an
     /// unknown name.
-    pub fn choose(name: Option<&str>, threshold: Option<f32>, model_rule: MaskRule, model_threshold: f32) -> Option<Self> {
+    pub fn choose(
+        name: Option<&str>,
+        threshold: Option<f32>,
+        model_rule: MaskRule,
+        model_threshold: f32,
+    ) -> Option<Self> {
         let threshold = threshold.unwrap_or(model_threshold);
         match (name, model_rule) {
             (Some(name), _) => MaskRule::parse(name, threshold),
@@ -101,7 +106,9 @@ impl ModelOutput {
     pub fn to_probabilities(self, values: &mut [f32]) {
         match self {
             ModelOutput::Logit => simd::sigmoid_in_place(values),
-            ModelOutput::Probability => values.iter_mut().for_each(|v| *v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }),
+            ModelOutput::Probability => {
+                values.iter_mut().for_each(|v| *v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) })
+            }
         }
     }
 }

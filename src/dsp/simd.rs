@@ -249,7 +249,8 @@ fn exp(x: f32) -> f32 {
     let t = x * std::f32::consts::LOG2_E + ROUND;
     let n = t - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+        * r
         + 5e-1;
     let e = p * (r * r) + r + 1.0;
     // 2^n from the integer n that sits in the low bits of `t` (|n| ≤ 127 ≪ 2²²), by integer
@@ -269,7 +270,9 @@ fn ln(x: f32) -> f32 {
     let e = (e - small as i32) as f32;
     let f = if small { m + m - 1.0 } else { m - 1.0 };
     let z = f * f;
-    let p = (((((((7.037_683_6e-2 * f - 1.151_461e-1) * f + 1.167_699_9e-1) * f - 1.242_014_1e-1) * f + 1.424_932_3e-1) * f
+    let p = (((((((7.037_683_6e-2 * f - 1.151_461e-1) * f + 1.167_699_9e-1) * f - 1.242_014_1e-1) * f
+        + 1.424_932_3e-1)
+        * f
         - 1.666_805_8e-1)
         * f
         + 2.000_071_4e-1)
@@ -294,7 +297,21 @@ mod tests {
     #[test]
     fn sigmoid_matches_the_standard_library() {
         let mut values: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.01).collect();
-        values.extend([1e4, -1e4, 87.0, -87.0, 88.5, -88.5, 104.0, -104.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 0.0, -0.0]);
+        values.extend([
+            1e4,
+            -1e4,
+            87.0,
+            -87.0,
+            88.5,
+            -88.5,
+            104.0,
+            -104.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            0.0,
+            -0.0,
+        ]);
         let mut out = values.clone();
         sigmoid_in_place(&mut out);
         for (&x, &p) in values.iter().zip(&out) {
@@ -336,7 +353,8 @@ mod tests {
     #[test]
     fn magnitude_features_match_the_scalar_formula() {
         for n in [0, 1, 7, 8, 9, 513, 1025] {
-            let spectrum: Vec<Complex32> = (0..n).map(|i| Complex32::new((i as f32 * 0.37).sin() * 3.0, (i as f32 * 0.11).cos())).collect();
+            let spectrum: Vec<Complex32> =
+                (0..n).map(|i| Complex32::new((i as f32 * 0.37).sin() * 3.0, (i as f32 * 0.11).cos())).collect();
             let scale: Vec<f32> = (0..n).map(|i| 0.5 + (i % 5) as f32 * 0.1).collect();
             for (scaled, log) in [(false, false), (false, true), (true, false), (true, true)] {
                 let mut out = vec![f32::NAN; n];
@@ -344,7 +362,11 @@ mod tests {
                 for i in 0..n {
                     let m = spectrum[i].norm() * if scaled { scale[i] } else { 1.0 };
                     let want = if log { m.ln_1p() } else { m };
-                    assert!(close(out[i], want, 1e-6), "n {n}, bin {i}, scaled {scaled}, log {log}: {} vs {want}", out[i]);
+                    assert!(
+                        close(out[i], want, 1e-6),
+                        "n {n}, bin {i}, scaled {scaled}, log {log}: {} vs {want}",
+                        out[i]
+                    );
                 }
             }
         }
@@ -354,7 +376,8 @@ mod tests {
     #[test]
     fn spectrum_scaling_matches_the_complex_product() {
         for n in [0, 1, 7, 8, 9, 512, 1025] {
-            let x: Vec<Complex32> = (0..n).map(|i| Complex32::new((i as f32 * 0.37).sin() * 3.0, (i as f32 * 0.11).cos())).collect();
+            let x: Vec<Complex32> =
+                (0..n).map(|i| Complex32::new((i as f32 * 0.37).sin() * 3.0, (i as f32 * 0.11).cos())).collect();
             let m: Vec<f32> = (0..n).map(|i| (i % 7) as f32 / 6.0).collect();
             let (mut out, mut out_by) = (vec![Complex32::new(f32::NAN, f32::NAN); n], vec![Complex32::default(); n]);
             scale_spectrum(&x, &m, &mut out);

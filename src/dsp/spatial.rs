@@ -258,7 +258,12 @@ mod tests {
         // Soft: the left channel at 3 dB, the right exact, 6 dB overall. The diffuse loading
         // keeps the filter from trusting the images fully, so it gains 2–3 dB rather than more.
         assert!(snr(err_soft) < 7.0, "soft {:.1} dB", snr(err_soft));
-        assert!(snr(err_wiener) > snr(err_soft) + 2.0, "wiener {:.1} dB vs soft {:.1} dB", snr(err_wiener), snr(err_soft));
+        assert!(
+            snr(err_wiener) > snr(err_soft) + 2.0,
+            "wiener {:.1} dB vs soft {:.1} dB",
+            snr(err_wiener),
+            snr(err_soft)
+        );
     }
 
     /// Identical channels (mono content): the filter gives back the soft mask, whatever the
@@ -307,7 +312,8 @@ mod tests {
         let mut next = noise(0x9e37_79b9);
         for _ in 0..200 {
             let x: [Vec<Complex32>; 2] = std::array::from_fn(|_| (0..bins).map(|_| c(next(), next())).collect());
-            let soft: [Vec<Complex32>; 2] = std::array::from_fn(|ch| x[ch].iter().map(|x| x * (next() + 0.5)).collect());
+            let soft: [Vec<Complex32>; 2] =
+                std::array::from_fn(|ch| x[ch].iter().map(|x| x * (next() + 0.5)).collect());
             let (mut a, mut b) = (soft.clone(), soft);
             let [a1, a2] = &mut a;
             dispatched.refine([&x[0], &x[1]], [a1, a2]);

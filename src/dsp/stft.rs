@@ -74,8 +74,7 @@ impl StftConfig {
     fn steady_state_inverse_norm(&self, window: &[f32]) -> Vec<f32> {
         (0..self.hop)
             .map(|j| {
-                let sum: f64 =
-                    (j..self.win_length).step_by(self.hop).map(|i| (window[i] as f64).powi(2)).sum();
+                let sum: f64 = (j..self.win_length).step_by(self.hop).map(|i| (window[i] as f64).powi(2)).sum();
                 (1.0 / sum) as f32
             })
             .collect()
@@ -307,7 +306,14 @@ fn slide_in(history: &mut [f32], samples: &[f32]) {
 /// Weighted overlap-add of one inverse-transformed frame: adds `frame · window · scale` to the
 /// accumulator, writes the `out.len()` (one hop) samples it completes, normalised by the
 /// steady-state sum of squared windows, and moves the accumulator on by that hop.
-fn overlap_add(accumulator: &mut [f32], frame: impl Iterator<Item = f32>, window: &[f32], scale: f32, inverse_norm: &[f32], out: &mut [f32]) {
+fn overlap_add(
+    accumulator: &mut [f32],
+    frame: impl Iterator<Item = f32>,
+    window: &[f32],
+    scale: f32,
+    inverse_norm: &[f32],
+    out: &mut [f32],
+) {
     let (win, hop) = (accumulator.len(), out.len());
     for ((acc, x), &w) in accumulator.iter_mut().zip(frame).zip(window) {
         *acc += x * w * scale;

@@ -29,9 +29,9 @@ impl WindowKind {
     /// Returns the `len`-point window.
     pub fn build(self, len: usize) -> Vec<f32> {
         match self {
-            WindowKind::Hann => (0..len)
-                .map(|n| (0.5 - 0.5 * (2.0 * PI * n as f64 / len as f64).cos()) as f32)
-                .collect(),
+            WindowKind::Hann => {
+                (0..len).map(|n| (0.5 - 0.5 * (2.0 * PI * n as f64 / len as f64).cos()) as f32).collect()
+            }
         }
     }
 }

@@ -63,10 +63,7 @@ impl LagCorrelator {
                     })
                     .collect();
                 // A worker only panics on a bug in this module, never on user data.
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             })
         };
         let mut total = vec![vec![Complex::new(0.0, 0.0); bins]; pairs.len()];
@@ -88,9 +85,7 @@ impl LagCorrelator {
                 spec[0].im = 0.0;
                 spec[bins - 1].im = 0.0;
                 // Sizes match by construction and the edge bins are real, so this cannot fail.
-                let _ = self
-                    .inv
-                    .process_with_scratch(&mut spec, &mut time, &mut scratch);
+                let _ = self.inv.process_with_scratch(&mut spec, &mut time, &mut scratch);
                 time[..2 * self.lags - 1].iter().map(|v| v * norm).collect()
             })
             .collect()
@@ -108,12 +103,8 @@ impl LagCorrelator {
         let bins = self.n_fft / 2 + 1;
         let halo = self.lags - 1;
         let mut acc = vec![vec![Complex::new(0.0, 0.0); bins]; pairs.len()];
-        let used_x: Vec<bool> = (0..lagged.len())
-            .map(|i| pairs.iter().any(|p| p.0 == i))
-            .collect();
-        let used_y: Vec<bool> = (0..plain.len())
-            .map(|i| pairs.iter().any(|p| p.1 == i))
-            .collect();
+        let used_x: Vec<bool> = (0..lagged.len()).map(|i| pairs.iter().any(|p| p.0 == i)).collect();
+        let used_y: Vec<bool> = (0..plain.len()).map(|i| pairs.iter().any(|p| p.1 == i)).collect();
         let mut xs = vec![vec![Complex::new(0.0, 0.0); bins]; lagged.len()];
         let mut ys = vec![vec![Complex::new(0.0, 0.0); bins]; plain.len()];
         let mut buf = self.fwd.make_input_vec();
@@ -130,9 +121,7 @@ impl LagCorrelator {
                 let hi = (start + self.block + halo).min(n);
                 let off = lo + halo - start;
                 buf[off..off + (hi - lo)].copy_from_slice(&x[lo..hi]);
-                let _ = self
-                    .fwd
-                    .process_with_scratch(&mut buf, &mut xs[i], &mut scratch);
+                let _ = self.fwd.process_with_scratch(&mut buf, &mut xs[i], &mut scratch);
             }
             for (i, y) in plain.iter().enumerate() {
                 if !used_y[i] {
@@ -141,9 +130,7 @@ impl LagCorrelator {
                 buf.fill(0.0);
                 let hi = (start + self.block).min(n);
                 buf[..hi - start].copy_from_slice(&y[start..hi]);
-                let _ = self
-                    .fwd
-                    .process_with_scratch(&mut buf, &mut ys[i], &mut scratch);
+                let _ = self.fwd.process_with_scratch(&mut buf, &mut ys[i], &mut scratch);
             }
             for (a, &(xi, yi)) in acc.iter_mut().zip(pairs) {
                 for ((s, x), y) in a.iter_mut().zip(&xs[xi]).zip(&ys[yi]) {
@@ -166,9 +153,7 @@ mod tests {
     fn matches_direct_correlation() {
         let l = 37;
         let n = 5000;
-        let x: Vec<f64> = (0..n)
-            .map(|i| ((i * 7919) % 1009) as f64 / 1009.0 - 0.5)
-            .collect();
+        let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1009) as f64 / 1009.0 - 0.5).collect();
         let y: Vec<f64> = (0..n).map(|i| ((i as f64) * 0.013).sin()).collect();
         let corr = LagCorrelator::new(l);
         for threads in [1, 3] {
@@ -180,10 +165,7 @@ mod tests {
                         .map(|m| sig[(m + k) as usize] * y[m as usize])
                         .sum();
                     let got = o[(k + l as isize - 1) as usize];
-                    assert!(
-                        (got - direct).abs() < CORR_TOL,
-                        "lag {k}: {got} vs {direct}"
-                    );
+                    assert!((got - direct).abs() < CORR_TOL, "lag {k}: {got} vs {direct}");
                 }
             }
         }

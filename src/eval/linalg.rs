@@ -48,11 +48,7 @@ fn tile_kernel<const FMA: bool>(pa: &[f64], pb: &[f64], kb: usize) -> [[f64; TIL
         for r in 0..TILE {
             let x = ka[r];
             for c in 0..TILE {
-                acc[r][c] = if FMA {
-                    x.mul_add(kbv[c], acc[r][c])
-                } else {
-                    acc[r][c] + x * kbv[c]
-                };
+                acc[r][c] = if FMA { x.mul_add(kbv[c], acc[r][c]) } else { acc[r][c] + x * kbv[c] };
             }
         }
     }
@@ -71,13 +67,10 @@ enum Isa {
 fn detect_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
             return Isa::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             return Isa::Avx2;
         }
     }
@@ -85,11 +78,7 @@ fn detect_isa() -> Isa {
 }
 
 /// Splits `0..groups` into at most `parts` contiguous ranges of roughly equal total `weight`.
-fn split_weighted(
-    groups: usize,
-    parts: usize,
-    weight: impl Fn(usize) -> usize,
-) -> Vec<(usize, usize)> {
+fn split_weighted(groups: usize, parts: usize, weight: impl Fn(usize) -> usize) -> Vec<(usize, usize)> {
     let total: usize = (0..groups).map(&weight).sum();
     let parts = parts.clamp(1, groups.max(1));
     let mut out = Vec::with_capacity(parts);
@@ -198,15 +187,7 @@ impl Update<'_> {
 }
 
 /// Packs rows `r0..r0 + rows`, columns `c0..c0 + kb` as TILE-row groups, k-major.
-fn pack_rows(
-    a: &[f64],
-    n: usize,
-    r0: usize,
-    rows: usize,
-    c0: usize,
-    kb: usize,
-    out: &mut Vec<f64>,
-) {
+fn pack_rows(a: &[f64], n: usize, r0: usize, rows: usize, c0: usize, kb: usize, out: &mut Vec<f64>) {
     let stride = kb * TILE;
     out.clear();
     out.resize(rows.div_ceil(TILE) * stride, 0.0);
@@ -222,15 +203,7 @@ fn pack_rows(
 
 /// Packs the transpose of rows `r0..r0 + kb`, columns `c0..c0 + cols` as TILE-column groups,
 /// k-major, so that it can serve as the `B` of an [`Update`].
-fn pack_cols(
-    a: &[f64],
-    n: usize,
-    r0: usize,
-    kb: usize,
-    c0: usize,
-    cols: usize,
-    out: &mut Vec<f64>,
-) {
+fn pack_cols(a: &[f64], n: usize, r0: usize, kb: usize, c0: usize, cols: usize, out: &mut Vec<f64>) {
     let stride = kb * TILE;
     out.clear();
     out.resize(cols.div_ceil(TILE) * stride, 0.0);
@@ -332,16 +305,7 @@ pub(crate) fn cholesky_in_place(a: &mut [f64], n: usize, threads: usize) -> bool
         }
         // Trailing update A22 -= L21 L21ᵀ (lower triangle, whole tiles on the diagonal).
         pack_rows(bottom, n, 0, m, k0, kb, &mut pack);
-        let upd = Update {
-            n,
-            col0: t0,
-            rows: m,
-            cols: m,
-            pack_a: &pack,
-            pack_b: &pack,
-            kb,
-            lower: true,
-        };
+        let upd = Update { n, col0: t0, rows: m, cols: m, pack_a: &pack, pack_b: &pack, kb, lower: true };
         upd.run(isa, bottom, threads);
         k0 = t0;
     }
@@ -434,16 +398,7 @@ pub(crate) fn lu_in_place(a: &mut [f64], n: usize, threads: usize) -> Option<Vec
         let m = n - t0;
         pack_rows(a, n, t0, m, k0, kb, &mut pack_a);
         pack_cols(a, n, k0, kb, t0, m, &mut pack_b);
-        let upd = Update {
-            n,
-            col0: t0,
-            rows: m,
-            cols: m,
-            pack_a: &pack_a,
-            pack_b: &pack_b,
-            kb,
-            lower: false,
-        };
+        let upd = Update { n, col0: t0, rows: m, cols: m, pack_a: &pack_a, pack_b: &pack_b, kb, lower: false };
         upd.run(isa, &mut a[t0 * n..], threads);
         k0 = t0;
     }

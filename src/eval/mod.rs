@@ -58,12 +58,7 @@ pub struct BssConfig {
 
 impl Default for BssConfig {
     fn default() -> Self {
-        BssConfig {
-            win: 44100,
-            hop: 44100,
-            filter_len: 512,
-            threads: 1,
-        }
+        BssConfig { win: 44100, hop: 44100, filter_len: 512, threads: 1 }
     }
 }
 
@@ -84,12 +79,7 @@ impl FrameScores {
     /// The per-track scores as museval aggregates them: the median over windows ignoring NaN,
     /// in the order `[SDR, ISR, SIR, SAR]`.
     pub fn medians(&self) -> [f64; 4] {
-        [
-            nan_median(&self.sdr),
-            nan_median(&self.isr),
-            nan_median(&self.sir),
-            nan_median(&self.sar),
-        ]
+        [nan_median(&self.sdr), nan_median(&self.isr), nan_median(&self.sir), nan_median(&self.sar)]
     }
 
     fn clear_resize(&mut self, n: usize) {
@@ -109,11 +99,7 @@ pub fn nan_median(values: &[f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
 
 /// Sample `i` of an estimate channel, zero past its end (museval pads short estimates).
@@ -186,11 +172,7 @@ pub fn si_sdr(reference: &[Vec<f32>], estimate: &[Vec<f32>]) -> Result<f64> {
 /// museval's `_safe_db`: a zero denominator is a perfect component, +∞ dB.
 #[inline]
 fn safe_db(num: f64, den: f64) -> f64 {
-    if den == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (num / den).log10()
-    }
+    if den == 0.0 { f64::INFINITY } else { 10.0 * (num / den).log10() }
 }
 
 /// Smallest even length ≥ `n` whose only prime factors are 2, 3, 5 and 7 (fast for rustfft).
@@ -245,11 +227,8 @@ impl BssEval {
                 cfg.win, cfg.hop, cfg.filter_len
             )));
         }
-        let threads = if cfg.threads == 0 {
-            thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            cfg.threads
-        };
+        let threads =
+            if cfg.threads == 0 { thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.threads };
         let frame_fft = good_fft_len(cfg.win + cfg.filter_len - 1);
         let mut planner = RealFftPlanner::<f64>::new();
         Ok(BssEval {
@@ -271,20 +250,12 @@ impl BssEval {
 
     /// Number of windows for a track of `len` samples, or 0 when it is shorter than one window.
     pub fn frame_count(&self, len: usize) -> usize {
-        if len < self.cfg.win {
-            0
-        } else {
-            (len - self.cfg.win + self.cfg.hop) / self.cfg.hop
-        }
+        if len < self.cfg.win { 0 } else { (len - self.cfg.win + self.cfg.hop) / self.cfg.hop }
     }
 
     /// Evaluates one track: `references` and `estimates` are `[source][channel][sample]`.
     /// Returns one [`FrameScores`] per source.
-    pub fn evaluate(
-        &mut self,
-        references: &[Vec<Vec<f32>>],
-        estimates: &[Vec<Vec<f32>>],
-    ) -> Result<Vec<FrameScores>> {
+    pub fn evaluate(&mut self, references: &[Vec<Vec<f32>>], estimates: &[Vec<Vec<f32>>]) -> Result<Vec<FrameScores>> {
         let mut out = Vec::new();
         self.evaluate_into(references, estimates, &mut out)?;
         Ok(out)
@@ -299,9 +270,7 @@ impl BssEval {
         out: &mut Vec<FrameScores>,
     ) -> Result<()> {
         let mut track = std::mem::take(&mut self.track);
-        let result = self
-            .load(references, estimates, &mut track)
-            .and_then(|()| self.evaluate_track(&track, out));
+        let result = self.load(references, estimates, &mut track).and_then(|()| self.evaluate_track(&track, out));
         self.track = track;
         result
     }
@@ -314,9 +283,7 @@ impl BssEval {
         for fs in out.iter_mut() {
             fs.clear_resize(n_frames);
         }
-        let active: Vec<bool> = (0..n_frames)
-            .map(|t| !self.frame_silent(track, t))
-            .collect();
+        let active: Vec<bool> = (0..n_frames).map(|t| !self.frame_silent(track, t)).collect();
         if !active.iter().any(|&a| a) {
             return Ok(());
         }
@@ -337,15 +304,8 @@ impl BssEval {
             }
         }
         let lagged: Vec<&[f64]> = track.refs.iter().map(|v| v.as_slice()).collect();
-        let plain: Vec<&[f64]> = track
-            .refs
-            .iter()
-            .chain(&track.ests)
-            .map(|v| v.as_slice())
-            .collect();
-        let r = self
-            .corr
-            .correlate(&lagged, &plain, &pairs, track.len, self.threads);
+        let plain: Vec<&[f64]> = track.refs.iter().chain(&track.ests).map(|v| v.as_slice()).collect();
+        let r = self.corr.correlate(&lagged, &plain, &pairs, track.len, self.threads);
         // Pair (a, b), a ≤ b, sits at a·p − a(a−1)/2 + (b − a) in the G list.
         let g_pos = |a: usize, b: usize| -> usize {
             let (a, b) = if a <= b { (a, b) } else { (b, a) };
@@ -356,21 +316,14 @@ impl BssEval {
 
         // Filters from every source (whole system) to each estimate channel.
         let chans: Vec<usize> = (0..p).collect();
-        let rhs_all: Vec<Vec<f64>> = (0..p)
-            .map(|c| (0..p * l).map(|i| d_at(i / l, c, i % l)).collect())
-            .collect();
+        let rhs_all: Vec<Vec<f64>> = (0..p).map(|c| (0..p * l).map(|i| d_at(i / l, c, i % l)).collect()).collect();
         let filt_all = self.solve_gram(&r, &g_pos, &chans, l, rhs_all, None)?;
         // Filters from each source's own channels to its estimate's channels.
         let mut filt_own: Vec<Vec<f64>> = Vec::with_capacity(p);
         for j in 0..ns {
             let own: Vec<usize> = (j * nc..(j + 1) * nc).collect();
-            let rhs: Vec<Vec<f64>> = (0..nc)
-                .map(|c| {
-                    (0..nc * l)
-                        .map(|i| d_at(j * nc + i / l, j * nc + c, i % l))
-                        .collect()
-                })
-                .collect();
+            let rhs: Vec<Vec<f64>> =
+                (0..nc).map(|c| (0..nc * l).map(|i| d_at(j * nc + i / l, j * nc + c, i % l)).collect()).collect();
             // Source 0's block leads the full matrix, so its factor is the full factor's
             // leading block when the full system took the Cholesky path.
             let lead = if j == 0 { Some(p * l) } else { None };
@@ -382,17 +335,10 @@ impl BssEval {
     }
 
     /// Checks the shapes and samples and converts them into `track`.
-    fn load(
-        &self,
-        references: &[Vec<Vec<f32>>],
-        estimates: &[Vec<Vec<f32>>],
-        track: &mut Track,
-    ) -> Result<()> {
+    fn load(&self, references: &[Vec<Vec<f32>>], estimates: &[Vec<Vec<f32>>], track: &mut Track) -> Result<()> {
         let ns = references.len();
         if ns == 0 {
-            return Err(Error::InvalidArgument(
-                "BSS Eval needs at least one reference source".into(),
-            ));
+            return Err(Error::InvalidArgument("BSS Eval needs at least one reference source".into()));
         }
         if estimates.len() != ns {
             return Err(Error::Mismatch {
@@ -403,9 +349,7 @@ impl BssEval {
         }
         let nc = references[0].len();
         if nc == 0 {
-            return Err(Error::InvalidArgument(
-                "reference source 0 has no channels".into(),
-            ));
+            return Err(Error::InvalidArgument("reference source 0 has no channels".into()));
         }
         let len = references[0][0].len();
         for (j, (r, e)) in references.iter().zip(estimates).enumerate() {
@@ -509,9 +453,8 @@ impl BssEval {
         }
         self.gram_is_cholesky = false;
         fill_gram(&mut self.gram, r, g_pos, chans, l);
-        let perm = linalg::lu_in_place(&mut self.gram, m, self.threads).ok_or_else(|| {
-            Error::InvalidArgument("BSS Eval distortion-filter system is exactly singular".into())
-        })?;
+        let perm = linalg::lu_in_place(&mut self.gram, m, self.threads)
+            .ok_or_else(|| Error::InvalidArgument("BSS Eval distortion-filter system is exactly singular".into()))?;
         for b in rhs.iter_mut() {
             linalg::lu_solve(&self.gram, m, &perm, b);
         }
@@ -539,9 +482,7 @@ impl BssEval {
             buf.fill(0.0);
             buf[..taps.len()].copy_from_slice(taps);
             let mut s = vec![Complex::new(0.0, 0.0); bins];
-            let _ = self
-                .fwd
-                .process_with_scratch(&mut buf, &mut s, &mut scratch);
+            let _ = self.fwd.process_with_scratch(&mut buf, &mut s, &mut scratch);
             s
         };
         let mut spec_all = Vec::with_capacity(p * p);
@@ -559,24 +500,13 @@ impl BssEval {
         let frames: Vec<usize> = (0..active.len()).filter(|&t| active[t]).collect();
         let parts = self.threads.clamp(1, frames.len().max(1));
         let per = frames.len().div_ceil(parts).max(1);
-        let ctx = FrameCtx {
-            eval: self,
-            track,
-            spec_all: &spec_all,
-            spec_own: &spec_own,
-        };
+        let ctx = FrameCtx { eval: self, track, spec_all: &spec_all, spec_own: &spec_own };
         let results: Vec<Vec<(usize, Vec<[f64; 4]>)>> = if parts == 1 {
             vec![ctx.run(&frames)]
         } else {
             thread::scope(|s| {
-                let handles: Vec<_> = frames
-                    .chunks(per)
-                    .map(|chunk| s.spawn(|| ctx.run(chunk)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
+                let handles: Vec<_> = frames.chunks(per).map(|chunk| s.spawn(|| ctx.run(chunk))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             })
         };
         for (t, scores) in results.into_iter().flatten() {
@@ -593,13 +523,7 @@ impl BssEval {
 /// Writes the Gram matrix of reference channels `chans` at delays `0..l` into `g` (row-major,
 /// both triangles), plus eps on the diagonal: `G[(a, u), (b, v)] = ⟨x_a(· − u), x_b(· − v)⟩`,
 /// which is the lag-`(v − u)` correlation of `x_b` against `x_a`.
-fn fill_gram(
-    g: &mut Vec<f64>,
-    r: &[Vec<f64>],
-    g_pos: &dyn Fn(usize, usize) -> usize,
-    chans: &[usize],
-    l: usize,
-) {
+fn fill_gram(g: &mut Vec<f64>, r: &[Vec<f64>], g_pos: &dyn Fn(usize, usize) -> usize, chans: &[usize], l: usize) {
     let m = chans.len() * l;
     g.clear();
     g.resize(m * m, 0.0);
@@ -612,11 +536,7 @@ fn fill_gram(
                 let row = &mut g[(bi * l + u) * m + bj * l..(bi * l + u) * m + (bj + 1) * l];
                 for (v, x) in row.iter_mut().enumerate() {
                     // Entry (u, v) is Σ_n x_a[n + v − u] · x_b[n].
-                    let k = if flip {
-                        u as isize - v as isize
-                    } else {
-                        v as isize - u as isize
-                    };
+                    let k = if flip { u as isize - v as isize } else { v as isize - u as isize };
                     *x = corr[(k + l as isize - 1) as usize];
                 }
             }
@@ -652,11 +572,7 @@ impl FrameCtx<'_> {
         let mut out = Vec::with_capacity(frames.len());
         for &t in frames {
             let start = t * ev.cfg.hop;
-            for (spec, sig) in xs
-                .iter_mut()
-                .zip(&tr.refs)
-                .chain(ys.iter_mut().zip(&tr.ests))
-            {
+            for (spec, sig) in xs.iter_mut().zip(&tr.refs).chain(ys.iter_mut().zip(&tr.ests)) {
                 buf.fill(0.0);
                 buf[..win].copy_from_slice(&sig[start..start + win]);
                 // Sizes match by construction, so this cannot fail.
@@ -669,10 +585,7 @@ impl FrameCtx<'_> {
                 for c in 0..nc {
                     let ce = j * nc + c;
                     // SDR straight from the samples, exactly as museval sums them.
-                    for (&s, &est) in tr.refs[ce][start..start + win]
-                        .iter()
-                        .zip(&tr.ests[ce][start..start + win])
-                    {
+                    for (&s, &est) in tr.refs[ce][start..start + win].iter().zip(&tr.ests[ce][start..start + win]) {
                         e[0] += s * s;
                         e[1] += (est - s) * (est - s);
                     }
@@ -707,12 +620,7 @@ impl FrameCtx<'_> {
                         *acc += v * norm;
                     }
                 }
-                scores.push([
-                    safe_db(e[0], e[1]),
-                    safe_db(e[0], e[2]),
-                    safe_db(e[3], e[4]),
-                    safe_db(e[5], e[6]),
-                ]);
+                scores.push([safe_db(e[0], e[1]), safe_db(e[0], e[2]), safe_db(e[3], e[4]), safe_db(e[5], e[6])]);
             }
             out.push((t, scores));
         }

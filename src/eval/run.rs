@@ -234,7 +234,8 @@ pub struct Aggregate {
 pub fn aggregate<'a>(tracks: impl IntoIterator<Item = &'a TrackScores>) -> [Aggregate; 2] {
     let tracks: Vec<&TrackScores> = tracks.into_iter().collect();
     std::array::from_fn(|i| {
-        let med = |f: fn(&SourceScores) -> f64| nan_median(&tracks.iter().map(|t| f(&t.targets[i])).collect::<Vec<_>>());
+        let med =
+            |f: fn(&SourceScores) -> f64| nan_median(&tracks.iter().map(|t| f(&t.targets[i])).collect::<Vec<_>>());
         Aggregate {
             sdr: med(|s| s.sdr),
             sir: med(|s| s.sir),

@@ -119,13 +119,7 @@ pub fn bce_with_logits(
 
 /// Sum of the per-element losses of one chunk (writing gradients when `G`). `w` is read only
 /// when `W`, `g` only when `G`; otherwise they may be empty.
-fn chunk<const W: bool, const G: bool>(
-    x: &[f32],
-    y: &[f32],
-    w: &[f32],
-    g: &mut [f32],
-    k: &Coeffs,
-) -> f64 {
+fn chunk<const W: bool, const G: bool>(x: &[f32], y: &[f32], w: &[f32], g: &mut [f32], k: &Coeffs) -> f64 {
     let mut total = 0.0f64;
     for start in (0..x.len()).step_by(BLOCK) {
         let end = (start + BLOCK).min(x.len());

@@ -14,12 +14,7 @@ use crate::{Error, Result};
 /// Ties (including silence, 0 vs 0) and NaN comparisons are non-vocal. Do not smooth twice:
 /// feed [`super::bce_with_logits`] either these targets with `label_smoothing = 0`, or the hard
 /// mask (`smoothing = 0` here) with its own `label_smoothing`.
-pub fn ibm_targets(
-    vocals_mag: &[f32],
-    accomp_mag: &[f32],
-    smoothing: f32,
-    out: &mut [f32],
-) -> Result<()> {
+pub fn ibm_targets(vocals_mag: &[f32], accomp_mag: &[f32], smoothing: f32, out: &mut [f32]) -> Result<()> {
     let n = vocals_mag.len();
     check_len("accomp_mag", n, accomp_mag.len())?;
     check_len("out", n, out.len())?;
@@ -37,16 +32,10 @@ pub fn ibm_targets(
 ///
 /// `ibm` may be hard (0/1) or smoothed: a bin is vocal when its value is above 0.5. `ibm` and
 /// `out` must hold `frames * bins` values ([`Error::Mismatch`]); `boost` must be finite and ≥ 0.
-pub fn boundary_weights(
-    ibm: &[f32],
-    frames: usize,
-    bins: usize,
-    boost: f32,
-    out: &mut [f32],
-) -> Result<()> {
-    let n = frames.checked_mul(bins).ok_or_else(|| {
-        Error::InvalidArgument(format!("boundary_weights: {frames} frames × {bins} bins overflows"))
-    })?;
+pub fn boundary_weights(ibm: &[f32], frames: usize, bins: usize, boost: f32, out: &mut [f32]) -> Result<()> {
+    let n = frames
+        .checked_mul(bins)
+        .ok_or_else(|| Error::InvalidArgument(format!("boundary_weights: {frames} frames × {bins} bins overflows")))?;
     check_len("ibm", n, ibm.len())?;
     check_len("out", n, out.len())?;
     check_range("boost", boost, 0.0, f32::INFINITY)?;

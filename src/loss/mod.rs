@@ -39,11 +39,7 @@ fn check_len(what: &str, expected: usize, got: usize) -> Result<()> {
     if got == expected {
         Ok(())
     } else {
-        Err(Error::Mismatch {
-            what: format!("{what} length"),
-            expected: expected.to_string(),
-            got: got.to_string(),
-        })
+        Err(Error::Mismatch { what: format!("{what} length"), expected: expected.to_string(), got: got.to_string() })
     }
 }
 

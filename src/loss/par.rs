@@ -39,13 +39,8 @@ fn split(g: Option<&mut [f32]>, k: usize) -> (Option<&mut [f32]>, Option<&mut [f
 /// Runs `f(range, grad_part)` over consecutive ranges covering `0..n` (the matching piece of
 /// `grad`, whose length must be `n`, goes with each range) and hands the results to `fold` in
 /// range order. The first range runs on the calling thread.
-pub(super) fn for_each_chunk<R, F>(
-    n: usize,
-    threads: usize,
-    grad: Option<&mut [f32]>,
-    f: F,
-    mut fold: impl FnMut(R),
-) where
+pub(super) fn for_each_chunk<R, F>(n: usize, threads: usize, grad: Option<&mut [f32]>, f: F, mut fold: impl FnMut(R))
+where
     R: Send,
     F: Fn(Range<usize>, Option<&mut [f32]>) -> R + Sync,
 {

@@ -88,10 +88,9 @@ pub fn init(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<&'static Ba
     if let Some(sel) = SELECTED.get() {
         return match (choice, &sel.active) {
             (BackendChoice::Tract, ActiveBackend::OnnxRuntime { .. })
-            | (BackendChoice::OnnxRuntime, ActiveBackend::Tract) => Err(Error::Backend(format!(
-                "the {} backend is already in use in this process",
-                sel.active.name()
-            ))),
+            | (BackendChoice::OnnxRuntime, ActiveBackend::Tract) => {
+                Err(Error::Backend(format!("the {} backend is already in use in this process", sel.active.name())))
+            }
             _ => Ok(sel),
         };
     }
@@ -119,7 +118,11 @@ fn select(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<BackendSelect
     for candidate in ort_candidates(ort_lib) {
         match try_load_ort(&candidate.path, candidate.cached_version.as_deref()) {
             Ok(version) => {
-                notes.push(format!("using ONNX Runtime {version} from {} ({})", candidate.path.display(), candidate.source));
+                notes.push(format!(
+                    "using ONNX Runtime {version} from {} ({})",
+                    candidate.path.display(),
+                    candidate.source
+                ));
                 if candidate.found_by_python {
                     // Remember it, so the next run skips the Python start.
                     match ort_cache::store(&candidate.path, &version) {
@@ -255,10 +258,12 @@ fn try_load_ort(path: &Path, expected: Option<&str>) -> std::result::Result<Stri
     }
     // SAFETY: loading a shared library runs its initialisers; this is the library the user or
     // their Python installation provides for exactly this purpose.
-    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load: {}", crate::error::one_line(&e)))?;
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| format!("cannot load: {}", crate::error::one_line(&e)))?;
     // SAFETY: the symbol's signature is ONNX Runtime's documented C entry point.
     let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort_sys::OrtApiBase> =
-        unsafe { lib.get(b"OrtGetApiBase") }.map_err(|_| "does not export OrtGetApiBase: not ONNX Runtime".to_string())?;
+        unsafe { lib.get(b"OrtGetApiBase") }
+            .map_err(|_| "does not export OrtGetApiBase: not ONNX Runtime".to_string())?;
     let base = unsafe { get_base() };
     if base.is_null() {
         return Err("OrtGetApiBase returned null".into());
@@ -325,7 +330,8 @@ pub mod ort_cache {
         let path = std::path::absolute(path).map_err(|e| e.to_string())?;
         let dir = file.parent().ok_or("cache file has no folder")?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let text = serde_json::to_string_pretty(&Entry { path, version: version.to_string() }).map_err(|e| e.to_string())?;
+        let text =
+            serde_json::to_string_pretty(&Entry { path, version: version.to_string() }).map_err(|e| e.to_string())?;
         let temp = dir.join(format!(".onnxruntime.json.{}", std::process::id()));
         std::fs::write(&temp, text)
             .and_then(|()| std::fs::rename(&temp, &file))

@@ -69,7 +69,9 @@ impl Contract {
     pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, String> {
         let get = |k: &str| meta.get(k).map(|s| s.trim()).ok_or_else(|| format!("metadata key `{k}` is missing"));
         let num = |k: &str| -> Result<usize, String> {
-            get(k)?.parse::<usize>().map_err(|_| format!("metadata `{k}` = {:?} is not a non-negative integer", meta[k]))
+            get(k)?
+                .parse::<usize>()
+                .map_err(|_| format!("metadata `{k}` = {:?} is not a non-negative integer", meta[k]))
         };
         let version = get(keys::CONTRACT)?;
         if version != CONTRACT_VERSION.to_string() {
@@ -103,7 +105,9 @@ impl Contract {
         let output = match get(keys::OUTPUT)? {
             "logit" => ModelOutput::Logit,
             "probability" => ModelOutput::Probability,
-            other => return Err(format!("`{}` = {other:?} is not supported (known: logit, probability)", keys::OUTPUT)),
+            other => {
+                return Err(format!("`{}` = {other:?} is not supported (known: logit, probability)", keys::OUTPUT));
+            }
         };
         let threshold_text = get(keys::THRESHOLD)?;
         let threshold: f32 = threshold_text
@@ -148,7 +152,11 @@ impl Contract {
             mask_rule,
             threshold,
             arch: get(keys::ARCH)?.to_string(),
-            extra: meta.iter().filter(|(k, _)| !known.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            extra: meta
+                .iter()
+                .filter(|(k, _)| !known.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         })
     }
 
@@ -195,8 +203,6 @@ impl Contract {
 
     /// Training provenance entries (`voxmask.train.*`), keys without the prefix.
     pub fn provenance(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.extra
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(PROVENANCE_PREFIX).map(|k| (k, v.as_str())))
+        self.extra.iter().filter_map(|(k, v)| k.strip_prefix(PROVENANCE_PREFIX).map(|k| (k, v.as_str())))
     }
 }

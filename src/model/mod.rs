@@ -62,8 +62,7 @@ impl ModelInfo {
     /// Decodes and checks a model; `path` is only used in messages.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let refuse = |reason: String| Error::ModelContract { path: path.to_path_buf(), reason };
-        let proto = onnx_proto::ModelProto::decode(bytes)
-            .map_err(|e| refuse(format!("not an ONNX protobuf ({e})")))?;
+        let proto = onnx_proto::ModelProto::decode(bytes).map_err(|e| refuse(format!("not an ONNX protobuf ({e})")))?;
         let metadata: BTreeMap<String, String> =
             proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
         let contract = Contract::from_metadata(&metadata).map_err(refuse)?;
@@ -81,14 +80,18 @@ impl ModelInfo {
                 )));
             };
             if dims.len() != 3 {
-                return Err(refuse(format!("{role} `{name}` has rank {}, expected 3 ([batch, frames, bins])", dims.len())));
+                return Err(refuse(format!(
+                    "{role} `{name}` has rank {}, expected 3 ([batch, frames, bins])",
+                    dims.len()
+                )));
             }
             // The engine feeds and reads 32-bit floats; another element type would fail (or
             // panic) inside the backend at the first run instead of here with a reason.
             let values = if role == "input" { &graph.input } else { &graph.output };
-            let elem = values.iter().find(|v| v.name == name).and_then(|v| match v.r#type.as_ref()?.value.as_ref()? {
-                onnx_proto::type_proto::Value::TensorType(t) => Some(t.elem_type),
-            });
+            let elem =
+                values.iter().find(|v| v.name == name).and_then(|v| match v.r#type.as_ref()?.value.as_ref()? {
+                    onnx_proto::type_proto::Value::TensorType(t) => Some(t.elem_type),
+                });
             if let Some(e) = elem.filter(|&e| e != onnx_proto::tensor_proto::DataType::Float as i32) {
                 return Err(refuse(format!("{role} `{name}` has element type {e}, expected 1 (32-bit float)")));
             }
@@ -118,11 +121,17 @@ impl ModelInfo {
         if bytes.len() as u64 > MAX_MODEL_BYTES {
             return Err(Error::io(
                 path,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than the {} MiB a model may have", MAX_MODEL_BYTES >> 20)),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("larger than the {} MiB a model may have", MAX_MODEL_BYTES >> 20),
+                ),
             ));
         }
         if bytes.is_empty() {
-            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, "the model file is empty")));
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "the model file is empty"),
+            ));
         }
         Ok((Self::from_bytes(&bytes, path)?, bytes))
     }

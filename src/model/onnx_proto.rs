@@ -274,9 +274,7 @@ impl TensorProto {
     /// Number of elements the `dims` promise, or `None` if a dim is negative or the product
     /// overflows (a malformed file).
     pub fn element_count(&self) -> Option<usize> {
-        self.dims.iter().try_fold(1usize, |acc, &d| {
-            usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
-        })
+        self.dims.iter().try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)))
     }
 
     /// The values of a FLOAT tensor, from little-endian `raw_data` if it is non-empty, else from
@@ -306,11 +304,7 @@ impl TensorProto {
     }
 
     fn display_name(&self) -> &str {
-        if self.name.is_empty() {
-            "<unnamed>"
-        } else {
-            &self.name
-        }
+        if self.name.is_empty() { "<unnamed>" } else { &self.name }
     }
 
     fn expect_type(&self, want: tensor_proto::DataType) -> crate::Result<()> {
@@ -330,11 +324,7 @@ impl TensorProto {
         match self.element_count() {
             Some(n) if n == values.len() => Ok(values),
             n => Err(crate::Error::Mismatch {
-                what: format!(
-                    "element count of tensor {} (dims {:?})",
-                    self.display_name(),
-                    self.dims
-                ),
+                what: format!("element count of tensor {} (dims {:?})", self.display_name(), self.dims),
                 expected: n.map_or_else(|| "a valid shape".to_owned(), |n| n.to_string()),
                 got: values.len().to_string(),
             }),
@@ -342,11 +332,7 @@ impl TensorProto {
     }
 }
 
-fn decode_le<const N: usize, T>(
-    raw: &[u8],
-    name: &str,
-    from: fn([u8; N]) -> T,
-) -> crate::Result<Vec<T>> {
+fn decode_le<const N: usize, T>(raw: &[u8], name: &str, from: fn([u8; N]) -> T) -> crate::Result<Vec<T>> {
     let chunks = raw.chunks_exact(N);
     if !chunks.remainder().is_empty() {
         return Err(crate::Error::Mismatch {

@@ -20,10 +20,9 @@ use std::path::Path;
 use prost::Message;
 
 use super::onnx_proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
-    tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension,
-    type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+    tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
 };
 use crate::{Error, Result};
 
@@ -122,14 +121,7 @@ pub struct Conv2d {
 impl Conv2d {
     /// A convolution with no padding, unit strides and unit dilations.
     pub fn new(in_ch: usize, out_ch: usize, kernel: (usize, usize)) -> Self {
-        Self {
-            in_ch,
-            out_ch,
-            kernel,
-            pads: [0; 4],
-            dilations: (1, 1),
-            strides: (1, 1),
-        }
+        Self { in_ch, out_ch, kernel, pads: [0; 4], dilations: (1, 1), strides: (1, 1) }
     }
 
     /// Sets the pads `[top, left, bottom, right]`.
@@ -168,10 +160,7 @@ impl Conv2d {
     /// Pads the frequency axis symmetrically so that, at stride 1, the bin count is preserved
     /// ("SAME"). Fails if the kernel's frequency span is odd, which would need asymmetric pads.
     pub fn with_same_freq(mut self) -> Result<Self> {
-        let span = self
-            .dilations
-            .1
-            .saturating_mul(self.kernel.1.saturating_sub(1));
+        let span = self.dilations.1.saturating_mul(self.kernel.1.saturating_sub(1));
         if !span.is_multiple_of(2) {
             return Err(Error::InvalidArgument(format!(
                 "conv SAME frequency padding needs an odd kernel extent, got span {span} \
@@ -194,21 +183,12 @@ impl Conv2d {
     }
 
     fn time_span(&self) -> usize {
-        self.dilations
-            .0
-            .saturating_mul(self.kernel.0.saturating_sub(1))
+        self.dilations.0.saturating_mul(self.kernel.0.saturating_sub(1))
     }
 
     fn validate(&self) -> Result<()> {
         let (kh, kw) = self.kernel;
-        let positive = [
-            self.in_ch,
-            self.out_ch,
-            kh,
-            kw,
-            self.dilations.0,
-            self.dilations.1,
-        ];
+        let positive = [self.in_ch, self.out_ch, kh, kw, self.dilations.0, self.dilations.1];
         if positive.contains(&0) || self.strides.0 == 0 || self.strides.1 == 0 {
             return Err(Error::InvalidArgument(format!(
                 "conv geometry must have positive channels, kernel, dilations and strides: {self:?}"
@@ -275,15 +255,9 @@ impl GraphBuilder {
     /// both FLOAT `[batch, frames, bins]` with `batch` and `frames` dynamic.
     pub fn voxmask_io(&mut self, bins: usize) -> Result<()> {
         if bins == 0 {
-            return Err(Error::InvalidArgument(
-                "a voxmask model needs at least one bin".into(),
-            ));
+            return Err(Error::InvalidArgument("a voxmask model needs at least one bin".into()));
         }
-        let dims = [
-            Dim::named(BATCH_AXIS),
-            Dim::named(FRAMES_AXIS),
-            Dim::Fixed(to_i64(bins)?),
-        ];
+        let dims = [Dim::named(BATCH_AXIS), Dim::named(FRAMES_AXIS), Dim::Fixed(to_i64(bins)?)];
         self.input(INPUT_NAME, &dims);
         self.output(OUTPUT_NAME, &dims);
         Ok(())
@@ -308,13 +282,7 @@ impl GraphBuilder {
 
     /// Appends a default-domain node named `<op_type>_<index>`. An empty input name marks an
     /// omitted optional input, as in ONNX.
-    pub fn node(
-        &mut self,
-        op_type: &str,
-        inputs: &[&str],
-        outputs: &[&str],
-        attrs: Vec<Attr>,
-    ) -> &mut Self {
+    pub fn node(&mut self, op_type: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<Attr>) -> &mut Self {
         for name in inputs.iter().chain(outputs) {
             self.used.insert((*name).to_owned());
         }
@@ -361,12 +329,7 @@ impl GraphBuilder {
     ) -> Result<String> {
         conv.validate()?;
         let (kh, kw) = conv.kernel;
-        let wdims = [
-            to_i64(conv.out_ch)?,
-            to_i64(conv.in_ch)?,
-            to_i64(kh)?,
-            to_i64(kw)?,
-        ];
+        let wdims = [to_i64(conv.out_ch)?, to_i64(conv.in_ch)?, to_i64(kh)?, to_i64(kw)?];
         let w = self.initializer_f32(&format!("{name}.weight"), &wdims, weight)?;
         let mut inputs = vec![x.to_owned(), w];
         if let Some(bias) = bias {
@@ -374,21 +337,9 @@ impl GraphBuilder {
         }
         let attrs = vec![
             Attr::Ints("kernel_shape", vec![wdims[2], wdims[3]]),
-            Attr::Ints(
-                "pads",
-                conv.pads
-                    .iter()
-                    .map(|&p| to_i64(p))
-                    .collect::<Result<_>>()?,
-            ),
-            Attr::Ints(
-                "dilations",
-                vec![to_i64(conv.dilations.0)?, to_i64(conv.dilations.1)?],
-            ),
-            Attr::Ints(
-                "strides",
-                vec![to_i64(conv.strides.0)?, to_i64(conv.strides.1)?],
-            ),
+            Attr::Ints("pads", conv.pads.iter().map(|&p| to_i64(p)).collect::<Result<_>>()?),
+            Attr::Ints("dilations", vec![to_i64(conv.dilations.0)?, to_i64(conv.dilations.1)?]),
+            Attr::Ints("strides", vec![to_i64(conv.strides.0)?, to_i64(conv.strides.1)?]),
         ];
         let y = self.fresh(name);
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -463,17 +414,11 @@ impl GraphBuilder {
             producer_version: env!("CARGO_PKG_VERSION").to_owned(),
             doc_string: self.doc_string.clone(),
             graph: Some(graph),
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: OPSET_VERSION,
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET_VERSION }],
             metadata_props: self
                 .metadata
                 .iter()
-                .map(|(k, v)| StringStringEntryProto {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
+                .map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() })
                 .collect(),
             ..ModelProto::default()
         })
@@ -517,19 +462,10 @@ impl GraphBuilder {
         name
     }
 
-    fn push_initializer(
-        &mut self,
-        name: &str,
-        dims: &[i64],
-        ty: DataType,
-        raw: Vec<u8>,
-    ) -> Result<String> {
-        let taken = self.initializers.iter().any(|t| t.name == name)
-            || self.inputs.iter().any(|v| v.name == name);
+    fn push_initializer(&mut self, name: &str, dims: &[i64], ty: DataType, raw: Vec<u8>) -> Result<String> {
+        let taken = self.initializers.iter().any(|t| t.name == name) || self.inputs.iter().any(|v| v.name == name);
         if taken {
-            return Err(Error::InvalidArgument(format!(
-                "ONNX initializer name {name:?} is already defined"
-            )));
+            return Err(Error::InvalidArgument(format!("ONNX initializer name {name:?} is already defined")));
         }
         self.used.insert(name.to_owned());
         self.initializers.push(TensorProto {
@@ -543,40 +479,25 @@ impl GraphBuilder {
     }
 
     fn check_graph(&self) -> Result<()> {
-        let bad = |msg: String| {
-            Err(Error::InvalidArgument(format!(
-                "ONNX graph {:?}: {msg}",
-                self.name
-            )))
-        };
+        let bad = |msg: String| Err(Error::InvalidArgument(format!("ONNX graph {:?}: {msg}", self.name)));
         let mut defined: HashSet<&str> = HashSet::new();
-        let sources = self
-            .inputs
-            .iter()
-            .map(|v| &v.name)
-            .chain(self.initializers.iter().map(|t| &t.name));
+        let sources = self.inputs.iter().map(|v| &v.name).chain(self.initializers.iter().map(|t| &t.name));
         for name in sources {
             let name = name.as_str();
             if !defined.insert(name) {
-                return bad(format!(
-                    "{name:?} is defined twice (inputs and initializers)"
-                ));
+                return bad(format!("{name:?} is defined twice (inputs and initializers)"));
             }
         }
         for node in &self.nodes {
             let node_name = node.name.as_str();
             for input in node.input.iter().filter(|s| !s.is_empty()) {
                 if !defined.contains(input.as_str()) {
-                    return bad(format!(
-                        "node {node_name} reads {input:?} before it is defined"
-                    ));
+                    return bad(format!("node {node_name} reads {input:?} before it is defined"));
                 }
             }
             for output in &node.output {
                 if output.is_empty() || !defined.insert(output.as_str()) {
-                    return bad(format!(
-                        "node {node_name} output {output:?} is empty or already defined"
-                    ));
+                    return bad(format!("node {node_name} output {output:?} is empty or already defined"));
                 }
             }
         }
@@ -626,24 +547,16 @@ fn float_value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
             denotation: String::new(),
         })
         .collect();
-    let tensor = type_proto::Tensor {
-        elem_type: DataType::Float as i32,
-        shape: Some(TensorShapeProto { dim }),
-    };
+    let tensor = type_proto::Tensor { elem_type: DataType::Float as i32, shape: Some(TensorShapeProto { dim }) };
     ValueInfoProto {
         name: name.to_owned(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(tensor)),
-            denotation: String::new(),
-        }),
+        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), denotation: String::new() }),
         doc_string: String::new(),
     }
 }
 
 fn check_len(name: &str, dims: &[i64], len: usize) -> Result<()> {
-    let count = dims.iter().try_fold(1usize, |acc, &d| {
-        usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
-    });
+    let count = dims.iter().try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
     match count {
         Some(n) if n == len => Ok(()),
         Some(n) => Err(Error::Mismatch {
@@ -651,9 +564,7 @@ fn check_len(name: &str, dims: &[i64], len: usize) -> Result<()> {
             expected: n.to_string(),
             got: len.to_string(),
         }),
-        None => Err(Error::InvalidArgument(format!(
-            "initializer {name:?}: dims {dims:?} are negative or overflow"
-        ))),
+        None => Err(Error::InvalidArgument(format!("initializer {name:?}: dims {dims:?} are negative or overflow"))),
     }
 }
 
@@ -667,18 +578,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))?;
+    let file_name =
+        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))?;
     // Process id plus a counter keeps concurrent writers (threads or processes) apart; the name
     // ends in `.tmp`, which the repository ignores, in case a crash leaves one behind.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        ".{}.{}-{n}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.{}-{n}.tmp", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -699,11 +605,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// e.g. large positive logits for low bins and large negative ones above say "low frequencies
 /// are vocal". Non-finite input values propagate (0 × ∞ is NaN), as in any real model.
 /// `logits_per_bin.len()` must equal `bins`.
-pub fn fixed_mask_model(
-    bins: usize,
-    logits_per_bin: &[f32],
-    metadata: &[(String, String)],
-) -> Result<Vec<u8>> {
+pub fn fixed_mask_model(bins: usize, logits_per_bin: &[f32], metadata: &[(String, String)]) -> Result<Vec<u8>> {
     if logits_per_bin.len() != bins {
         return Err(Error::Mismatch {
             what: "fixed mask model logits".into(),
@@ -766,14 +668,7 @@ impl TinyConv {
         let b1 = draw(Self::HIDDEN, Self::BIAS_SCALE);
         let w2 = draw(Self::HIDDEN, Self::WEIGHT_SCALE);
         let b2 = draw(1, Self::BIAS_SCALE);
-        Self {
-            past_frames,
-            lookahead_frames,
-            w1,
-            b1,
-            w2,
-            b2,
-        }
+        Self { past_frames, lookahead_frames, w1, b1, w2, b2 }
     }
 
     /// Kernel height along time: `past + 1 + lookahead`.
@@ -807,13 +702,7 @@ impl TinyConv {
 
     /// Direct evaluation of the network on `spec` (`[batch, frames, bins]` row-major), as a
     /// reference for runtime outputs.
-    pub fn forward(
-        &self,
-        spec: &[f32],
-        batch: usize,
-        frames: usize,
-        bins: usize,
-    ) -> Result<Vec<f32>> {
+    pub fn forward(&self, spec: &[f32], batch: usize, frames: usize, bins: usize) -> Result<Vec<f32>> {
         let expected = batch.checked_mul(frames).and_then(|n| n.checked_mul(bins));
         if expected != Some(spec.len()) {
             return Err(Error::Mismatch {

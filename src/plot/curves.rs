@@ -11,7 +11,8 @@ use crate::{Error, Result};
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -60,7 +61,8 @@ pub fn curves(path: &Path, history: &[EpochLog]) -> Result<()> {
             chart.configure_mesh().x_desc("epoch").draw().map_err(|e| err(e.to_string()))?;
         }
         for (name, color, points) in series {
-            let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| err(e.to_string()))?;
+            let drawn =
+                chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| err(e.to_string()))?;
             if text {
                 drawn.label(name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
             }

@@ -34,13 +34,20 @@ pub fn has_font() -> bool {
 }
 
 /// Draws into a temporary PNG beside `path` with `draw`, then renames it to `path`.
-pub(crate) fn write_png_atomically(path: &Path, draw: impl FnOnce(&Path) -> std::result::Result<(), String>) -> Result<()> {
+pub(crate) fn write_png_atomically(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
     crate::audio::encode::commit_together(vec![draw_png_sealed(path, true, draw)?])
 }
 
 /// Draws into a temporary PNG beside `path` with `draw`, for committing together with other
 /// outputs ([`commit_together`](crate::audio::encode::commit_together)).
-pub(crate) fn draw_png_sealed(path: &Path, overwrite: bool, draw: impl FnOnce(&Path) -> std::result::Result<(), String>) -> Result<Sealed> {
+pub(crate) fn draw_png_sealed(
+    path: &Path,
+    overwrite: bool,
+    draw: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<Sealed> {
     // plotters picks the encoder from the extension, so the temporary name ends in .png.
     let temp = PathBuf::from(format!("{}.png", side_name(path, "voxmask-tmp").display()));
     let sealed = Sealed::new(temp.clone(), path.to_path_buf(), overwrite);

@@ -46,7 +46,13 @@ pub fn draw(path: &Path, title: &str, tracks: &[ScoreRow], medians: (f64, f64)) 
         }
         let mut chart = builder.build_cartesian_2d(x_range.clone(), 0.0..n as f64).map_err(|e| e.to_string())?;
         if text {
-            chart.configure_mesh().disable_y_mesh().y_labels(0).x_desc("SDR (dB, BSS Eval v4)").draw().map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(0)
+                .x_desc("SDR (dB, BSS Eval v4)")
+                .draw()
+                .map_err(|e| e.to_string())?;
             // Track names beside their rows, first track on top (drawn on the root area, left of
             // the axis, where the chart would clip them).
             let style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Right, VPos::Center));
@@ -58,12 +64,17 @@ pub fn draw(path: &Path, title: &str, tracks: &[ScoreRow], medians: (f64, f64)) 
         }
         let bar = |i: usize, offset: f64, value: f64, color: RGBColor| {
             let top = (n - 1 - i) as f64 + offset;
-            Rectangle::new([(0.0, top + 0.08), (if value.is_finite() { value } else { 0.0 }, top + 0.46)], color.filled())
+            Rectangle::new(
+                [(0.0, top + 0.08), (if value.is_finite() { value } else { 0.0 }, top + 0.46)],
+                color.filled(),
+            )
         };
         let vocals = tracks.iter().enumerate().map(|(i, t)| bar(i, 0.5, t.vocals, RED));
         let drawn = chart.draw_series(vocals).map_err(|e| e.to_string())?;
         if text {
-            drawn.label(format!("vocals (median {:.2} dB)", medians.0)).legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], RED.filled()));
+            drawn
+                .label(format!("vocals (median {:.2} dB)", medians.0))
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], RED.filled()));
         }
         let accompaniment = tracks.iter().enumerate().map(|(i, t)| bar(i, 0.0, t.accompaniment, BLUE));
         let drawn = chart.draw_series(accompaniment).map_err(|e| e.to_string())?;
@@ -75,7 +86,10 @@ pub fn draw(path: &Path, title: &str, tracks: &[ScoreRow], medians: (f64, f64)) 
         for (median, color) in [(medians.0, RED), (medians.1, BLUE)] {
             if median.is_finite() {
                 chart
-                    .draw_series(std::iter::once(PathElement::new(vec![(median, 0.0), (median, n as f64)], color.stroke_width(2))))
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(median, 0.0), (median, n as f64)],
+                        color.stroke_width(2),
+                    )))
                     .map_err(|e| e.to_string())?;
             }
         }

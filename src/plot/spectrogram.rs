@@ -120,8 +120,14 @@ impl SeparationPicture {
     /// One STFT frame of both stems (and their sum) at `start` of the pending samples.
     fn analyse(&mut self, start: usize) {
         let n_fft = self.window.len();
-        let mut power = [vec![0.0f32; self.scratch_out.len()], vec![0.0f32; self.scratch_out.len()], vec![0.0f32; self.scratch_out.len()]];
-        for (layer, mix) in [(Layer::Vocals, [1.0, 0.0]), (Layer::Accompaniment, [0.0, 1.0]), (Layer::Input, [1.0, 1.0])] {
+        let mut power = [
+            vec![0.0f32; self.scratch_out.len()],
+            vec![0.0f32; self.scratch_out.len()],
+            vec![0.0f32; self.scratch_out.len()],
+        ];
+        for (layer, mix) in
+            [(Layer::Vocals, [1.0, 0.0]), (Layer::Accompaniment, [0.0, 1.0]), (Layer::Input, [1.0, 1.0])]
+        {
             for (i, x) in self.scratch_in.iter_mut().enumerate() {
                 let s = mix[0] * self.pending[0][start + i] + mix[1] * self.pending[1][start + i];
                 *x = s * self.window[i];
@@ -201,14 +207,14 @@ impl SeparationPicture {
         super::draw_png_sealed(path, overwrite, |temp| {
             let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
             root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let root = if text {
-                root.titled(title, ("sans-serif", 22)).map_err(|e| e.to_string())?
-            } else {
-                root
-            };
+            let root = if text { root.titled(title, ("sans-serif", 22)).map_err(|e| e.to_string())? } else { root };
             for (area, (caption, values)) in root.split_evenly((4, 1)).iter().zip(panels) {
                 let mut builder = ChartBuilder::on(area);
-                builder.margin(8).x_label_area_size(if text { 28 } else { 0 }).y_label_area_size(if text { 64 } else { 0 });
+                builder.margin(8).x_label_area_size(if text { 28 } else { 0 }).y_label_area_size(if text {
+                    64
+                } else {
+                    0
+                });
                 if text {
                     builder.caption(caption, ("sans-serif", 16));
                 }
@@ -221,7 +227,9 @@ impl SeparationPicture {
                         .disable_mesh()
                         .x_desc("time (s)")
                         .y_desc("Hz")
-                        .y_label_formatter(&|f| if *f >= 1000.0 { format!("{:.0}k", f / 1000.0) } else { format!("{f:.0}") })
+                        .y_label_formatter(&|f| {
+                            if *f >= 1000.0 { format!("{:.0}k", f / 1000.0) } else { format!("{f:.0}") }
+                        })
                         .draw()
                         .map_err(|e| e.to_string())?;
                 }

@@ -21,8 +21,8 @@
 use crate::audio::resample::Resampler;
 use crate::dsp::MaskRule;
 use crate::engine::MaskEngine;
-use crate::native::{NativePipeline, Resamplers};
 use crate::model::{Contract, Model};
+use crate::native::{NativePipeline, Resamplers};
 use crate::{Error, Result};
 
 /// Geometry that fixes the live engine's latency.
@@ -129,7 +129,13 @@ impl LiveEngine {
 
     /// Worst case of `n − ready(n)` over input counts `n` that are multiples of the granularity,
     /// where `ready(n)` is how many aligned output frames exist after `n` input frames.
-    fn compute_latency(contract: &Contract, cfg: &EngineConfig, mask: &MaskEngine, rs: Option<&Resamplers>, skip: usize) -> usize {
+    fn compute_latency(
+        contract: &Contract,
+        cfg: &EngineConfig,
+        mask: &MaskEngine,
+        rs: Option<&Resamplers>,
+        skip: usize,
+    ) -> usize {
         let hop = mask.hop();
         let (block, la) = (cfg.block_frames, contract.lookahead_frames);
         let engine_count = |m: usize| {
@@ -144,7 +150,8 @@ impl LiveEngine {
         };
         // The count functions are periodic after start-up; cover many periods of every block.
         let ratio = cfg.device_rate as f64 / mask.sample_rate() as f64;
-        let period = rs.map_or(0, |rs| rs.down.input_block_frames() + (rs.up_vocals.input_block_frames() as f64 * ratio) as usize)
+        let period = rs
+            .map_or(0, |rs| rs.down.input_block_frames() + (rs.up_vocals.input_block_frames() as f64 * ratio) as usize)
             + ((block * hop) as f64 * ratio) as usize
             + cfg.granularity;
         let horizon = (cfg.device_rate as usize * 4).max(64 * period);
@@ -215,7 +222,9 @@ impl LiveEngine {
         let n = input[0].len();
         let all_out = vocals.iter().chain(accompaniment.iter()).chain(mix.iter());
         if input.iter().any(|c| c.len() != n) || all_out.into_iter().any(|c| c.len() != n) {
-            return Err(Error::InvalidArgument("live engine: every input and output slice must have the same length".into()));
+            return Err(Error::InvalidArgument(
+                "live engine: every input and output slice must have the same length".into(),
+            ));
         }
         let blocks_before = self.total_blocks;
         let mut pos = 0;
@@ -234,7 +243,11 @@ impl LiveEngine {
         let have = self.fifo_vocals[0].len().min(n);
         let starved = (n - have) as u64;
         for c in 0..ch {
-            for (dst, fifo) in [(&mut *vocals[c], &mut self.fifo_vocals[c]), (&mut *accompaniment[c], &mut self.fifo_accomp[c]), (&mut *mix[c], &mut self.fifo_mix[c])] {
+            for (dst, fifo) in [
+                (&mut *vocals[c], &mut self.fifo_vocals[c]),
+                (&mut *accompaniment[c], &mut self.fifo_accomp[c]),
+                (&mut *mix[c], &mut self.fifo_mix[c]),
+            ] {
                 dst[..have].copy_from_slice(&fifo[..have]);
                 dst[have..].fill(0.0);
                 fifo.drain(..have);

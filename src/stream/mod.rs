@@ -155,7 +155,8 @@ impl Default for Timing {
 impl Timing {
     /// Adds one duration in seconds.
     pub fn add(&mut self, seconds: f64) {
-        let idx = if seconds <= TIMING_MIN { 0 } else { ((seconds / TIMING_MIN).ln() / TIMING_STEP.ln()).ceil() as usize };
+        let idx =
+            if seconds <= TIMING_MIN { 0 } else { ((seconds / TIMING_MIN).ln() / TIMING_STEP.ln()).ceil() as usize };
         let last = self.bins.len() - 1;
         self.bins[idx.min(last)] += 1;
         self.count += 1;

@@ -57,7 +57,12 @@ pub struct OutputCallback {
 impl OutputCallback {
     /// `engine_channels` as separated; `device_channels` is the output's interleaved count.
     pub fn new(consumer: Consumer<f32>, engine_channels: usize, device_channels: usize, shared: Arc<Shared>) -> Self {
-        OutputCallback { consumer, engine_channels: engine_channels.max(1), device_channels: device_channels.max(1), shared }
+        OutputCallback {
+            consumer,
+            engine_channels: engine_channels.max(1),
+            device_channels: device_channels.max(1),
+            shared,
+        }
     }
 
     /// Fills one interleaved output buffer. Before the inference thread has primed the ring the

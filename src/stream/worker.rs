@@ -47,7 +47,12 @@ impl Recorder {
             accompaniment: dir.join("accompaniment.wav"),
         };
         let mk = |p: &Path| AudioWriter::create(p, rate, channels, SampleFormat::Float32, false);
-        Ok(Recorder { input: mk(&paths.input)?, vocals: mk(&paths.vocals)?, accompaniment: mk(&paths.accompaniment)?, paths })
+        Ok(Recorder {
+            input: mk(&paths.input)?,
+            vocals: mk(&paths.vocals)?,
+            accompaniment: mk(&paths.accompaniment)?,
+            paths,
+        })
     }
 
     fn write(&mut self, input: &[&[f32]], vocals: &[&[f32]], accompaniment: &[&[f32]]) -> Result<()> {

@@ -15,10 +15,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use realfft::num_complex::Complex32;
 
+use crate::dataset::Stems;
 use crate::dsp::stft::stft;
 use crate::loss::ibm_targets;
 use crate::model::Contract;
-use crate::dataset::Stems;
 use crate::{Error, Result};
 
 /// Spectra of one channel of one track: `frames × bins`, row-major.
@@ -97,9 +97,19 @@ impl SpectralData {
 
     /// [`SpectralData::new`] with a relative probability of drawing each track (`weights[i]` for
     /// `tracks[i]`; `None` is uniform).
-    pub fn weighted(contract: &Contract, tracks: &[(String, Stems)], weights: Option<&[f64]>, min_frames: usize) -> Result<Self> {
-        if let Some(w) = weights.filter(|w| w.len() != tracks.len() || w.iter().any(|v| !(v.is_finite() && *v >= 0.0))) {
-            return Err(Error::InvalidArgument(format!("{} track weights for {} tracks, or a weight that is not ≥ 0", w.len(), tracks.len())));
+    pub fn weighted(
+        contract: &Contract,
+        tracks: &[(String, Stems)],
+        weights: Option<&[f64]>,
+        min_frames: usize,
+    ) -> Result<Self> {
+        if let Some(w) = weights.filter(|w| w.len() != tracks.len() || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{} track weights for {} tracks, or a weight that is not ≥ 0",
+                w.len(),
+                tracks.len()
+            )));
         }
         let spectra = |(name, stems): &(String, Stems)| -> Result<Vec<ChannelSpectra>> {
             if stems.sample_rate != contract.sample_rate {
@@ -114,8 +124,15 @@ impl SpectralData {
             for (ch, (v, a)) in stems.vocals.iter().zip(&stems.accompaniment).enumerate() {
                 let vocals = flat_stft(contract, v)?;
                 let accompaniment = flat_stft(contract, a)?;
-                let parts = stems.accompaniment_parts.iter().map(|p| flat_stft(contract, &p[ch])).collect::<Result<_>>()?;
-                chans.push(ChannelSpectra { frames: vocals.len() / contract.bins(), vocals, accompaniment, parts, band_bins: band });
+                let parts =
+                    stems.accompaniment_parts.iter().map(|p| flat_stft(contract, &p[ch])).collect::<Result<_>>()?;
+                chans.push(ChannelSpectra {
+                    frames: vocals.len() / contract.bins(),
+                    vocals,
+                    accompaniment,
+                    parts,
+                    band_bins: band,
+                });
             }
             Ok(chans)
         };
@@ -158,7 +175,13 @@ impl SpectralData {
         let uniform = kept_weights.iter().all(|&w| w == kept_weights[0]);
         let cumulative = (!uniform).then(|| {
             let mut acc = 0.0;
-            kept_weights.iter().map(|w| { acc += w / total; acc }).collect()
+            kept_weights
+                .iter()
+                .map(|w| {
+                    acc += w / total;
+                    acc
+                })
+                .collect()
         });
         Ok(SpectralData { bins: contract.bins(), tracks: out, names, cumulative, with_parts })
     }
@@ -349,7 +372,12 @@ const PREFETCH_DEPTH: usize = 2;
 
 impl Prefetch {
     /// Starts drawing the batches of `steps` in order.
-    pub fn start(data: std::sync::Arc<SpectralData>, contract: Contract, spec: BatchSpec, steps: std::ops::Range<u64>) -> Result<Self> {
+    pub fn start(
+        data: std::sync::Arc<SpectralData>,
+        contract: Contract,
+        spec: BatchSpec,
+        steps: std::ops::Range<u64>,
+    ) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_DEPTH);
         std::thread::Builder::new()
             .name("voxmask-batches".into())
@@ -401,7 +429,8 @@ mod tests {
     /// accompaniment is the sum of two stems, which are stored scaled by `parts`.
     fn steady_data(bins: usize, parts: [f32; 2]) -> SpectralData {
         let frames = 40;
-        let spectrum = |f: &dyn Fn(usize) -> Complex32| -> Vec<Complex32> { (0..frames * bins).map(|i| f(i % bins)).collect() };
+        let spectrum =
+            |f: &dyn Fn(usize) -> Complex32| -> Vec<Complex32> { (0..frames * bins).map(|i| f(i % bins)).collect() };
         let p1 = |k: usize| Complex32::new((k % 7) as f32, 1.0);
         let p2 = |k: usize| Complex32::new(0.5, (k % 5) as f32 - 2.0);
         let track = ChannelSpectra {
@@ -411,7 +440,13 @@ mod tests {
             parts: vec![spectrum(&|k| p1(k) * parts[0]), spectrum(&|k| p2(k) * parts[1])],
             band_bins: bins,
         };
-        SpectralData { bins, tracks: vec![vec![track]], names: vec!["steady".into()], cumulative: None, with_parts: vec![0] }
+        SpectralData {
+            bins,
+            tracks: vec![vec![track]],
+            names: vec!["steady".into()],
+            cumulative: None,
+            with_parts: vec![0],
+        }
     }
 
     fn batch(data: &SpectralData, contract: &Contract, part_remix: f32) -> (Vec<f32>, Vec<f32>) {

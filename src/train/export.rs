@@ -41,7 +41,8 @@ fn tcn_graph(net: &Net, tcn: TcnShape, g: &mut GraphBuilder) -> Result<String> {
     let time_axis = g.initializer_i64("time.axis", &[1], &[1])?;
     let mut cin = bins;
     for (i, layer) in tcn.layers.iter().enumerate() {
-        let pads = g.initializer_i64(&format!("tcn{i}.pads"), &[6], &[0, layer.past as i64, 0, 0, layer.future as i64, 0])?;
+        let pads =
+            g.initializer_i64(&format!("tcn{i}.pads"), &[6], &[0, layer.past as i64, 0, 0, layer.future as i64, 0])?;
         let padded = g.fresh("padded");
         g.node("Pad", &[&h, &pads], &[&padded], Vec::new());
         let span = (layer.past + layer.future) as i64;
@@ -58,7 +59,11 @@ fn tcn_graph(net: &Net, tcn: TcnShape, g: &mut GraphBuilder) -> Result<String> {
         let stacked = g.fresh("stacked");
         let tap_refs: Vec<&str> = taps.iter().map(String::as_str).collect();
         g.node("Concat", &tap_refs, &[&stacked], vec![Attr::Int("axis", 2)]);
-        let w = g.initializer_f32(&format!("tcn{i}.w"), &[(TCN_KERNEL * cin) as i64, hidden as i64], &net.weight(&format!("tcn{i}.w"))?)?;
+        let w = g.initializer_f32(
+            &format!("tcn{i}.w"),
+            &[(TCN_KERNEL * cin) as i64, hidden as i64],
+            &net.weight(&format!("tcn{i}.w"))?,
+        )?;
         let b = g.initializer_f32(&format!("tcn{i}.b"), &[hidden as i64], &net.weight(&format!("tcn{i}.b"))?)?;
         let y = g.matmul(&stacked, &w);
         let y = g.add(&y, &b);
@@ -100,7 +105,13 @@ fn lin2018_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
     let mut width = bins as usize;
     for (i, (cin, cout)) in convs.iter().enumerate() {
         let conv = Conv2d::new(*cin, *cout, (3, 12)).with_pads([1, 5, 1, 6]);
-        let y = g.conv2d(&format!("conv{i}"), &h, &conv, &net.weight(&format!("conv{i}.w"))?, Some(&net.weight(&format!("conv{i}.b"))?))?;
+        let y = g.conv2d(
+            &format!("conv{i}"),
+            &h,
+            &conv,
+            &net.weight(&format!("conv{i}.w"))?,
+            Some(&net.weight(&format!("conv{i}.b"))?),
+        )?;
         h = g.relu(&y);
         if i == 1 || i == 3 {
             let pad = (width.div_ceil(12) * 12 - width) as i64;
@@ -109,7 +120,11 @@ fn lin2018_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
                 "MaxPool",
                 &[&h],
                 &[&pooled],
-                vec![Attr::Ints("kernel_shape", vec![1, 12]), Attr::Ints("strides", vec![1, 12]), Attr::Ints("pads", vec![0, 0, 0, pad])],
+                vec![
+                    Attr::Ints("kernel_shape", vec![1, 12]),
+                    Attr::Ints("strides", vec![1, 12]),
+                    Attr::Ints("pads", vec![0, 0, 0, pad]),
+                ],
             );
             h = pooled;
             width = width.div_ceil(12);
@@ -121,7 +136,11 @@ fn lin2018_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
     g.node("Reshape", &[&h, &shape], &[&x], Vec::new());
     let sizes = [flat as usize, 2048, 512, LIN_PATCH * bins as usize];
     for i in 0..3 {
-        let w = g.initializer_f32(&format!("fc{i}.w"), &[sizes[i] as i64, sizes[i + 1] as i64], &net.weight(&format!("fc{i}.w"))?)?;
+        let w = g.initializer_f32(
+            &format!("fc{i}.w"),
+            &[sizes[i] as i64, sizes[i + 1] as i64],
+            &net.weight(&format!("fc{i}.w"))?,
+        )?;
         let b = g.initializer_f32(&format!("fc{i}.b"), &[sizes[i + 1] as i64], &net.weight(&format!("fc{i}.b"))?)?;
         let y = g.matmul(&x, &w);
         x = g.add(&y, &b);
@@ -133,7 +152,8 @@ fn lin2018_graph(net: &Net, g: &mut GraphBuilder) -> Result<String> {
     let shape = g.initializer_i64("centre.shape", &[3], &[-1, patch, bins])?;
     let grid = g.fresh("grid");
     g.node("Reshape", &[&x, &shape], &[&grid], Vec::new());
-    let (s, e) = (g.initializer_i64("centre.start", &[1], &[half])?, g.initializer_i64("centre.end", &[1], &[half + 1])?);
+    let (s, e) =
+        (g.initializer_i64("centre.start", &[1], &[half])?, g.initializer_i64("centre.end", &[1], &[half + 1])?);
     let centre = g.fresh("centre");
     g.node("Slice", &[&grid, &s, &e, &axis], &[&centre], Vec::new());
     let in_shape = g.fresh("in_shape");

@@ -26,8 +26,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
-use crate::train::tcn_op::TemporalConv;
 use crate::model::Contract;
+use crate::train::tcn_op::TemporalConv;
 use crate::{Error, Result};
 
 /// Network presets.
@@ -209,7 +209,11 @@ impl Net {
                 for i in 0..tcn.layers.len() {
                     let fan_in = TCN_KERNEL * cin;
                     let bound = (6.0 / fan_in as f64).sqrt();
-                    vb.get_with_hints((fan_in, tcn.hidden), &format!("tcn{i}.w"), Init::Uniform { lo: -bound, up: bound })?;
+                    vb.get_with_hints(
+                        (fan_in, tcn.hidden),
+                        &format!("tcn{i}.w"),
+                        Init::Uniform { lo: -bound, up: bound },
+                    )?;
                     vb.get_with_hints(tcn.hidden, &format!("tcn{i}.b"), Init::Const(0.0))?;
                     cin = tcn.hidden;
                 }
@@ -238,9 +242,7 @@ impl Net {
 
     fn var(&self, name: &str) -> Result<Tensor> {
         let data = self.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        data.get(name)
-            .map(|v| v.as_tensor().clone())
-            .ok_or_else(|| Error::Train(format!("missing weight `{name}`")))
+        data.get(name).map(|v| v.as_tensor().clone()).ok_or_else(|| Error::Train(format!("missing weight `{name}`")))
     }
 
     /// Applies [`cap_scales`](crate::train::data::cap_scales) to the default network's input
@@ -259,11 +261,8 @@ impl Net {
     /// Weights the optimiser updates (everything but the input normalisation).
     pub fn trainable(&self) -> Result<Vec<(String, Var)>> {
         let data = self.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        let mut v: Vec<(String, Var)> = data
-            .iter()
-            .filter(|(k, _)| !k.starts_with("norm."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut v: Vec<(String, Var)> =
+            data.iter().filter(|(k, _)| !k.starts_with("norm.")).map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(v)
     }
@@ -300,7 +299,8 @@ impl Net {
     }
 
     fn forward_tcn_with(&self, x: &Tensor, drop: &mut Option<(f32, &mut StdRng)>, fused: bool) -> Result<Tensor> {
-        let tcn = self.preset.tcn().ok_or_else(|| Error::Train(format!("{} is not a TCN preset", self.preset.name())))?;
+        let tcn =
+            self.preset.tcn().ok_or_else(|| Error::Train(format!("{} is not a TCN preset", self.preset.name())))?;
         let hidden = tcn.hidden;
         let (b, t, _) = x.dims3()?;
         let mut h = x.broadcast_sub(&self.var(NORM_MEAN)?)?.broadcast_mul(&self.var(NORM_SCALE)?)?;
@@ -365,9 +365,7 @@ impl Net {
         let (b, t, f) = x.dims3()?;
         let half = LIN_PATCH / 2;
         let padded = x.pad_with_zeros(1, half, half)?;
-        let patches = (0..LIN_PATCH)
-            .map(|j| padded.narrow(1, j, t))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let patches = (0..LIN_PATCH).map(|j| padded.narrow(1, j, t)).collect::<candle_core::Result<Vec<_>>>()?;
         let patches = Tensor::stack(&patches, 2)?.reshape((b * t, LIN_PATCH, f))?;
         let out = self.forward_lin2018_patches(&patches, train)?.reshape((b * t, LIN_PATCH, f))?;
         Ok(out.narrow(1, half, 1)?.reshape((b, t, f))?)

@@ -42,7 +42,13 @@ impl CustomOp2 for LossOp {
         "voxmask-loss"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let logits = contiguous(s1, l1)?;
         let targets = contiguous(s2, l2)?;
         let mut grad = vec![0.0f32; logits.len()];
@@ -57,11 +63,19 @@ impl CustomOp2 for LossOp {
         Ok((CpuStorage::F32(vec![value as f32]), Shape::from(())))
     }
 
-    fn bwd(&self, arg1: &Tensor, _arg2: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        _arg2: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let cached = self.grad.lock().ok().and_then(|mut g| g.take());
         let grad = match cached {
             Some(g) => g,
-            None => return Err(candle_core::Error::Msg("voxmask loss: backward called twice or before forward".into())),
+            None => {
+                return Err(candle_core::Error::Msg("voxmask loss: backward called twice or before forward".into()));
+            }
         };
         let g = Tensor::from_vec(grad, arg1.shape(), arg1.device())?;
         Ok((Some(g.broadcast_mul(grad_res)?), None))

@@ -91,7 +91,11 @@ impl AdamW {
                 let key = format!("{prefix}{name}");
                 let t = state.get(&key).ok_or_else(|| Error::Train(format!("checkpoint lacks `{key}`")))?;
                 if t.shape() != var.shape() {
-                    return Err(Error::Train(format!("checkpoint `{key}` has shape {:?}, expected {:?}", t.shape(), var.shape())));
+                    return Err(Error::Train(format!(
+                        "checkpoint `{key}` has shape {:?}, expected {:?}",
+                        t.shape(),
+                        var.shape()
+                    )));
                 }
                 *slot = t.to_device(var.device())?;
             }

@@ -53,7 +53,18 @@ fn threads() -> Parallelism {
 
 /// `dst[m×n] = lhs[m×k] · rhs[k×n]`, each given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize) {
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
     assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
@@ -136,12 +147,10 @@ impl CustomOp3 for TemporalConv {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let cols = self
-            .cols
-            .lock()
-            .ok()
-            .and_then(|mut c| c.take())
-            .ok_or_else(|| candle_core::Error::Msg("temporal conv: backward called twice or before forward".into()))?;
+        let cols =
+            self.cols.lock().ok().and_then(|mut c| c.take()).ok_or_else(|| {
+                candle_core::Error::Msg("temporal conv: backward called twice or before forward".into())
+            })?;
         let (batch, frames, cin) = x.dims3()?;
         let (width, hidden) = w.dims2()?;
         let n = batch * frames;

@@ -15,14 +15,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::mask::apply_masks;
+use crate::dataset::{Split, Stems, list_tracks, load_stems, load_stems_with_parts};
 use crate::dsp::StereoWiener;
+use crate::dsp::mask::apply_masks;
 use crate::dsp::stft::{istft, stft};
 use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
 use crate::model::Contract;
-use crate::train::data::{Augment, BatchSpec, PreparedBatch, Prefetch, SpectralData};
-use crate::dataset::{Split, Stems, list_tracks, load_stems, load_stems_with_parts};
+use crate::train::data::{Augment, BatchSpec, Prefetch, PreparedBatch, SpectralData};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
 use crate::train::optim::{AdamW, AdamWConfig, learning_rate};
@@ -252,8 +252,9 @@ pub fn read_state(ckpt: &Path) -> Result<TrainState> {
 /// Loads a checkpoint's network (and the raw tensors, for the optimiser).
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState, HashMap<String, Tensor>)> {
     let state = read_state(path)?;
-    let preset = Preset::parse(&state.config.preset)
-        .ok_or_else(|| Error::Train(format!("{}: unknown preset {:?}", state_path(path).display(), state.config.preset)))?;
+    let preset = Preset::parse(&state.config.preset).ok_or_else(|| {
+        Error::Train(format!("{}: unknown preset {:?}", state_path(path).display(), state.config.preset))
+    })?;
     if let Some(expected) = state.checkpoint_crc32 {
         let crc = crc32fast::hash(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
         if crc != expected {
@@ -269,9 +270,15 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState,
     {
         let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
         for (name, var) in data.iter() {
-            let t = tensors.get(name).ok_or_else(|| Error::Train(format!("{}: lacks weight `{name}`", path.display())))?;
+            let t =
+                tensors.get(name).ok_or_else(|| Error::Train(format!("{}: lacks weight `{name}`", path.display())))?;
             if t.shape() != var.shape() {
-                return Err(Error::Train(format!("{}: `{name}` has shape {:?}, expected {:?}", path.display(), t.shape(), var.shape())));
+                return Err(Error::Train(format!(
+                    "{}: `{name}` has shape {:?}, expected {:?}",
+                    path.display(),
+                    t.shape(),
+                    var.shape()
+                )));
             }
             var.set(t)?;
         }
@@ -301,7 +308,14 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     if state.config.dropout > 0.0 {
         put("dropout", state.config.dropout.to_string());
     }
-    put("bin_weights", if state.config.bin_weight_power > 0.0 { format!("|X|^{}", state.config.bin_weight_power) } else { "none".into() });
+    put(
+        "bin_weights",
+        if state.config.bin_weight_power > 0.0 {
+            format!("|X|^{}", state.config.bin_weight_power)
+        } else {
+            "none".into()
+        },
+    );
     if let Some(init) = &state.config.init {
         put("init", init.display().to_string());
     }
@@ -397,7 +411,8 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
     c.output.to_probabilities(&mut probabilities);
     let mut wiener = StereoWiener::for_rule(c.mask_rule, channels, bins, c.stft.hop, c.sample_rate);
     let (mut fv, mut fa) = (vec![Vec::with_capacity(frames); channels], vec![Vec::with_capacity(frames); channels]);
-    let (mut sv, mut sa) = (vec![vec![Complex32::default(); bins]; channels], vec![vec![Complex32::default(); bins]; channels]);
+    let (mut sv, mut sa) =
+        (vec![vec![Complex32::default(); bins]; channels], vec![vec![Complex32::default(); bins]; channels]);
     for f in 0..frames {
         for (ch, xs) in spectra.iter().enumerate() {
             let row = (ch * frames + f) * bins;
@@ -465,7 +480,11 @@ pub struct RunOptions {
 /// The datasets as one line: `a, b (weight 2)`.
 pub fn dataset_list(datasets: &[DatasetSpec]) -> String {
     let one = |d: &DatasetSpec| {
-        if d.weight == 1.0 { d.path.display().to_string() } else { format!("{} (weight {})", d.path.display(), d.weight) }
+        if d.weight == 1.0 {
+            d.path.display().to_string()
+        } else {
+            format!("{} (weight {})", d.path.display(), d.weight)
+        }
     };
     datasets.iter().map(one).collect::<Vec<_>>().join(", ")
 }
@@ -523,7 +542,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
     } else {
         (cfg, None, None, None)
     };
-    let preset = Preset::parse(&cfg.preset).ok_or_else(|| Error::InvalidArgument(format!("unknown preset {:?}", cfg.preset)))?;
+    let preset =
+        Preset::parse(&cfg.preset).ok_or_else(|| Error::InvalidArgument(format!("unknown preset {:?}", cfg.preset)))?;
     let contract = preset.contract();
     let say = |msg: String| {
         if !run.quiet {
@@ -647,7 +667,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             };
             let value = if pretrain {
                 // Mix·IBM in the network's own feature space (hard IBM: the smoothed target ≥ ½).
-                let masked: Vec<f32> = features.iter().zip(&targets).map(|(x, t)| if *t >= 0.5 { *x } else { 0.0 }).collect();
+                let masked: Vec<f32> =
+                    features.iter().zip(&targets).map(|(x, t)| if *t >= 0.5 { *x } else { 0.0 }).collect();
                 let target = Tensor::from_vec(masked, (cfg.batch, cfg.frames, bins), &run.device)?;
                 (logits - target)?.sqr()?.mean_all()?.to_device(&Device::Cpu)?
             } else {
@@ -684,13 +705,20 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             bar.set_message(format!("loss {:.4}", loss_sum / loss_n as f64));
             if log_lines && state.step % LOG_EVERY == 0 {
                 let rate = (state.step - first_step) as f64 / started.elapsed().as_secs_f64();
-                say(format!("step {}/{total_steps} loss {:.4} ({rate:.2} steps/s)", state.step, loss_sum / loss_n as f64));
+                say(format!(
+                    "step {}/{total_steps} loss {:.4} ({rate:.2} steps/s)",
+                    state.step,
+                    loss_sum / loss_n as f64
+                ));
             }
         }
         let steps_per_second = (state.step - epoch_first_step) as f64 / epoch_started.elapsed().as_secs_f64();
         // Pre-training epochs output magnitudes, not masks: nothing to validate yet.
-        let (val_loss, sdr_v, sdr_a, mdx_v) =
-            if pretrain { (f64::NAN, f64::NAN, f64::NAN, f64::NAN) } else { validate(&net, &valid_tracks, cfg.label_smoothing)? };
+        let (val_loss, sdr_v, sdr_a, mdx_v) = if pretrain {
+            (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
+        } else {
+            validate(&net, &valid_tracks, cfg.label_smoothing)?
+        };
         state.epoch += 1;
         state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
         let log = EpochLog {
@@ -712,7 +740,12 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             } else {
                 format!(
                     "epoch {} loss {:.4} val loss {:.4} val SDR vocals {:.2} dB accompaniment {:.2} dB ({:.2} steps/s)",
-                    log.epoch, log.train_loss, log.val_loss, log.val_sdr_vocals, log.val_sdr_accompaniment, log.steps_per_second
+                    log.epoch,
+                    log.train_loss,
+                    log.val_loss,
+                    log.val_sdr_vocals,
+                    log.val_sdr_accompaniment,
+                    log.steps_per_second
                 )
             })
         });
