@@ -10,7 +10,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Rng, fixture, shared_dir};
+use common::{Rng, fixture};
 use voxmask::Error;
 use voxmask::audio::decode::{
     AudioReader, MAX_DAMAGED_PACKETS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_track_count, read_all, read_track,
@@ -547,13 +547,7 @@ fn damaged_mp3_frames_are_concealed_up_to_a_limit() {
 
 #[test]
 fn musdb18_stems_align_and_sum_to_the_mixture() {
-    let Some(shared) = shared_dir() else {
-        eprintln!(
-            "\n*** SKIPPED musdb18_stems_align_and_sum_to_the_mixture: no shared data folder \
-             (set VOXMASK_SHARED_DIR or provide ../shared) ***\n"
-        );
-        return;
-    };
+    let Some(shared) = common::shared_data("", "musdb18_stems_align_and_sum_to_the_mixture") else { return };
     let train = shared.join("data/musdb18-7s/train");
     let mut files: Vec<PathBuf> = fs::read_dir(&train)
         .expect("musdb18-7s/train is readable")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::noise;
 
@@ -20,13 +20,6 @@ const THREADS_TOL_DB: f64 = 1e-7;
 
 const SOURCES: [&str; 2] = ["vocals", "accompaniment"];
 const METRICS: [&str; 4] = ["SDR", "ISR", "SIR", "SAR"];
-
-fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("VOXMASK_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir).join("fixtures/bss_eval"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/bss_eval"),
-    }
-}
 
 /// 16-bit PCM as stored, scaled by 1/32768 exactly as soundfile does: `[channel][sample]`.
 fn read_wav(path: &Path) -> Vec<Vec<f32>> {
@@ -108,11 +101,7 @@ fn check_case(dir: &Path, case: &str, threads: usize) -> f64 {
 
 #[test]
 fn matches_museval_golden_fixtures() {
-    let dir = fixtures_dir();
-    if !dir.is_dir() {
-        eprintln!("SKIPPED: BSS Eval fixtures {} not found (set VOXMASK_SHARED_DIR)", dir.display());
-        return;
-    }
+    let Some(dir) = common::shared_data("fixtures/bss_eval", "matches_museval_golden_fixtures") else { return };
     for (case, threads) in [("crosstalk", 1), ("filtered", 1), ("silent_start", 2), ("real_irm", 1)] {
         let worst = check_case(&dir, case, threads);
         eprintln!("{case}: largest deviation from museval {worst:.2e} dB");

@@ -448,10 +448,7 @@ fn exit_codes_for_model_and_input_failures() {
 
 #[test]
 fn real_musdb18_previews_ibm_far_above_mix() {
-    let Some(data) = shared_dir().map(|s| s.join("data/musdb18-7s")).filter(|p| p.is_dir()) else {
-        eprintln!("SKIPPED real_musdb18_previews_ibm_far_above_mix: ../shared/data/musdb18-7s not found");
-        return;
-    };
+    let Some(data) = shared_data("data/musdb18-7s", "real_musdb18_previews_ibm_far_above_mix") else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = data.to_str().unwrap();
     let mut vocals = Vec::new();
@@ -478,10 +475,7 @@ fn real_musdb18_previews_ibm_far_above_mix() {
 /// stereo Wiener filter (both models' rule) against the plain soft mask.
 #[test]
 fn real_musdb18_previews_each_shipped_model_reaches_its_bar() {
-    let Some(data) = shared_dir().map(|s| s.join("data/musdb18-7s")).filter(|p| p.is_dir()) else {
-        eprintln!(
-            "SKIPPED real_musdb18_previews_each_shipped_model_reaches_its_bar: ../shared/data/musdb18-7s not found"
-        );
+    let Some(data) = shared_data("data/musdb18-7s", "real_musdb18_previews_each_shipped_model_reaches_its_bar") else {
         return;
     };
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
@@ -512,10 +506,7 @@ fn real_musdb18_previews_each_shipped_model_reaches_its_bar() {
 /// A check of the MIR-1K reader and of the model on material unlike its training data.
 #[test]
 fn real_mir1k_held_out_singers_are_separated() {
-    let Some(data) = shared_dir().map(|s| s.join("data/mir-1k")).filter(|p| p.is_dir()) else {
-        eprintln!("SKIPPED real_mir1k_held_out_singers_are_separated: ../shared/data/mir-1k not found");
-        return;
-    };
+    let Some(data) = shared_data("data/mir-1k", "real_mir1k_held_out_singers_are_separated") else { return };
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/voxmask.onnx");
     let dir = tempfile::tempdir().unwrap();
     let args = ["--dataset", data.to_str().unwrap(), "--split", "valid", "-m", model.to_str().unwrap(), "-j", "2"];

@@ -427,10 +427,7 @@ fn loss_op_matches_the_slice_kernel_value_and_gradient() {
 
 #[test]
 fn the_real_musdb18_previews_are_listed_with_the_official_split() {
-    let Some(shared) = shared_dir() else {
-        eprintln!("SKIPPED the_real_musdb18_previews_are_listed_with_the_official_split: ../shared not found");
-        return;
-    };
+    let Some(shared) = shared_data("", "the_real_musdb18_previews_are_listed_with_the_official_split") else { return };
     let root: PathBuf = shared.join("data/musdb18-7s");
     let (layout, train) = list_tracks(&root, Split::Train, None).unwrap();
     let (_, valid) = list_tracks(&root, Split::Valid, None).unwrap();

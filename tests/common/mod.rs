@@ -43,6 +43,21 @@ pub fn shared_dir() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
+/// `rel` inside the shared data folder, or `None` after a loud SKIPPED line naming `test`. With
+/// `$VOXMASK_REQUIRE_SHARED` set (CI), a missing folder fails the test instead: the specification
+/// tests (the museval goldens, the real previews) must not go green without running.
+pub fn shared_data(rel: &str, test: &str) -> Option<PathBuf> {
+    let found = shared_dir().map(|s| s.join(rel)).filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("VOXMASK_REQUIRE_SHARED").is_none(),
+            "{test}: VOXMASK_REQUIRE_SHARED is set but ../shared/{rel} is missing"
+        );
+        eprintln!("\n*** SKIPPED {test}: ../shared/{rel} not found (set VOXMASK_SHARED_DIR) ***\n");
+    }
+    found
+}
+
 /// A contract at `rate` with a 1024-point STFT, hop 256.
 pub fn contract(rate: u32, context: usize, lookahead: usize, rule: MaskRule) -> Contract {
     Contract {
