@@ -20,7 +20,7 @@ use serde_json::json;
 
 use voxmask::audio::device::{self, Direction, Streams};
 use voxmask::dsp::MaskRule;
-use voxmask::stream::worker::{Recorder, Worker};
+use voxmask::stream::worker::{BufferPolicy, Recorder, Worker};
 use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
 
 use super::{Failure, RuntimeArgs, fail, print_json};
@@ -37,6 +37,14 @@ pub const EXIT_SESSION_FAILED: u8 = 6;
 
 /// Seconds of output before xruns count as "after warm-up".
 const WARMUP_SECONDS: f64 = 0.5;
+/// The adaptive output buffer: where it starts (at least two periods), its smallest step after
+/// an underrun, and its cap. Heard latency is the engine's (under 50 ms) + buffer + one period,
+/// so starting at 10 ms keeps it near 65 ms at 48 kHz / 256.
+const BUFFER_START_MS: f64 = 10.0;
+const BUFFER_STEP_MS: f64 = 5.0;
+const BUFFER_CAP_MS: f64 = 200.0;
+/// Largest fixed `--buffer-ms`.
+const MAX_BUFFER_MS: f64 = 2000.0;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum MonitorArg {
@@ -97,10 +105,11 @@ pub struct LiveArgs {
     /// STFT frames per model call: 1 is the lowest latency, more costs less CPU per frame.
     #[arg(long, default_value_t = 1)]
     block_frames: usize,
-    /// Output buffer (ms of silence primed before the first frame) that absorbs the inference
-    /// thread's bursts; more is safer on a busy machine, less is lower latency.
-    #[arg(long, default_value_t = 40.0)]
-    buffer_ms: f64,
+    /// Fix the output buffer (ms of silence primed before the first frame, 0–2000) that absorbs
+    /// the inference thread's bursts. Default: adaptive, starting at 10 ms (at least two periods)
+    /// and growing after each underrun, up to 200 ms.
+    #[arg(long, value_name = "MS")]
+    buffer_ms: Option<f64>,
 }
 
 #[derive(Args)]
@@ -213,10 +222,10 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: EXIT_USAGE });
     }
     if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0))
-        || !(args.buffer_ms.is_finite() && args.buffer_ms >= 0.0)
+        || args.buffer_ms.is_some_and(|b| !(b.is_finite() && (0.0..=MAX_BUFFER_MS).contains(&b)))
     {
         return Err(Failure {
-            error: anyhow!("--duration and --buffer-ms must be positive numbers"),
+            error: anyhow!("--duration must be a positive number of seconds, --buffer-ms within 0..={MAX_BUFFER_MS}"),
             code: EXIT_USAGE,
         });
     }
@@ -260,8 +269,15 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         EngineConfig { channels, device_rate: rate, block_frames: args.block_frames, granularity, max_chunk: 1024 };
     let engine = LiveEngine::new(&contract, rule, cfg).map_err(|e| Failure { error: e.into(), code: EXIT_USAGE })?;
     let latency = engine.latency_samples();
-    let preroll = ((args.buffer_ms / 1000.0 * rate as f64).ceil() as usize).max(2 * granularity);
-    let ring_frames = (rate as usize).max(8 * granularity) + preroll;
+    let frames_of = |ms: f64| (ms / 1000.0 * rate as f64).ceil() as usize;
+    let preroll = frames_of(args.buffer_ms.unwrap_or(BUFFER_START_MS)).max(2 * granularity);
+    let buffer = BufferPolicy {
+        adaptive: args.buffer_ms.is_none(),
+        step_frames: frames_of(BUFFER_STEP_MS).max(granularity),
+        cap_frames: frames_of(BUFFER_CAP_MS).max(preroll),
+    };
+    // Four seconds of input: the inference thread would have to stall that long to lose a frame.
+    let ring_frames = (4 * rate as usize).max(8 * granularity) + preroll + buffer.cap_frames;
     let (in_producer, in_consumer) = rtrb::RingBuffer::<f32>::new(ring_frames * in_channels);
     let (out_producer, out_consumer) =
         rtrb::RingBuffer::<f32>::new(ring_frames * voxmask::stream::rt::STREAMS * channels);
@@ -299,6 +315,8 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         preroll_frames: preroll,
         shared: shared.clone(),
         recorder,
+        buffer,
+        sample_rate: rate,
     };
     let worker = std::thread::Builder::new()
         .name("voxmask-inference".into())
@@ -343,6 +361,11 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
 
     let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
     let mut last_status = Instant::now();
+    // The buffer the listener hears: pre-roll, gaps of underruns, silence added after them.
+    let heard_buffer = || preroll as u64 + shared.added_frames.load(Relaxed) + shared.underrun_frames.load(Relaxed);
+    let mut reported_buffer = preroll as u64;
+    let mut reported_realtime = false;
+    let notes = !args.quiet && !args.json;
     let budget_ms = (args.block_frames * contract.stft.hop) as f64 * 1000.0 / contract.sample_rate as f64;
     let mut reason = "interrupted";
     loop {
@@ -358,22 +381,43 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
             reason = "duration";
             break;
         }
+        if notes && !reported_realtime && shared.realtime.load(Relaxed) == 2 {
+            reported_realtime = true;
+            eprintln!(
+                "\rvoxmask: note: the inference thread runs at normal priority (no real-time scheduling allowed)\x1b[K"
+            );
+        }
+        let buffer_now = heard_buffer();
+        if notes && buffer_now != reported_buffer {
+            eprintln!(
+                "\rvoxmask: note: output buffer {:.1} ms after an underrun (was {:.1} ms)\x1b[K",
+                buffer_now as f64 * 1000.0 / rate as f64,
+                reported_buffer as f64 * 1000.0 / rate as f64
+            );
+        }
+        reported_buffer = buffer_now;
         if interactive && last_status.elapsed() >= Duration::from_millis(250) {
             last_status = Instant::now();
             let frames = shared.engine_frames.load(Relaxed).max(1);
             let load = shared.engine_nanos.load(Relaxed) as f64 / 1e9 / (frames as f64 / rate as f64);
             let block_ms = shared.last_block_nanos.load(Relaxed) as f64 / 1e6;
             let line = format!(
-                "[{:<13}] in {} dB  voc {} dB  acc {} dB | latency {:.1} ms | model {:.2}/{:.1} ms | cpu {:3.0}% | xruns {} | {}",
+                "[{:<13}] in {} dB  voc {} dB  acc {} dB | latency {:.1} + buffer {:.1} ms | model {:.2}/{:.1} ms | cpu {:3.0}% | xruns {} | rt {} | {}",
                 Monitor::from_u8(shared.monitor.load(Relaxed)).name(),
                 db(load_f32(&shared.level_input)),
                 db(load_f32(&shared.level_vocals)),
                 db(load_f32(&shared.level_accomp)),
                 latency as f64 * 1000.0 / rate as f64,
+                buffer_now as f64 * 1000.0 / rate as f64,
                 block_ms,
                 budget_ms,
                 load * 100.0,
                 shared.xruns(),
+                match shared.realtime.load(Relaxed) {
+                    1 => "yes",
+                    2 => "no",
+                    _ => "?",
+                },
                 backend.name(),
             );
             let mut err = std::io::stderr();
@@ -410,8 +454,22 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         "error": fatal,
         "latency_ms": ms(latency as f64),
         "latency_samples": latency,
-        "buffer_ms": ms(preroll as f64),
-        "total_latency_ms": ms((latency + preroll + granularity) as f64),
+        // What the listener hears: the engine's latency, the output buffer as it ended (pre-roll,
+        // underrun gaps, growth) and one period.
+        "buffer_ms": ms(heard_buffer() as f64),
+        "total_latency_ms": ms((latency as u64 + heard_buffer() + granularity as u64) as f64),
+        "buffer": {
+            "adaptive": buffer.adaptive,
+            "start_ms": ms(preroll as f64),
+            "step_ms": ms(buffer.step_frames as f64),
+            "cap_ms": ms(buffer.cap_frames as f64),
+            "underrun_gap_ms": ms(shared.underrun_frames.load(Relaxed) as f64),
+            "added_ms": ms(shared.added_frames.load(Relaxed) as f64),
+            "changes": report.buffer_changes.iter().map(|c| json!({"at_seconds": c.at_seconds, "buffer_ms": ms(c.buffer_frames as f64)})).collect::<Vec<_>>(),
+        },
+        "realtime": report.realtime,
+        "input_frames_delivered": shared.input_frames.load(Relaxed),
+        "input_frames_recorded": report.recording.as_ref().map(|_| report.recorded_frames),
         "sample_rate": rate,
         "channels": channels,
         "period_frames": period,

@@ -74,8 +74,8 @@ fn run_engine(
         let info = engine.process(model, &i, &mut v, &mut a, &mut m).unwrap();
         assert_eq!(info.starved, 0, "engine starved with calls of {call} frames (granularity {granularity})");
         for c in 0..ch {
-            vocals[c].extend_from_slice(&v[c]);
-            accomp[c].extend_from_slice(&a[c]);
+            vocals[c].extend_from_slice(v[c]);
+            accomp[c].extend_from_slice(a[c]);
             // The mix stream is the input delayed by exactly the reported latency.
             let lat = engine.latency_samples();
             for (k, x) in m[c].iter().enumerate() {
@@ -466,10 +466,14 @@ fn kill(mut child: Child) {
     let _ = child.wait();
 }
 
-fn live_command(jack: &Jack, model: &Path, record: &Path, seconds: f64) -> Command {
+/// `voxmask live` on `jack`; `buffer_ms` fixes the output buffer (`None`: the adaptive default).
+fn live_command(jack: &Jack, model: &Path, record: &Path, seconds: f64, buffer_ms: Option<&str>) -> Command {
     let mut c = voxmask();
-    c.env("JACK_DEFAULT_SERVER", &jack.name)
-        .args(["live", "--host", "jack", "--json", "--buffer-ms", "100", "--monitor", "split", "-m"])
+    c.env("JACK_DEFAULT_SERVER", &jack.name).args(["live", "--host", "jack", "--json", "--monitor", "split"]);
+    if let Some(ms) = buffer_ms {
+        c.args(["--buffer-ms", ms]);
+    }
+    c.arg("-m")
         .arg(model)
         .arg("--record")
         .arg(record)
@@ -534,16 +538,30 @@ struct Session {
 
 /// A fresh server, the player, and `voxmask live --record` for `seconds`, patched together:
 /// (server, player, voxmask). `None` when no server can be started.
-fn start_session(tag: &str, model: &Path, source: &Path, record: &Path, seconds: f64) -> Option<(Jack, Child, Child)> {
+fn start_session(
+    tag: &str,
+    model: &Path,
+    source: &Path,
+    record: &Path,
+    seconds: f64,
+    buffer_ms: Option<&str>,
+) -> Option<(Jack, Child, Child)> {
     let jack = start_jack(tag)?;
     let player = spawn_player(&jack, source);
-    let child = live_command(&jack, model, record, seconds).spawn().unwrap();
+    let child = live_command(&jack, model, record, seconds, buffer_ms).spawn().unwrap();
     patch(&jack, child.id(), player.id());
     Some((jack, player, child))
 }
 
-fn run_session(tag: &str, model: &Path, source: &Path, record: &Path, seconds: f64) -> Option<Session> {
-    let (jack, player, child) = start_session(tag, model, source, record, seconds)?;
+fn run_session(
+    tag: &str,
+    model: &Path,
+    source: &Path,
+    record: &Path,
+    seconds: f64,
+    buffer_ms: Option<&str>,
+) -> Option<Session> {
+    let (jack, player, child) = start_session(tag, model, source, record, seconds, buffer_ms)?;
     let out = wait_with_timeout(child, Duration::from_secs(90));
     kill(player);
     let summary = json_of(&out);
@@ -558,7 +576,7 @@ fn jack_session_matches_offline_separation() {
     let source = dir.path().join("source.wav");
     write_wav(&source, 48_000, &stereo_signal(48_000, 3.0), 32);
     let mut record = dir.path().join("take");
-    let Some(mut session) = run_session("session", &model, &source, &record, 12.0) else { return };
+    let Some(mut session) = run_session("session", &model, &source, &record, 12.0, Some("100")) else { return };
     // A JACK graph that never reaches voxmask's input client (the server ran the output client
     // but not the input one, downstream of the player) is a stalled server, not a voxmask fault:
     // it was seen once on a CI machine. Say so loudly and try once more on a new server; the
@@ -572,7 +590,8 @@ fn jack_session_matches_offline_separation() {
             session.jack.log_tail()
         );
         record = dir.path().join("take2");
-        session = run_session("session2", &model, &source, &record, 12.0).expect("the JACK server started once");
+        session =
+            run_session("session2", &model, &source, &record, 12.0, Some("100")).expect("the JACK server started once");
     }
     let Session { jack, out, summary } = session;
     eprintln!("voxmask live summary: {summary:#}");
@@ -587,6 +606,11 @@ fn jack_session_matches_offline_separation() {
     let (_, vocals) = read_wav(&record.join("vocals.wav"));
     let (_, accomp) = read_wav(&record.join("accompaniment.wav"));
     assert_eq!(spec.sample_rate, 48_000);
+    // Every frame the device delivered is in input.wav, and the stems are as long.
+    assert_eq!(summary["input_frames_delivered"], summary["input_frames_recorded"], "{}", context());
+    assert_eq!(summary["input_frames_delivered"].as_u64(), Some(input[0].len() as u64), "{}", context());
+    assert_eq!((vocals[0].len(), accomp[0].len()), (input[0].len(), input[0].len()));
+    assert!(summary["realtime"]["granted"].is_boolean() && summary["realtime"]["detail"].is_string(), "{}", context());
     assert!(input[0].len() >= 10 * 48_000, "only {} frames recorded", input[0].len());
     let energy: f64 = input[0].iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / input[0].len() as f64;
     assert!(energy > 1e-3, "the recorded input is (nearly) silent: the player was not connected");
@@ -614,7 +638,8 @@ fn jack_server_stopping_ends_the_session_cleanly() {
     let (mut jack, child, player, record) = loop {
         attempt += 1;
         let record = dir.path().join(format!("take{attempt}"));
-        let Some((jack, player, child)) = start_session(&format!("stop{attempt}"), &model, &source, &record, 60.0)
+        let Some((jack, player, child)) =
+            start_session(&format!("stop{attempt}"), &model, &source, &record, 60.0, Some("100"))
         else {
             return;
         };
@@ -740,4 +765,37 @@ fn alsa_null_device_session_ends_on_time() {
     for name in ["input.wav", "vocals.wav", "accompaniment.wav"] {
         read_wav(&record.join(name));
     }
+}
+
+/// The default buffer adapts: it starts at 10 ms (two periods at least), every change is in the
+/// summary, and the heard latency it reports is the engine's + the buffer + one period, within
+/// 70 ms at 48 kHz / 256 while no underrun made it grow.
+#[test]
+fn jack_session_with_the_adaptive_buffer() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = conv_model(dir.path(), 22_050, 4, 0);
+    let source = dir.path().join("source.wav");
+    write_wav(&source, 48_000, &stereo_signal(48_000, 3.0), 32);
+    let record = dir.path().join("take");
+    let Some(Session { jack, out, summary }) = run_session("adaptive", &model, &source, &record, 6.0, None) else {
+        return;
+    };
+    let context = || format!("{summary:#}\nvoxmask stderr: {}\njackd log:\n{}", stderr(&out), jack.log_tail());
+    assert!(out.status.success(), "{}", context());
+    let buffer = &summary["buffer"];
+    assert_eq!(buffer["adaptive"], true, "{}", context());
+    let period_ms = summary["period_frames"].as_f64().unwrap() * 1000.0 / 48_000.0;
+    let start = buffer["start_ms"].as_f64().unwrap();
+    assert!((start - 10.0f64.max(2.0 * period_ms)).abs() < 0.1, "start {start} ms: {}", context());
+    let heard = summary["total_latency_ms"].as_f64().unwrap();
+    let parts = summary["latency_ms"].as_f64().unwrap() + summary["buffer_ms"].as_f64().unwrap() + period_ms;
+    assert!((heard - parts).abs() < 0.1, "{}", context());
+    let changes = buffer["changes"].as_array().unwrap();
+    let grown = buffer["added_ms"].as_f64().unwrap() + buffer["underrun_gap_ms"].as_f64().unwrap();
+    assert_eq!(changes.is_empty(), grown == 0.0, "{}", context());
+    if changes.is_empty() {
+        assert!(heard <= 70.0, "heard latency {heard} ms: {}", context());
+    }
+    assert_eq!(summary["input_frames_delivered"], summary["input_frames_recorded"], "{}", context());
 }

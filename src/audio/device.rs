@@ -151,7 +151,7 @@ pub fn find_device(host: &cpal::Host, direction: Direction, name: Option<&str>) 
     let keys = |d: &cpal::Device| [device_id(d).to_lowercase(), device_name(d).to_lowercase()];
     let found = devices
         .iter()
-        .find(|d| keys(d).iter().any(|k| *k == lower))
+        .find(|d| keys(d).contains(&lower))
         .or_else(|| devices.iter().find(|d| keys(d).iter().any(|k| k.contains(&lower))));
     found.cloned().ok_or_else(|| {
         let names: Vec<String> = devices.iter().map(|d| format!("{} ({})", device_name(d), device_id(d))).collect();
@@ -180,26 +180,26 @@ pub fn stream_config(
     };
     let mut config = default.config();
     config.buffer_size = BufferSize::Default;
-    if let Some(rate) = rate {
-        if rate != config.sample_rate {
-            let supported = match direction {
-                Direction::Input => device.supported_input_configs().map(|c| c.collect::<Vec<_>>()),
-                Direction::Output => device.supported_output_configs().map(|c| c.collect::<Vec<_>>()),
-            }
-            .unwrap_or_default();
-            let ok = supported
-                .iter()
-                .any(|r| r.channels() == config.channels && r.min_sample_rate() <= rate && rate <= r.max_sample_rate());
-            if !ok {
-                return Err(Error::AudioDevice(format!(
-                    "{word} device {} runs at {} Hz and does not support {rate} Hz (the input's rate); \
-                     choose devices that share a sample rate",
-                    device_name(device),
-                    config.sample_rate
-                )));
-            }
-            config.sample_rate = rate;
+    if let Some(rate) = rate
+        && rate != config.sample_rate
+    {
+        let supported = match direction {
+            Direction::Input => device.supported_input_configs().map(|c| c.collect::<Vec<_>>()),
+            Direction::Output => device.supported_output_configs().map(|c| c.collect::<Vec<_>>()),
         }
+        .unwrap_or_default();
+        let ok = supported
+            .iter()
+            .any(|r| r.channels() == config.channels && r.min_sample_rate() <= rate && rate <= r.max_sample_rate());
+        if !ok {
+            return Err(Error::AudioDevice(format!(
+                "{word} device {} runs at {} Hz and does not support {rate} Hz (the input's rate); \
+                 choose devices that share a sample rate",
+                device_name(device),
+                config.sample_rate
+            )));
+        }
+        config.sample_rate = rate;
     }
     Ok((config, period))
 }
@@ -244,6 +244,8 @@ pub struct Streams {
 
 impl Streams {
     /// Builds and starts the input and output streams.
+    // Each argument is one of the two streams' device, configuration or callback.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         input_device: &cpal::Device,
         input_config: StreamConfig,

@@ -14,6 +14,7 @@
 //! silence so the inference thread's bursts (a model call, a resampler block) fit in the slack.
 
 pub mod engine;
+pub mod priority;
 pub mod rt;
 pub mod worker;
 
@@ -106,6 +107,14 @@ pub struct Shared {
     pub model_blocks: AtomicU64,
     /// Last measured engine time per model block, in nanoseconds.
     pub last_block_nanos: AtomicU64,
+    /// Frames of silence the output callback played because the ring ran dry: each delays every
+    /// later frame by as much, so it is part of the buffer the listener hears.
+    pub underrun_frames: AtomicU64,
+    /// Frames of silence the inference thread added to the output after underruns (adaptive
+    /// buffer), on top of the pre-roll.
+    pub added_frames: AtomicU64,
+    /// Whether the inference thread runs with real-time scheduling: 0 not yet known, 1 yes, 2 no.
+    pub realtime: AtomicU8,
 }
 
 impl Shared {

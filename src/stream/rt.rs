@@ -31,16 +31,21 @@ impl InputCallback {
     /// Called with each interleaved input buffer. A full ring drops the frames that do not fit
     /// and counts an overrun.
     pub fn process(&mut self, data: &[f32]) {
+        // After a stop request the session's input is closed: the inference thread drains what
+        // was accepted, so the recording holds exactly the frames counted here.
+        if self.shared.stopping.load(Relaxed) {
+            return;
+        }
         let frames = data.len() / self.channels;
         let room = self.producer.slots() / self.channels;
         let n = frames.min(room);
         if n < frames {
             self.shared.overruns.fetch_add(1, Relaxed);
         }
-        if n > 0 {
-            if let Ok(chunk) = self.producer.write_chunk_uninit(n * self.channels) {
-                chunk.fill_from_iter(data[..n * self.channels].iter().copied());
-            }
+        if n > 0
+            && let Ok(chunk) = self.producer.write_chunk_uninit(n * self.channels)
+        {
+            chunk.fill_from_iter(data[..n * self.channels].iter().copied());
         }
         self.shared.input_frames.fetch_add(frames as u64, Relaxed);
     }
@@ -82,6 +87,7 @@ impl OutputCallback {
         let position = self.shared.output_frames.fetch_add(frames as u64, Relaxed);
         if n < frames && !self.shared.stopping.load(Relaxed) {
             self.shared.underruns.fetch_add(1, Relaxed);
+            self.shared.underrun_frames.fetch_add((frames - n) as u64, Relaxed);
             if position >= self.shared.warmup_frames.load(Relaxed) {
                 self.shared.underruns_after_warmup.fetch_add(1, Relaxed);
             }

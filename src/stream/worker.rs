@@ -2,6 +2,13 @@
 //! runs the [`LiveEngine`], feeds the output ring and writes the recording. It owns the model,
 //! every buffer and the WAV writers, and finalises the recording on every way out (stop request,
 //! fatal device error, inference or disk failure), so `--record` files are valid afterwards.
+//!
+//! It asks for real-time scheduling first ([`super::priority`]). With an adaptive buffer it
+//! starts with a small pre-roll and, after each output underrun, adds silence to the output (the
+//! underrun's own gap, already played, plus a step of at least [`BufferPolicy::step_frames`]) up
+//! to a cap: the listener's delay grows only when the machine proved it needs more. The
+//! recording is not delayed by any of this, so `input.wav` and the stems stay aligned, and at
+//! the end every input frame the device delivered is processed and recorded.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +25,29 @@ use crate::model::Model;
 
 /// Largest chunk the inference thread takes from the input ring at once (device frames).
 const MAX_READ_FRAMES: usize = 4096;
+/// After a stop request, how long to let an input callback that was already running finish
+/// before the ring is drained for the last time.
+const DRAIN_GRACE: Duration = Duration::from_millis(30);
+
+/// How the output buffer behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferPolicy {
+    /// Grow after underruns (else the pre-roll stays as set by `--buffer-ms`).
+    pub adaptive: bool,
+    /// Smallest growth after an underrun, in device frames.
+    pub step_frames: usize,
+    /// Total output buffer (pre-roll, underrun gaps and growth) beyond which it no longer grows.
+    pub cap_frames: usize,
+}
+
+/// One change of the output buffer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BufferChange {
+    /// Seconds of audio processed when it happened.
+    pub at_seconds: f64,
+    /// The buffer after the change, in device frames.
+    pub buffer_frames: u64,
+}
 
 /// Where a recording went.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -83,6 +113,8 @@ pub struct Worker {
     pub preroll_frames: usize,
     pub shared: Arc<Shared>,
     pub recorder: Option<Recorder>,
+    pub buffer: BufferPolicy,
+    pub sample_rate: u32,
 }
 
 /// What the inference thread did.
@@ -98,12 +130,18 @@ pub struct WorkerReport {
     pub recording: Option<RecordPaths>,
     /// Why the recording could not be finalised, if it could not.
     pub recording_error: Option<String>,
+    /// Input frames written to `input.wav` (equal to the frames the device delivered unless the
+    /// input ring overflowed).
+    pub recorded_frames: u64,
+    pub realtime: super::priority::RealtimeStatus,
+    pub buffer_changes: Vec<BufferChange>,
 }
 
 impl Worker {
     /// Runs until `shared.stopping`; then finalises the recording.
     pub fn run(mut self) -> WorkerReport {
-        let mut report = WorkerReport::default();
+        let mut report = WorkerReport { realtime: super::priority::promote_current_thread(), ..Default::default() };
+        self.shared.realtime.store(if report.realtime.granted { 1 } else { 2 }, Relaxed);
         if let Err(e) = self.run_loop(&mut report) {
             self.shared.fail(format!("inference thread: {e}"));
         }
@@ -128,15 +166,33 @@ impl Worker {
         let stride = STREAMS * ch;
 
         let pre = self.preroll_frames.min(self.output.slots() / stride);
-        if let Ok(chunk) = self.output.write_chunk_uninit(pre * stride) {
-            chunk.fill_from_iter(std::iter::repeat(0.0));
-        }
+        self.add_silence(pre);
         self.shared.primed.store(true, Release);
+        let (mut seen_underruns, mut seen_gap) = (0u64, 0u64);
 
-        while !self.shared.stopping.load(Relaxed) {
+        let mut last_pass = false;
+        loop {
+            if self.shared.stopping.load(Relaxed) && !last_pass {
+                // One more pass over whatever the input callbacks accepted before the stop.
+                std::thread::sleep(DRAIN_GRACE);
+                last_pass = true;
+            }
+            if self.buffer.adaptive {
+                let underruns = self.shared.underruns.load(Relaxed);
+                if underruns > seen_underruns {
+                    let gap = self.shared.underrun_frames.load(Relaxed);
+                    self.grow_after_underrun(gap - seen_gap, report);
+                    (seen_underruns, seen_gap) = (underruns, gap);
+                }
+            }
             let available = self.input.slots() / ic;
-            let n = (available.min(max_frames) / g) * g;
+            let whole = (available.min(max_frames) / g) * g;
+            // The last pass takes the remainder too, padded to the granularity with silence.
+            let n = if last_pass { available.min(max_frames) } else { whole };
             if n == 0 {
+                if last_pass {
+                    break;
+                }
                 std::thread::sleep(Duration::from_micros(500));
                 continue;
             }
@@ -150,13 +206,17 @@ impl Worker {
             }
             chunk.commit_all();
             // A mono input feeding a stereo engine never happens (channels = min(input, 2)).
+            let padded = n.div_ceil(g) * g;
+            for c in &mut inp {
+                c[n..padded].fill(0.0);
+            }
 
             let started = Instant::now();
             let info = {
-                let i: Vec<&[f32]> = inp.iter().map(|c| &c[..n]).collect();
-                let mut v: Vec<&mut [f32]> = voc.iter_mut().map(|c| &mut c[..n]).collect();
-                let mut a: Vec<&mut [f32]> = acc.iter_mut().map(|c| &mut c[..n]).collect();
-                let mut m: Vec<&mut [f32]> = mix.iter_mut().map(|c| &mut c[..n]).collect();
+                let i: Vec<&[f32]> = inp.iter().map(|c| &c[..padded]).collect();
+                let mut v: Vec<&mut [f32]> = voc.iter_mut().map(|c| &mut c[..padded]).collect();
+                let mut a: Vec<&mut [f32]> = acc.iter_mut().map(|c| &mut c[..padded]).collect();
+                let mut m: Vec<&mut [f32]> = mix.iter_mut().map(|c| &mut c[..padded]).collect();
                 self.engine.process(&mut self.model, &i, &mut v, &mut a, &mut m)?
             };
             let elapsed = started.elapsed();
@@ -197,8 +257,35 @@ impl Worker {
                 let v: Vec<&[f32]> = voc.iter().map(|c| &c[..n]).collect();
                 let a: Vec<&[f32]> = acc.iter().map(|c| &c[..n]).collect();
                 rec.write(&i, &v, &a)?;
+                report.recorded_frames += n as u64;
             }
         }
         Ok(())
+    }
+
+    /// Writes `frames` of silence to the output ring (as many as fit).
+    fn add_silence(&mut self, frames: usize) -> usize {
+        let stride = STREAMS * self.engine.channels();
+        let frames = frames.min(self.output.slots() / stride);
+        if let Ok(chunk) = self.output.write_chunk_uninit(frames * stride) {
+            chunk.fill_from_iter(std::iter::repeat(0.0));
+        }
+        frames
+    }
+
+    /// After an underrun whose gap (frames of silence already played) was `gap`: the buffer has
+    /// grown by the gap by itself; add a step of at least the policy's, up to the cap.
+    fn grow_after_underrun(&mut self, gap: u64, report: &mut WorkerReport) {
+        let current = self.preroll_frames as u64
+            + self.shared.added_frames.load(Relaxed)
+            + self.shared.underrun_frames.load(Relaxed);
+        let room = (self.buffer.cap_frames as u64).saturating_sub(current);
+        let step = (self.buffer.step_frames as u64).max(gap).min(room) as usize;
+        let added = self.add_silence(step) as u64;
+        self.shared.added_frames.fetch_add(added, Relaxed);
+        report.buffer_changes.push(BufferChange {
+            at_seconds: report.frames as f64 / self.sample_rate as f64,
+            buffer_frames: current + added,
+        });
     }
 }
