@@ -794,3 +794,34 @@ fn runs_checkpoints_and_models_are_protected() {
         assert!(!dir.path().join("bad/last.ckpt").exists(), "{flag} {value} trained");
     }
 }
+
+/// `--ema`: the averaged weights are saved beside the optimiser's, validated and kept as
+/// best.ckpt, and a resumed run continues the average exactly.
+#[test]
+fn weight_averaging_is_validated_kept_and_resumed_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("musdb18hq");
+    musdb_hq_tree(&data);
+    let one = quick_run(&data, &dir.path().join("one"), &["--ema", "0.9"]);
+    let last = candle_core::safetensors::load(one.join("last.ckpt"), &Device::Cpu).unwrap();
+    let best = weights(&one.join("best.ckpt"));
+    // One epoch: best.ckpt is that epoch's average, not the optimiser's weights.
+    let mut differs = false;
+    for (name, w) in &best {
+        let avg: Vec<f32> = last[&format!("ema.{name}")].flatten_all().unwrap().to_vec1().unwrap();
+        let raw: Vec<f32> = last[name].flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(w, &avg, "{name}: best.ckpt is not the averaged weights");
+        differs |= raw != avg;
+    }
+    assert!(differs, "the average equals the raw weights: nothing was averaged");
+    // Two epochs straight, or one and a resume: the same weights and averages.
+    let straight = dir.path().join("straight");
+    let o = run(trainer().args(quick_args(&data, &straight, 2)).args(["--ema", "0.9"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(trainer().args(["--resume", one.to_str().unwrap(), "--epochs", "2", "-q", "--threads", "1"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same_weights(&straight.join("last.ckpt"), &one.join("last.ckpt"), "a resumed --ema run");
+    let o = run(trainer().args(quick_args(&data, &dir.path().join("bad"), 1)).args(["--ema", "1"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--ema"), "{}", stderr(&o));
+}

@@ -113,6 +113,10 @@ struct TrainArgs {
     /// Dropout of the default network in training, on its input and after every layer (0..0.9).
     #[arg(long, value_name = "P")]
     dropout: Option<f32>,
+    /// Validate, keep and export an exponential moving average of the weights with this decay
+    /// per step (0 < D < 1, e.g. 0.999; default: none).
+    #[arg(long, value_name = "D")]
+    ema: Option<f32>,
     /// Probability that a training example's accompaniment is rebuilt from its stems (drums,
     /// bass, other), each from a random track, channel and excerpt with its own gain (0..=1).
     #[arg(long, value_name = "P")]
@@ -314,6 +318,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bail!("--dropout must be within 0..0.9 (got {p})");
         }
         cfg.dropout = p;
+    }
+    if let Some(d) = a.ema {
+        if !(d > 0.0 && d < 1.0) {
+            bail!("--ema must be within 0..1, exclusive (got {d})");
+        }
+        cfg.ema = d;
     }
     if let Some(p) = a.part_remix {
         if !(0.0..=1.0).contains(&p) {

@@ -106,6 +106,11 @@ pub struct TrainConfig {
     /// Dropout of the default network in training (input features and every temporal layer).
     #[serde(default)]
     pub dropout: f32,
+    /// Decay of an exponential moving average of the weights (0: none). With it, validation,
+    /// `best.ckpt` and the exported model use the averaged weights, which wander less from
+    /// step to step than the optimiser's.
+    #[serde(default)]
+    pub ema: f32,
 }
 
 impl TrainConfig {
@@ -136,6 +141,7 @@ impl TrainConfig {
             init: None,
             pretrain_epochs: 0,
             dropout: 0.0,
+            ema: 0.0,
         }
     }
 }
@@ -207,8 +213,74 @@ pub fn state_path(ckpt: &Path) -> PathBuf {
     ckpt.with_extension("json")
 }
 
+/// Name prefix of the averaged weights in a checkpoint.
+const EMA_PREFIX: &str = "ema.";
+
+/// The exponential moving average of a network's weights (`--ema`).
+struct WeightAverage {
+    decay: f64,
+    weights: HashMap<String, Tensor>,
+}
+
+impl WeightAverage {
+    /// Starts from the network's weights, or from the averages saved in a checkpoint.
+    fn new(net: &Net, decay: f32, saved: Option<&HashMap<String, Tensor>>) -> Result<Self> {
+        let mut weights = HashMap::new();
+        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        for (k, v) in data.iter() {
+            let stored = saved.and_then(|s| s.get(&format!("{EMA_PREFIX}{k}")));
+            weights.insert(
+                k.clone(),
+                stored.cloned().unwrap_or_else(|| v.as_tensor().copy().unwrap_or(v.as_tensor().clone())),
+            );
+        }
+        Ok(WeightAverage { decay: f64::from(decay), weights })
+    }
+
+    /// After optimiser step `step`: the average moves towards the weights. The decay ramps up
+    /// over the first steps ((1 + t) / (10 + t)), so the random start does not linger.
+    fn update(&mut self, net: &Net, step: u64) -> Result<()> {
+        let d = self.decay.min((1.0 + step as f64) / (10.0 + step as f64));
+        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        for (k, v) in data.iter() {
+            if let Some(avg) = self.weights.get_mut(k) {
+                *avg = ((&*avg * d)? + (v.as_tensor() * (1.0 - d))?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Swaps the network's weights with the averages (call again to swap back).
+    fn swap(&mut self, net: &Net) -> Result<()> {
+        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        for (k, v) in data.iter() {
+            if let Some(avg) = self.weights.get_mut(k) {
+                let current = v.as_tensor().copy()?;
+                v.set(avg)?;
+                *avg = current;
+            }
+        }
+        Ok(())
+    }
+
+    fn tensors(&self) -> impl Iterator<Item = (String, Tensor)> + '_ {
+        self.weights.iter().map(|(k, t)| (format!("{EMA_PREFIX}{k}"), t.clone()))
+    }
+}
+
 /// Writes weights (+ optimiser moments) and the state, each atomically.
 fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Path) -> Result<()> {
+    save_checkpoint_with(net, opt, None, state, path)
+}
+
+/// Writes weights (+ optimiser moments, + averaged weights) and the state, each atomically.
+fn save_checkpoint_with(
+    net: &Net,
+    opt: Option<&AdamW>,
+    average: Option<&WeightAverage>,
+    state: &TrainState,
+    path: &Path,
+) -> Result<()> {
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     {
         let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
@@ -218,6 +290,9 @@ fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Pa
     }
     if let Some(opt) = opt {
         tensors.extend(opt.state());
+    }
+    if let Some(average) = average {
+        tensors.extend(average.tensors());
     }
     let tmp = path.with_extension("ckpt.tmp");
     candle_core::safetensors::save(&tensors, &tmp)?;
@@ -611,6 +686,10 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             checkpoint_crc32: None,
         },
     };
+    let mut average = match cfg.ema {
+        d if d > 0.0 => Some(WeightAverage::new(&net, d, saved.as_ref())?),
+        _ => None,
+    };
     let wall_before = state.wall_seconds;
     let all_epochs = cfg.pretrain_epochs + cfg.epochs;
     let total_steps = all_epochs * cfg.steps_per_epoch;
@@ -652,7 +731,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
         while state.step < epoch_end {
             if run.interrupt.load(Ordering::SeqCst) {
                 state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
-                save_checkpoint(&net, Some(&opt), &state, &dir.last())?;
+                save_checkpoint_with(&net, Some(&opt), average.as_ref(), &state, &dir.last())?;
                 bar.abandon_with_message("interrupted; checkpoint saved");
                 return Ok(TrainOutcome::Interrupted(state));
             }
@@ -699,6 +778,9 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             let lr = learning_rate(state.step, total_steps, cfg.warmup_steps, cfg.lr, 0.05);
             opt.step(&grads, lr)?;
             state.step += 1;
+            if let Some(a) = average.as_mut() {
+                a.update(&net, state.step)?;
+            }
             loss_sum += v;
             loss_n += 1;
             bar.set_position(state.step);
@@ -713,6 +795,11 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             }
         }
         let steps_per_second = (state.step - epoch_first_step) as f64 / epoch_started.elapsed().as_secs_f64();
+        // With --ema the averaged weights are validated (and become best.ckpt); the optimiser's
+        // come back before the run goes on.
+        if let Some(a) = average.as_mut() {
+            a.swap(&net)?;
+        }
         // Pre-training epochs output magnitudes, not masks: nothing to validate yet.
         let (val_loss, sdr_v, sdr_a, mdx_v) = if pretrain {
             (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
@@ -755,10 +842,13 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             state.best_sdr_vocals = sdr_v;
             state.best_epoch = state.epoch;
         }
-        save_checkpoint(&net, Some(&opt), &state, &dir.last())?;
         if improved {
             save_checkpoint(&net, None, &state, &dir.best())?;
         }
+        if let Some(a) = average.as_mut() {
+            a.swap(&net)?;
+        }
+        save_checkpoint_with(&net, Some(&opt), average.as_ref(), &state, &dir.last())?;
         write_csv(&dir.csv(), &state.history)?;
         if let Err(e) = crate::plot::curves::curves(&dir.png(), &state.history) {
             bar.suspend(|| say(format!("note: could not draw {}: {e}", dir.png().display())));
