@@ -19,7 +19,8 @@ WORK=$(mktemp -d)
 NAME=voxmask-soak-$$
 LOAD=""
 cleanup() {
-    [ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null || true
+    # The load loop first, then the separation it is running, so nothing writes into $WORK.
+    [ -n "$LOAD" ] && { kill -STOP "$LOAD" 2>/dev/null; pkill -P "$LOAD" 2>/dev/null; kill -KILL "$LOAD" 2>/dev/null; } || true
     kill "$JACKD" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$WORK"
