@@ -1,16 +1,19 @@
 //! Real-time scheduling for the live inference thread. Without it a busy machine (a separation
 //! running beside `live`) takes the core away for longer than the output buffer lasts, and the
-//! listener hears a click. The thread asks for SCHED_FIFO at a priority below JACK's process
-//! threads (jackd runs them at its `-P`, default 10), so the device callbacks still come first;
-//! where the system refuses (no CAP_SYS_NICE, no rtprio limit) it says why and runs as before.
+//! listener hears a click. The thread asks for SCHED_FIFO at the lowest real-time priority: above
+//! every normal thread (a separation or a training job beside it), below every thread of the audio
+//! server and its clients, which must never wait for inference. (At priority 5, JACK's client
+//! threads stalled under load here and the server never ran voxmask's input client:
+//! `tests/live.rs` failed until the priority came down to 1.) Where the system refuses (no
+//! CAP_SYS_NICE, no rtprio limit) it says why and runs as before.
 
 use thread_priority::{
     RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
     set_thread_priority_and_policy, thread_native_id,
 };
 
-/// SCHED_FIFO priority of the inference thread.
-pub const INFERENCE_PRIORITY: u8 = 5;
+/// SCHED_FIFO priority of the inference thread: the lowest real-time one.
+pub const INFERENCE_PRIORITY: u8 = 1;
 
 /// Whether the calling thread got real-time scheduling, and how it was asked for or why not.
 #[derive(Debug, Clone, Default, serde::Serialize)]
