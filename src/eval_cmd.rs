@@ -34,7 +34,7 @@ const MIN_WINDOW_SECONDS: f64 = 0.01;
 const MAX_WINDOW_SECONDS: f64 = 3600.0;
 const MAX_FILTER_LEN: usize = 4096;
 
-/// STFT used by the oracles when no model is available: the shipped model's geometry.
+/// STFT of the `mix` oracle, which uses no model (the shipped model's geometry at the track's rate).
 const DEFAULT_ORACLE_STFT: StftConfig =
     StftConfig { n_fft: 1024, win_length: 1024, hop: 256, window: WindowKind::Hann };
 

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::Result;
 use crate::train::trainer::EpochLog;
-use crate::{Error, Result};
 
 /// One curve: its name, colour and (epoch, value) points.
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
@@ -28,54 +28,64 @@ pub fn curves(path: &Path, history: &[EpochLog]) -> Result<()> {
         return Ok(());
     }
     let text = super::has_font();
-    let err = |e: String| Error::Encode { path: path.to_path_buf(), reason: e };
-    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let (left, right) = root.split_horizontally(500);
-    let epochs = (0.0, history.last().map_or(1, |h| h.epoch).max(1) as f64);
-    let panels: [(&str, Vec<Series>); 2] = [
-        (
-            "loss (BCE)",
-            vec![
-                ("train", BLUE, history.iter().map(|h| (h.epoch as f64, h.train_loss)).collect()),
-                ("validation", RED, history.iter().map(|h| (h.epoch as f64, h.val_loss)).collect()),
-            ],
-        ),
-        (
-            "validation SDR (dB, BSS Eval v4)",
-            vec![
-                ("vocals", RED, history.iter().map(|h| (h.epoch as f64, h.val_sdr_vocals)).collect()),
-                ("accompaniment", BLUE, history.iter().map(|h| (h.epoch as f64, h.val_sdr_accompaniment)).collect()),
-            ],
-        ),
-    ];
-    for (area, (title, series)) in [left, right].into_iter().zip(panels) {
-        let y = range(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
-        let mut builder = ChartBuilder::on(&area);
-        builder.margin(12).x_label_area_size(if text { 30 } else { 0 }).y_label_area_size(if text { 50 } else { 0 });
-        if text {
-            builder.caption(title, ("sans-serif", 18));
-        }
-        let mut chart = builder.build_cartesian_2d(epochs.0..epochs.1, y.0..y.1).map_err(|e| err(e.to_string()))?;
-        if text {
-            chart.configure_mesh().x_desc("epoch").draw().map_err(|e| err(e.to_string()))?;
-        }
-        for (name, color, points) in series {
-            let drawn =
-                chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| err(e.to_string()))?;
+    // Drawn to a temporary file and renamed, like the other pictures: a run killed mid-draw
+    // leaves the previous curves, never half a PNG.
+    super::write_png_atomically(path, |temp| {
+        let root = BitMapBackend::new(temp, (1000, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (left, right) = root.split_horizontally(500);
+        let epochs = (0.0, history.last().map_or(1, |h| h.epoch).max(1) as f64);
+        let panels: [(&str, Vec<Series>); 2] = [
+            (
+                "loss (BCE)",
+                vec![
+                    ("train", BLUE, history.iter().map(|h| (h.epoch as f64, h.train_loss)).collect()),
+                    ("validation", RED, history.iter().map(|h| (h.epoch as f64, h.val_loss)).collect()),
+                ],
+            ),
+            (
+                "validation SDR (dB, BSS Eval v4)",
+                vec![
+                    ("vocals", RED, history.iter().map(|h| (h.epoch as f64, h.val_sdr_vocals)).collect()),
+                    (
+                        "accompaniment",
+                        BLUE,
+                        history.iter().map(|h| (h.epoch as f64, h.val_sdr_accompaniment)).collect(),
+                    ),
+                ],
+            ),
+        ];
+        for (area, (title, series)) in [left, right].into_iter().zip(panels) {
+            let y = range(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
+            let mut builder = ChartBuilder::on(&area);
+            builder.margin(12).x_label_area_size(if text { 30 } else { 0 }).y_label_area_size(if text {
+                50
+            } else {
+                0
+            });
             if text {
-                drawn.label(name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+                builder.caption(title, ("sans-serif", 18));
+            }
+            let mut chart = builder.build_cartesian_2d(epochs.0..epochs.1, y.0..y.1).map_err(|e| e.to_string())?;
+            if text {
+                chart.configure_mesh().x_desc("epoch").draw().map_err(|e| e.to_string())?;
+            }
+            for (name, color, points) in series {
+                let drawn =
+                    chart.draw_series(LineSeries::new(points, color.stroke_width(2))).map_err(|e| e.to_string())?;
+                if text {
+                    drawn.label(name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+                }
+            }
+            if text {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| e.to_string())?;
             }
         }
-        if text {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| err(e.to_string()))?;
-        }
-    }
-    root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+        root.present().map_err(|e| e.to_string())
+    })
 }
