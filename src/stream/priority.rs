@@ -2,10 +2,10 @@
 //! running beside `live`) takes the core away for longer than the output buffer lasts, and the
 //! listener hears a click. The thread asks for SCHED_FIFO at the lowest real-time priority: above
 //! every normal thread (a separation or a training job beside it), below every thread of the audio
-//! server and its clients, which must never wait for inference. (At priority 5, JACK's client
-//! threads stalled under load here and the server never ran voxmask's input client:
-//! `tests/live.rs` failed until the priority came down to 1.) Where the system refuses (no
-//! CAP_SYS_NICE, no rtprio limit) it says why and runs as before.
+//! server and its clients (JACK gives its clients priority 5 under a server at 10), which must
+//! never wait for inference: at an equal priority a burst of inference could hold a core that a
+//! client thread needs. Where the system refuses (no CAP_SYS_NICE, no rtprio limit) it says why
+//! and runs as before.
 
 use thread_priority::{
     RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
