@@ -7,8 +7,9 @@
 //! second of audio of at most 20% of one core: time per block ≤ 0.2 × budget. After the
 //! criterion output each case prints that ratio. A 48 kHz device case adds both resamplers.
 //!
-//! Models: the shipped live model `models/voxmask-live.onnx` when present, and a tiny convolutional model made
-//! by the project's ONNX writer (the cost of everything around the model). One backend per
+//! Models: the shipped live model `models/voxmask-live.onnx` when present (streaming), its
+//! windowed twin exported from the same weights, and a tiny convolutional model made by the
+//! project's ONNX writer (the cost of everything around the model). One backend per
 //! process: `VOXMASK_BENCH_BACKEND=tract|onnxruntime cargo bench --bench engine`.
 
 #[cfg(feature = "live")]
@@ -21,6 +22,7 @@ mod imp {
     use voxmask::model::onnx_writer::tiny_conv_model;
     use voxmask::model::{BackendChoice, Contract, Model, RuntimeOptions};
     use voxmask::stream::{EngineConfig, LiveEngine};
+    use voxmask::train::export::{GraphKind, export_onnx, import_onnx};
 
     fn tiny_contract() -> Contract {
         Contract {
@@ -34,6 +36,7 @@ mod imp {
             threshold: 0.5,
             arch: "bench".into(),
             extra: Default::default(),
+            stream_state: Vec::new(),
         }
     }
 
@@ -44,6 +47,15 @@ mod imp {
             match Model::load(&shipped, opts) {
                 Ok(m) => out.push(("shipped".to_string(), m)),
                 Err(e) => eprintln!("engine bench: skipping the shipped model: {e}"),
+            }
+            // Its windowed twin (the same weights, every call over the whole 31-frame window):
+            // what streaming saves, measured in the same run.
+            let twin = dir.join("shipped_windowed.onnx");
+            let exported = import_onnx(&shipped).and_then(|net| export_onnx(&net, GraphKind::Windowed));
+            match exported.map(|bytes| std::fs::write(&twin, bytes)) {
+                Ok(Ok(())) => out.push(("shipped_windowed".to_string(), Model::load(&twin, opts).unwrap())),
+                Ok(Err(e)) => eprintln!("engine bench: skipping the windowed twin: {e}"),
+                Err(e) => eprintln!("engine bench: skipping the windowed twin: {e}"),
             }
         } else {
             eprintln!("engine bench: models/voxmask-live.onnx not found; benching the tiny model only");

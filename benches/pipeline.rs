@@ -38,6 +38,7 @@ fn contract(context: usize, lookahead: usize) -> Contract {
         threshold: 0.5,
         arch: "bench".into(),
         extra: Default::default(),
+        stream_state: Vec::new(),
     }
 }
 

@@ -10,6 +10,12 @@
 //! same stems as one call over the whole file. Every call has the same shape, so backends that
 //! specialise on shapes (tract) optimise the graph once.
 //!
+//! Streaming models (a contract with `stream_state`) are causal networks that carry each layer's
+//! recent inputs from call to call: their window holds only the block, and before the first
+//! block the engine feeds them `context_frames` zero feature frames, the same silence a window
+//! starts with. Same stems, but each layer runs once per frame instead of once per window frame
+//! (live: 1 frame per call instead of 31).
+//!
 //! Output timing. Stem sample `j` (counting everything the engine has emitted) belongs to input
 //! sample `j − (win − hop)`: [`MaskEngine::index_offset`]. Live callers also wait for
 //! `lookahead + block − 1` frames before a frame is masked: [`MaskEngine::latency_samples`].
@@ -33,7 +39,7 @@ use realfft::num_complex::Complex32;
 
 use crate::audio::resample::band_limit_response;
 use crate::dsp::{MaskRule, StereoWiener, StftConfig, StftPairAnalyzer, StftPairSynthesizer, mask::apply_masks, simd};
-use crate::model::{Contract, Model};
+use crate::model::{Contract, Model, StreamState};
 use crate::{Error, Result};
 
 /// Fraction of the model's bins, from the top, whose vocal mask decides the band above it.
@@ -140,7 +146,13 @@ pub struct MaskEngine {
     /// Per model bin, `|H(f)| / k` (engines at the input's rate; see the module docs).
     feature_scale: Option<Vec<f32>>,
     block: usize,
+    /// Frames of past features at the front of the model's window: the contract's context, or
+    /// none for a streaming model, which remembers its past in `state`.
+    context: usize,
     window_frames: usize,
+    /// A streaming model's state, and whether it has seen the silence before the signal yet.
+    state: Option<StreamState>,
+    warmed_up: bool,
     channels: Vec<ChannelState>,
     pairs: Vec<PairTransforms>,
     /// Model input `[channels, window_frames, bins]`, context part first.
@@ -210,7 +222,8 @@ impl MaskEngine {
             None => (model_rate, model_stft, None),
         };
         let bins = stft.bins();
-        let window_frames = contract.context_frames + block_frames + contract.lookahead_frames;
+        let context = if contract.is_streaming() { 0 } else { contract.context_frames };
+        let window_frames = context + block_frames + contract.lookahead_frames;
         let pending_frames = block_frames + contract.lookahead_frames;
         let full_band = feature_scale.is_some();
         let pairs = (0..channels.div_ceil(2))
@@ -239,7 +252,10 @@ impl MaskEngine {
             model_bins,
             feature_scale,
             block: block_frames,
+            context,
             window_frames,
+            state: contract.is_streaming().then(|| StreamState::new(contract, channels.len())),
+            warmed_up: false,
             features: vec![0.0; n],
             model_out: vec![0.0; n],
             filled: 0,
@@ -361,7 +377,7 @@ impl MaskEngine {
     /// samples.
     fn analyse(&mut self, input: Option<(&[&[f32]], usize)>) -> Result<()> {
         let (bins, model_bins, hop) = (self.bins, self.model_bins, self.stft.hop);
-        let ctx = self.contract.context_frames;
+        let ctx = self.context;
         let slot = self.filled;
         let frame = slot * bins..(slot + 1) * bins;
         for (p, pair) in self.pairs.iter_mut().enumerate() {
@@ -391,7 +407,7 @@ impl MaskEngine {
     /// Runs the model over the window and emits the first `ready` frames after the context.
     fn run_block(&mut self, model: &mut Model, ready: usize, out: &mut EngineOutput) -> Result<()> {
         let (bins, mb) = (self.bins, self.model_bins);
-        let ctx = self.contract.context_frames;
+        let ctx = self.context;
         let wf = self.window_frames;
         let complementary = self.rule.is_complementary();
         // Frames not yet analysed are silence beyond the end of the signal.
@@ -399,7 +415,24 @@ impl MaskEngine {
             let start = (c * wf + ctx + self.filled) * mb;
             self.features[start..(c + 1) * wf * mb].fill(0.0);
         }
-        model.run(&self.features, self.channels.len(), wf, &mut self.model_out)?;
+        match &mut self.state {
+            None => model.run(&self.features, self.channels.len(), wf, &mut self.model_out)?,
+            Some(state) => {
+                if !self.warmed_up {
+                    // The frames before the signal are zero features, as in a window: feed the
+                    // receptive field's worth of them once, so the state holds what a window
+                    // would have computed from them.
+                    let n = self.channels.len() * self.contract.context_frames * mb;
+                    if n > 0 {
+                        let (silence, mut ignored) = (vec![0.0; n], vec![0.0; n]);
+                        let frames = self.contract.context_frames;
+                        model.run_streaming(&silence, self.channels.len(), frames, &mut ignored, state)?;
+                    }
+                    self.warmed_up = true;
+                }
+                model.run_streaming(&self.features, self.channels.len(), wf, &mut self.model_out, state)?
+            }
+        }
         if !simd::all_finite(&self.model_out)
             && let Some(bad) = self.model_out.iter().position(|v| !v.is_finite())
         {

@@ -285,6 +285,11 @@ fn describe(path: &Path, role: Option<&str>, info: &ModelInfo) -> String {
         c.stft.hop
     );
     let _ = writeln!(out, "context      {} past frames, {} look-ahead frames", c.context_frames, c.lookahead_frames);
+    if c.is_streaming() {
+        let states: Vec<String> =
+            c.stream_state.iter().map(|s| format!("{} ({}×{})", s.name, s.frames, s.width)).collect();
+        let _ = writeln!(out, "streaming    state kept between calls: {}", states.join(", "));
+    }
     let _ = writeln!(
         out,
         "latency      {} samples = {:.1} ms (STFT overlap + look-ahead)",

@@ -380,6 +380,24 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
         t.elem_type = 7; // INT64
         std::fs::write(&integer, proto.encode_to_vec()).unwrap();
     }
+    // Streaming contracts: state the graph lacks, a malformed list, state with look-ahead, and a
+    // state too large to allocate.
+    let with_state = |name: &str, c: &voxmask::model::Contract, value: &str| {
+        let path = dir.path().join(name);
+        let mut meta = c.to_metadata();
+        meta.push(("voxmask.stream_state".into(), value.into()));
+        std::fs::write(
+            &path,
+            voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap(),
+        )
+        .unwrap();
+        path
+    };
+    let no_state_input = with_state("no_state_input.onnx", &c, "tcn0.state:2:513");
+    let bad_state = with_state("bad_state.onnx", &c, "tcn0.state:2");
+    let ahead = contract(22_050, 0, 2, voxmask::dsp::MaskRule::Binary);
+    let state_ahead = with_state("state_ahead.onnx", &ahead, "tcn0.state:2:513");
+    let huge_state = with_state("huge_state.onnx", &c, "a:4096:65536");
     // A file that never ends is refused after a bounded read.
     let endless = std::path::PathBuf::from("/dev/zero");
     for (model, reason) in [
@@ -390,6 +408,10 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
         (&empty, "empty"),
         (&integer, "element type 7, expected 1 (32-bit float)"),
         (&endless, "larger than the 256 MiB"),
+        (&no_state_input, "declares state `tcn0.state` but the graph has no input named `tcn0.state`"),
+        (&bad_state, "is not name:frames:width"),
+        (&state_ahead, "cannot look ahead"),
+        (&huge_state, "state values per channel"),
     ] {
         let o = sep(&[
             input.to_str().unwrap(),
@@ -551,7 +573,7 @@ fn option_bounds_are_usage_errors_that_name_the_limit() {
 }
 
 /// Both shipped models honour the contract and say where they came from: the offline default looks
-/// ahead, the live model does not, and both were trained on MUSDB18 by voxmask-train.
+/// ahead, the live model does not and streams, and both were trained on MUSDB18 by voxmask-train.
 #[test]
 fn both_shipped_models_honour_the_contract() {
     use voxmask::model::{Model, ModelInfo, RuntimeOptions};
@@ -570,14 +592,18 @@ fn both_shipped_models_honour_the_contract() {
         assert!(provenance.get("valid_sdr_vocals").is_some_and(|v| v.ends_with("at the model rate)")), "{file}");
         match preset {
             "offline" => assert!(c.lookahead_frames > 0, "{file}: the offline default should look ahead"),
-            _ => assert_eq!(c.lookahead_frames, 0, "{file}: the live model must be causal"),
+            _ => {
+                assert_eq!(c.lookahead_frames, 0, "{file}: the live model must be causal");
+                assert!(c.is_streaming(), "{file}: the live model should stream (one frame's work per frame)");
+            }
         }
-        // Both backends accept it and return one logit per bin and frame.
+        // The backend accepts it and returns one logit per bin and frame.
         let mut model = Model::load(&path, &RuntimeOptions { threads: 1, ..Default::default() }).unwrap();
         let frames = c.context_frames + c.lookahead_frames + 4;
         let x = vec![0.5f32; frames * c.bins()];
         let mut y = vec![f32::NAN; x.len()];
-        model.run(&x, 1, frames, &mut y).unwrap();
+        let mut state = voxmask::model::StreamState::new(c, 1);
+        model.run_streaming(&x, 1, frames, &mut y, &mut state).unwrap();
         assert!(y.iter().all(|v| v.is_finite()), "{file}");
     }
 }

@@ -766,9 +766,38 @@ fn runs_checkpoints_and_models_are_protected() {
     ]));
     assert!(stderr(&o).contains("damaged"), "{}", stderr(&o));
     // Not a checkpoint at all.
-    let o = run(trainer().args(["export", model.to_str().unwrap(), "-o", dir.path().join("y.onnx").to_str().unwrap()]));
+    let not_ckpt = dir.path().join("m.ckpt");
+    std::fs::copy(&model, &not_ckpt).unwrap();
+    let o =
+        run(trainer().args(["export", not_ckpt.to_str().unwrap(), "-o", dir.path().join("y.onnx").to_str().unwrap()]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a voxmask-train checkpoint"), "{}", stderr(&o));
+    // An exported model exports again from its own weights: the same bytes. The offline preset
+    // looks ahead, so it cannot stream; a model voxmask-train did not make cannot be read back.
+    let again = dir.path().join("again.onnx");
+    let o = run(trainer().args(["export", model.to_str().unwrap(), "-o", again.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&again).unwrap() == std::fs::read(&model).unwrap(), "re-export changed the model");
+    let o = run(trainer().args([
+        "export",
+        model.to_str().unwrap(),
+        "--streaming",
+        "-o",
+        dir.path().join("s.onnx").to_str().unwrap(),
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("only causal networks can stream"), "{}", stderr(&o));
+    let foreign = dir.path().join("foreign.onnx");
+    let c = contract(22_050, 0, 0, voxmask::dsp::MaskRule::Binary);
+    std::fs::write(
+        &foreign,
+        voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap(),
+    )
+    .unwrap();
+    let o =
+        run(trainer().args(["export", foreign.to_str().unwrap(), "-o", dir.path().join("f.onnx").to_str().unwrap()]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a network exported by voxmask-train"), "{}", stderr(&o));
     // Options out of range.
     for (flag, value) in [
         ("--lr", "nan"),

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use voxmask::dsp::MaskRule;
 use voxmask::error::count_in;
-use voxmask::train::export::export_onnx;
+use voxmask::train::export::{GraphKind, export_onnx, import_onnx};
 use voxmask::train::net::Preset;
 use voxmask::train::trainer::{
     DatasetSpec, LossChoice, RunOptions, TrainConfig, TrainOutcome, dataset_list, load_checkpoint, read_state, train,
@@ -42,8 +42,13 @@ struct Cli {
 enum Command {
     /// Export a checkpoint to an ONNX model with the full voxmask contract.
     Export {
-        /// Checkpoint (`best.ckpt` or `last.ckpt` in a run folder).
+        /// Checkpoint (`best.ckpt` or `last.ckpt` in a run folder), or a TCN model this program
+        /// exported (`.onnx`), to export again with the same weights and contract.
         checkpoint: PathBuf,
+        /// Export a causal network as a streaming graph, which keeps each layer's last inputs
+        /// between calls so `voxmask live` computes every layer once per frame.
+        #[arg(long)]
+        streaming: bool,
         /// Output .onnx file.
         #[arg(short, long)]
         output: PathBuf,
@@ -202,13 +207,20 @@ fn check_resume_matches(out: &std::path::Path, datasets: &[DatasetSpec], preset:
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Export { checkpoint, output, mask, threshold, overwrite }) = cli.command {
+    if let Some(Command::Export { checkpoint, streaming, output, mask, threshold, overwrite }) = cli.command {
         if output.exists() && !overwrite {
             bail!("{}: already exists (pass --overwrite to replace it)", output.display());
         }
-        let (mut net, state, _) = load_checkpoint(&checkpoint, &Device::Cpu)
-            .with_context(|| format!("reading checkpoint {}", checkpoint.display()))?;
-        net.contract = training_contract(net.preset, &state);
+        let from_model = checkpoint.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+        let (mut net, trained) = if from_model {
+            let net = import_onnx(&checkpoint).with_context(|| format!("reading model {}", checkpoint.display()))?;
+            (net, None)
+        } else {
+            let (mut net, state, _) = load_checkpoint(&checkpoint, &Device::Cpu)
+                .with_context(|| format!("reading checkpoint {}", checkpoint.display()))?;
+            net.contract = training_contract(net.preset, &state);
+            (net, Some((state.best_epoch, state.best_sdr_vocals)))
+        };
         if let Some(t) = threshold {
             if !(0.0..=1.0).contains(&t) {
                 bail!("--threshold {t} is outside [0, 1]");
@@ -218,19 +230,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let c = &net.contract;
         net.contract.mask_rule =
             MaskRule::choose(mask.as_deref(), None, c.mask_rule, c.threshold).unwrap_or(c.mask_rule);
-        let bytes = export_onnx(&net)?;
+        let kind = if streaming { GraphKind::Streaming } else { GraphKind::Windowed };
+        let bytes = export_onnx(&net, kind)?;
         if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = output.with_extension("onnx.tmp");
         std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+        let what = match trained {
+            Some((epochs, sdr)) => format!(" ({epochs} epochs, validation vocals SDR {sdr:.2} dB)"),
+            None => String::new(),
+        };
         eprintln!(
-            "voxmask-train: exported {} ({} epochs, validation vocals SDR {:.2} dB) to {} ({} bytes)",
+            "voxmask-train: exported {}{what} to {}{} ({} bytes)",
             checkpoint.display(),
-            state.best_epoch,
-            state.best_sdr_vocals,
             output.display(),
+            if streaming { " as a streaming graph" } else { "" },
             bytes.len()
         );
         return Ok(ExitCode::SUCCESS);

@@ -32,6 +32,30 @@ pub mod keys {
     pub const MASK_RULE: &str = "voxmask.mask_rule";
     pub const THRESHOLD: &str = "voxmask.threshold";
     pub const ARCH: &str = "voxmask.arch";
+    pub const STREAM_STATE: &str = "voxmask.stream_state";
+}
+
+/// Largest width (values per frame) of a streaming state tensor.
+pub const MAX_STATE_WIDTH: usize = 1 << 16;
+/// Most state values per channel, all tensors together (64 MiB of floats): a hostile contract
+/// must not make the engine allocate gigabytes.
+pub const MAX_STATE_VALUES: usize = 1 << 24;
+
+/// One state tensor of a streaming model: an input `name` of shape `[batch, frames, width]`
+/// holding what the model must remember from earlier calls, and an output `<name>.next` of the
+/// same shape to feed back on the next call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTensor {
+    pub name: String,
+    pub frames: usize,
+    pub width: usize,
+}
+
+impl StateTensor {
+    /// The output that carries this state to the next call.
+    pub fn next_name(&self) -> String {
+        format!("{}.next", self.name)
+    }
 }
 
 /// Everything the runtime needs to know to use a model.
@@ -57,6 +81,12 @@ pub struct Contract {
     pub arch: String,
     /// Training provenance and any other keys, as stored.
     pub extra: BTreeMap<String, String>,
+    /// Empty for a model that sees its whole receptive field in every call (`context_frames` of
+    /// past features in the window). A streaming model instead keeps these state tensors between
+    /// calls and reads only the new frames: a causal network run frame by frame computes each
+    /// layer once per frame instead of once per window frame. Written as
+    /// `name:frames:width,...`; streaming models have no look-ahead.
+    pub stream_state: Vec<StateTensor>,
 }
 
 /// Most frames of past context, and of look-ahead, a model may ask for (about 47 s at 22.05 kHz
@@ -133,6 +163,7 @@ impl Contract {
             keys::MASK_RULE,
             keys::THRESHOLD,
             keys::ARCH,
+            keys::STREAM_STATE,
         ];
         let frames = |k: &str| -> Result<usize, String> {
             let n = num(k)?;
@@ -142,11 +173,23 @@ impl Contract {
             }
             Ok(n)
         };
+        let lookahead_frames = frames(keys::LOOKAHEAD_FRAMES)?;
+        let stream_state = match meta.get(keys::STREAM_STATE) {
+            None => Vec::new(),
+            Some(text) => parse_stream_state(text)?,
+        };
+        if !stream_state.is_empty() && lookahead_frames > 0 {
+            return Err(format!(
+                "`{}` declares a streaming model, which cannot look ahead, but `{}` = {lookahead_frames}",
+                keys::STREAM_STATE,
+                keys::LOOKAHEAD_FRAMES
+            ));
+        }
         Ok(Contract {
             sample_rate: sample_rate as u32,
             stft,
             context_frames: frames(keys::CONTEXT_FRAMES)?,
-            lookahead_frames: frames(keys::LOOKAHEAD_FRAMES)?,
+            lookahead_frames,
             feature,
             output,
             mask_rule,
@@ -157,6 +200,7 @@ impl Contract {
                 .filter(|(k, _)| !known.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            stream_state,
         })
     }
 
@@ -187,8 +231,18 @@ impl Contract {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if !self.stream_state.is_empty() {
+            let list: Vec<String> =
+                self.stream_state.iter().map(|s| format!("{}:{}:{}", s.name, s.frames, s.width)).collect();
+            out.push((keys::STREAM_STATE.to_string(), list.join(",")));
+        }
         out.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         out
+    }
+
+    /// Whether the model keeps state between calls (see [`Contract::stream_state`]).
+    pub fn is_streaming(&self) -> bool {
+        !self.stream_state.is_empty()
     }
 
     /// Number of frequency bins the model reads and writes.
@@ -205,4 +259,36 @@ impl Contract {
     pub fn provenance(&self) -> impl Iterator<Item = (&str, &str)> {
         self.extra.iter().filter_map(|(k, v)| k.strip_prefix(PROVENANCE_PREFIX).map(|k| (k, v.as_str())))
     }
+}
+
+/// Parses `name:frames:width,...` (the value of `voxmask.stream_state`).
+fn parse_stream_state(text: &str) -> Result<Vec<StateTensor>, String> {
+    let key = keys::STREAM_STATE;
+    let mut states: Vec<StateTensor> = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let parts: Vec<&str> = item.split(':').collect();
+        let [name, frames, width] = parts[..] else {
+            return Err(format!("`{key}` entry {item:?} is not name:frames:width"));
+        };
+        let count = |what: &str, v: &str, max: usize| -> Result<usize, String> {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| format!("`{key}` entry {item:?}: {what} {v:?} is not a whole number in 1..={max}"))
+        };
+        let state = StateTensor {
+            name: name.to_string(),
+            frames: count("frames", frames, MAX_CONTEXT_FRAMES)?,
+            width: count("width", width, MAX_STATE_WIDTH)?,
+        };
+        if name.is_empty() || name == INPUT_NAME || name == OUTPUT_NAME || states.iter().any(|s| s.name == name) {
+            return Err(format!("`{key}` entry {item:?}: the name must be new and not empty"));
+        }
+        states.push(state);
+    }
+    let total: usize = states.iter().map(|s| s.frames * s.width).sum();
+    if total > MAX_STATE_VALUES {
+        return Err(format!("`{key}` asks for {total} state values per channel, more than {MAX_STATE_VALUES}"));
+    }
+    Ok(states)
 }

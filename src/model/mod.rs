@@ -18,7 +18,7 @@ use ort::value::TensorRef;
 use prost::Message;
 
 pub use backend::{ActiveBackend, BackendChoice};
-pub use contract::{Contract, INPUT_NAME, OUTPUT_NAME};
+pub use contract::{Contract, INPUT_NAME, OUTPUT_NAME, StateTensor};
 pub use source::{BuiltInModel, ModelSource};
 
 use crate::{Error, Result};
@@ -102,8 +102,33 @@ impl ModelInfo {
                 )));
             }
         }
-        if inputs.len() != 1 {
-            return Err(refuse(format!("expected exactly one input (`{INPUT_NAME}`), found {}", inputs.len())));
+        // A streaming model's state tensors: inputs and `.next` outputs of the declared shape.
+        for state in &contract.stream_state {
+            let next = state.next_name();
+            for (role, list, name) in [("input", &inputs, state.name.as_str()), ("output", &outputs, next.as_str())] {
+                let Some((_, dims)) = list.iter().find(|(n, _)| n == name) else {
+                    return Err(refuse(format!(
+                        "the contract declares state `{}` but the graph has no {role} named `{name}`",
+                        state.name
+                    )));
+                };
+                let fits = dims.len() == 3
+                    && dims[1].is_none_or(|f| f == state.frames as i64)
+                    && dims[2].is_none_or(|w| w == state.width as i64);
+                if !fits {
+                    return Err(refuse(format!(
+                        "{role} `{name}` has dimensions {dims:?}, but the contract declares [batch, {}, {}]",
+                        state.frames, state.width
+                    )));
+                }
+            }
+        }
+        let expected_inputs = 1 + contract.stream_state.len();
+        if inputs.len() != expected_inputs {
+            return Err(refuse(format!(
+                "expected {expected_inputs} input(s) (`{INPUT_NAME}` and the contract's state tensors), found {}",
+                inputs.len()
+            )));
         }
         let parameters = graph.initializer.iter().map(|t| t.dims.iter().product::<i64>().max(0) as u64).sum();
         let opset = proto.opset_import.iter().filter(|o| o.domain.is_empty()).map(|o| o.version).max().unwrap_or(0);
@@ -234,6 +259,12 @@ impl Model {
                 got: format!("{} in, {} out", input.len(), output.len()),
             });
         }
+        if self.info.contract.is_streaming() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: a streaming model keeps state between calls; run it with `run_streaming`",
+                self.path.display()
+            )));
+        }
         let fail = |e: String| Error::Backend(format!("{}: inference failed: {e}", self.path.display()));
         let tensor = TensorRef::from_array_view(([batch, frames, bins], input)).map_err(|e| fail(e.to_string()))?;
         let outputs = self.session.run(ort::inputs![INPUT_NAME => tensor]).map_err(|e| fail(e.to_string()))?;
@@ -246,5 +277,85 @@ impl Model {
         }
         output.copy_from_slice(values);
         Ok(())
+    }
+
+    /// Runs a streaming model on the next `frames` frames of `input` (`[batch, frames, bins]`),
+    /// reading and then advancing `state` (made by [`StreamState::new`] for this contract and
+    /// batch). A model without state runs as [`Model::run`].
+    pub fn run_streaming(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        frames: usize,
+        output: &mut [f32],
+        state: &mut StreamState,
+    ) -> Result<()> {
+        let contract = &self.info.contract;
+        if !contract.is_streaming() {
+            return self.run(input, batch, frames, output);
+        }
+        let bins = contract.bins();
+        let n = batch * frames * bins;
+        if input.len() != n
+            || output.len() != n
+            || state.batch != batch
+            || state.values.len() != contract.stream_state.len()
+        {
+            return Err(Error::Mismatch {
+                what: "streaming model input/output/state".into(),
+                expected: format!("{batch}×{frames}×{bins} = {n} values and a state for batch {batch}"),
+                got: format!("{} in, {} out, a state for batch {}", input.len(), output.len(), state.batch),
+            });
+        }
+        let fail = |e: String| Error::Backend(format!("{}: inference failed: {e}", self.path.display()));
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(1 + state.values.len());
+        let tensor = TensorRef::from_array_view(([batch, frames, bins], input)).map_err(|e| fail(e.to_string()))?;
+        inputs.push((INPUT_NAME.to_string(), tensor.into()));
+        for (spec, values) in contract.stream_state.iter().zip(&state.values) {
+            let t = TensorRef::from_array_view(([batch, spec.frames, spec.width], values.as_slice()))
+                .map_err(|e| fail(e.to_string()))?;
+            inputs.push((spec.name.clone(), t.into()));
+        }
+        let outputs = self.session.run(inputs).map_err(|e| fail(e.to_string()))?;
+        let (shape, values) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
+        if values.len() != n {
+            return Err(Error::ModelContract {
+                path: self.path.clone(),
+                reason: format!("output `{OUTPUT_NAME}` has shape {shape:?}, expected [{batch}, {frames}, {bins}]"),
+            });
+        }
+        output.copy_from_slice(values);
+        for (spec, held) in contract.stream_state.iter().zip(state.values.iter_mut()) {
+            let next = spec.next_name();
+            let (shape, values) =
+                outputs[next.as_str()].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
+            if values.len() != held.len() {
+                return Err(Error::ModelContract {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "state output `{next}` has shape {shape:?}, expected [{batch}, {}, {}]",
+                        spec.frames, spec.width
+                    ),
+                });
+            }
+            held.copy_from_slice(values);
+        }
+        Ok(())
+    }
+}
+
+/// What a streaming model carries from one call to the next, for one batch of channels: one
+/// `[batch, frames, width]` tensor per [`StateTensor`](contract::StateTensor) of its contract.
+#[derive(Debug, Clone)]
+pub struct StreamState {
+    batch: usize,
+    values: Vec<Vec<f32>>,
+}
+
+impl StreamState {
+    /// Zeroed state for `batch` channels of a model with `contract`.
+    pub fn new(contract: &Contract, batch: usize) -> Self {
+        let values = contract.stream_state.iter().map(|s| vec![0.0; batch * s.frames * s.width]).collect();
+        StreamState { batch, values }
     }
 }

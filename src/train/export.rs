@@ -2,13 +2,30 @@
 //! contract (and training provenance) in the metadata. The graphs compute exactly what the
 //! candle forward computes; `tests/train.rs` checks both backends against it.
 
-use crate::model::onnx_writer::{Attr, Conv2d, GraphBuilder};
-use crate::model::{INPUT_NAME, OUTPUT_NAME};
-use crate::train::net::{LIN_PATCH, NORM_MEAN, NORM_SCALE, Net, TCN_KERNEL, TcnShape};
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use prost::Message;
+
+use crate::model::contract::PROVENANCE_PREFIX;
+use crate::model::onnx_proto::ModelProto;
+use crate::model::onnx_writer::{Attr, BATCH_AXIS, Conv2d, Dim, GraphBuilder};
+use crate::model::{INPUT_NAME, ModelInfo, OUTPUT_NAME, StateTensor};
+use crate::train::net::{LIN_PATCH, NORM_MEAN, NORM_SCALE, Net, Preset, TCN_KERNEL, TcnShape};
 use crate::{Error, Result};
 
+/// How the exported graph sees time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphKind {
+    /// Every call carries the whole receptive field (`context_frames` of past features).
+    Windowed,
+    /// A causal TCN that keeps each layer's last inputs as state tensors between calls and reads
+    /// only the new frames (see `Contract::stream_state`): what `voxmask live` runs frame by frame.
+    Streaming,
+}
+
 /// Serialises `net` as an ONNX model (bytes).
-pub fn export_onnx(net: &Net) -> Result<Vec<u8>> {
+pub fn export_onnx(net: &Net, kind: GraphKind) -> Result<Vec<u8>> {
     let mut g = GraphBuilder::new(&format!("voxmask-{}", net.preset.name()));
     g.doc_string(&format!(
         "voxmask {} network: features [batch, frames, bins] -> logit of P(vocal) per bin",
@@ -16,18 +33,87 @@ pub fn export_onnx(net: &Net) -> Result<Vec<u8>> {
     ));
     let bins = net.contract.bins();
     g.voxmask_io(bins)?;
-    let out = match net.preset.tcn() {
-        Some(tcn) => tcn_graph(net, tcn, &mut g)?,
-        None => lin2018_graph(net, &mut g)?,
+    let mut contract = net.contract.clone();
+    let out = match (net.preset.tcn(), kind) {
+        (Some(tcn), GraphKind::Windowed) => tcn_graph(net, tcn, &mut g, None)?,
+        (Some(tcn), GraphKind::Streaming) => {
+            if tcn.layers.iter().any(|l| l.future > 0) {
+                return Err(Error::InvalidArgument(format!(
+                    "preset {} looks ahead; only causal networks can stream",
+                    net.preset.name()
+                )));
+            }
+            let mut states = Vec::new();
+            let out = tcn_graph(net, tcn, &mut g, Some(&mut states))?;
+            contract.stream_state = states;
+            out
+        }
+        (None, GraphKind::Windowed) => lin2018_graph(net, &mut g)?,
+        (None, GraphKind::Streaming) => {
+            return Err(Error::InvalidArgument(format!("preset {} cannot stream", net.preset.name())));
+        }
     };
     g.identity(&out, OUTPUT_NAME);
-    for (k, v) in net.contract.to_metadata() {
+    for (k, v) in contract.to_metadata() {
         g.metadata(&k, &v);
     }
     g.to_bytes()
 }
 
-fn tcn_graph(net: &Net, tcn: TcnShape, g: &mut GraphBuilder) -> Result<String> {
+/// Reads back a TCN that [`export_onnx`] wrote: the preset from its training provenance, every
+/// weight from the initializer of the same name, and the contract (provenance included) as
+/// stored. Lets a shipped model be exported again, as the other [`GraphKind`], without its
+/// checkpoint; the weights come back bit for bit.
+pub fn import_onnx(path: &Path) -> Result<Net> {
+    let (info, bytes) = ModelInfo::read(path)?;
+    let refuse = |reason: String| Error::ModelContract { path: path.to_path_buf(), reason };
+    let key = format!("{PROVENANCE_PREFIX}preset");
+    let name = info
+        .contract
+        .extra
+        .get(&key)
+        .ok_or_else(|| refuse(format!("no `{key}` in its metadata: not a network exported by voxmask-train")))?;
+    let preset = Preset::parse(name)
+        .filter(|p| p.tcn().is_some())
+        .ok_or_else(|| refuse(format!("preset {name:?} cannot be read back (only the TCN presets can)")))?;
+    let proto = ModelProto::decode(bytes.as_slice()).map_err(|e| refuse(format!("not an ONNX protobuf ({e})")))?;
+    let graph = proto.graph.as_ref().ok_or_else(|| refuse("the file has no graph".into()))?;
+    let net = Net::new(preset, &Device::Cpu, None, 0)?;
+    {
+        let vars = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
+        for (name, var) in vars.iter() {
+            let tensor = graph
+                .initializer
+                .iter()
+                .find(|t| &t.name == name)
+                .ok_or_else(|| refuse(format!("no initializer `{name}` (is it a {} network?)", preset.name())))?;
+            let values = tensor.f32_values()?;
+            if values.len() != var.elem_count() {
+                return Err(refuse(format!(
+                    "initializer `{name}` has {} values, the {} preset's weight {}",
+                    values.len(),
+                    preset.name(),
+                    var.elem_count()
+                )));
+            }
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
+        }
+    }
+    let mut contract = info.contract;
+    contract.stream_state.clear();
+    Ok(Net { contract, ..net })
+}
+
+/// The TCN graph. Windowed, each layer pads its input with zeros; streaming (`states` given),
+/// each layer instead prepends its state input (its last `past` input frames from the previous
+/// call), outputs the new last `past` frames as `<state>.next`, and pushes the state's
+/// declaration onto `states`. The taps and the GEMM are the same either way.
+fn tcn_graph(
+    net: &Net,
+    tcn: TcnShape,
+    g: &mut GraphBuilder,
+    mut states: Option<&mut Vec<StateTensor>>,
+) -> Result<String> {
     let hidden = tcn.hidden;
     let bins = net.contract.bins();
     let mean = g.initializer_f32(NORM_MEAN, &[bins as i64], &net.weight(NORM_MEAN)?)?;
@@ -41,10 +127,29 @@ fn tcn_graph(net: &Net, tcn: TcnShape, g: &mut GraphBuilder) -> Result<String> {
     let time_axis = g.initializer_i64("time.axis", &[1], &[1])?;
     let mut cin = bins;
     for (i, layer) in tcn.layers.iter().enumerate() {
-        let pads =
-            g.initializer_i64(&format!("tcn{i}.pads"), &[6], &[0, layer.past as i64, 0, 0, layer.future as i64, 0])?;
         let padded = g.fresh("padded");
-        g.node("Pad", &[&h, &pads], &[&padded], Vec::new());
+        match states.as_deref_mut() {
+            None => {
+                let pads = g.initializer_i64(
+                    &format!("tcn{i}.pads"),
+                    &[6],
+                    &[0, layer.past as i64, 0, 0, layer.future as i64, 0],
+                )?;
+                g.node("Pad", &[&h, &pads], &[&padded], Vec::new());
+            }
+            Some(states) => {
+                let state = StateTensor { name: format!("tcn{i}.state"), frames: layer.past, width: cin };
+                let dims = [Dim::named(BATCH_AXIS), Dim::Fixed(layer.past as i64), Dim::Fixed(cin as i64)];
+                g.input(&state.name, &dims);
+                g.node("Concat", &[&state.name, &h], &[&padded], vec![Attr::Int("axis", 1)]);
+                let s = g.initializer_i64(&format!("tcn{i}.keep"), &[1], &[-(layer.past as i64)])?;
+                let e = g.initializer_i64(&format!("tcn{i}.keep_end"), &[1], &[i64::MAX])?;
+                let next = state.next_name();
+                g.node("Slice", &[&padded, &s, &e, &time_axis], &[&next], Vec::new());
+                g.output(&next, &dims);
+                states.push(state);
+            }
+        }
         let span = (layer.past + layer.future) as i64;
         let mut taps = Vec::new();
         for j in 0..TCN_KERNEL as i64 {

@@ -90,6 +90,7 @@ impl Preset {
                     threshold: 0.5,
                     arch: tcn.arch(),
                     extra: Default::default(),
+                    stream_state: Vec::new(),
                 }
             }
             Preset::Lin2018 => Contract {
@@ -103,6 +104,7 @@ impl Preset {
                 threshold: 0.15,
                 arch: "lin2018-cnn".into(),
                 extra: Default::default(),
+                stream_state: Vec::new(),
             },
         }
     }

@@ -71,6 +71,7 @@ pub fn contract(rate: u32, context: usize, lookahead: usize, rule: MaskRule) -> 
         threshold: 0.5,
         arch: "test".into(),
         extra: Default::default(),
+        stream_state: Vec::new(),
     }
 }
 
