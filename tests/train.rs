@@ -586,6 +586,43 @@ fn band_limited_stems_get_zero_loss_weight_above_their_band() {
     }
 }
 
+/// A dataset given as `DIR:vocals` lends only its vocals: its accompaniments (here 60 dB louder
+/// than anything else, so any use of them shows in the features) never enter a batch, with or
+/// without remixing, while its vocals do (the band-limited rows).
+#[test]
+fn vocals_only_datasets_never_lend_their_accompaniment() {
+    use voxmask::train::data::{Augment, SpectralData, TrackRole, step_rng};
+    use voxmask::train::trainer::DatasetSpec;
+    let contract = voxmask::train::net::Preset::Offline.contract();
+    let bins = contract.bins();
+    let mut karaoke = noise_stems(5, 16_000);
+    karaoke.accompaniment = vec![noise(22_050 * 2, 9, 300.0)];
+    let tracks = [("musdb".into(), noise_stems(1, 44_100)), ("mir".into(), karaoke)];
+    let role = |vocals_only| TrackRole { weight: 1.0, vocals_only };
+    let peak = |data: &SpectralData, remix: f32| {
+        let aug = Augment { remix, ..Augment::default() };
+        let (mut f, mut t, mut w) = (Vec::new(), Vec::new(), Vec::new());
+        data.batch(&contract, &mut step_rng(11, 0), &aug, 16, 24, 0.02, 0.0, &mut f, &mut t, &mut w).unwrap();
+        let limited = w.chunks(bins).filter(|row| row[bins - 1] == 0.0).count();
+        (f.iter().copied().fold(0.0f32, f32::max), limited)
+    };
+    let plain = SpectralData::with_roles(&contract, &tracks, Some(&[role(false), role(false)]), 24).unwrap();
+    let vocals_only = SpectralData::with_roles(&contract, &tracks, Some(&[role(false), role(true)]), 24).unwrap();
+    for remix in [0.0, 1.0] {
+        let (loud, _) = peak(&plain, remix);
+        let (quiet, limited) = peak(&vocals_only, remix);
+        assert!(loud > quiet + 3.0, "remix {remix}: the karaoke accompaniment never showed ({loud} vs {quiet})");
+        assert!(limited > 0, "remix {remix}: the vocals-only dataset's vocals were never drawn");
+    }
+    let err = SpectralData::with_roles(&contract, &tracks, Some(&[role(true), role(true)]), 24).err().unwrap();
+    assert!(err.to_string().contains("must supply accompaniments"), "{err}");
+    let spec = DatasetSpec::parse("/no/such/mir-1k:0.5:vocals").unwrap();
+    assert_eq!((spec.path.to_str(), spec.weight, spec.vocals_only), (Some("/no/such/mir-1k"), 0.5, true));
+    let spec = DatasetSpec::parse("/no/such/mir-1k:vocals").unwrap();
+    assert_eq!((spec.path.to_str(), spec.weight, spec.vocals_only), (Some("/no/such/mir-1k"), 1.0, true));
+    assert!(!DatasetSpec::parse("/no/such/musdb:2").unwrap().vocals_only);
+}
+
 #[test]
 fn cross_dataset_mixing_is_seeded_and_follows_the_weights() {
     use voxmask::train::data::SpectralData;

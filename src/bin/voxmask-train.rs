@@ -69,8 +69,9 @@ struct TrainArgs {
     /// Dataset folder (DSD100, MUSDB18 .stem.mp4, MUSDB18-HQ, MIR-1K), as DIR or DIR:WEIGHT.
     /// Repeat it to train on several: vocals of one meet accompaniments of another, and each
     /// dataset is drawn in proportion to its weight (default 1). The first one supplies the
-    /// validation tracks.
-    #[arg(long, value_name = "DIR[:WEIGHT]")]
+    /// validation tracks. A `:vocals` suffix uses only that dataset's vocals, always over
+    /// another dataset's accompaniments (e.g. MIR-1K without its karaoke backings).
+    #[arg(long, value_name = "DIR[:WEIGHT][:vocals]")]
     dataset: Vec<String>,
     /// Network preset: `offline` (centred, the default of `voxmask separate`; the default), `live`
     /// (causal), `lin2018` (the paper's CNN).

@@ -248,35 +248,15 @@ impl Model {
     }
 
     /// Runs the model on `input` (`[batch, frames, bins]`, row-major) and writes its output, of
-    /// the same shape, into `output`.
+    /// the same shape, into `output`. A streaming model needs [`Model::run_streaming`].
     pub fn run(&mut self, input: &[f32], batch: usize, frames: usize, output: &mut [f32]) -> Result<()> {
-        let bins = self.info.contract.bins();
-        let n = batch * frames * bins;
-        if input.len() != n || output.len() != n {
-            return Err(Error::Mismatch {
-                what: "model input/output".into(),
-                expected: format!("{batch}×{frames}×{bins} = {n} values"),
-                got: format!("{} in, {} out", input.len(), output.len()),
-            });
-        }
         if self.info.contract.is_streaming() {
             return Err(Error::InvalidArgument(format!(
                 "{}: a streaming model keeps state between calls; run it with `run_streaming`",
                 self.path.display()
             )));
         }
-        let fail = |e: String| Error::Backend(format!("{}: inference failed: {e}", self.path.display()));
-        let tensor = TensorRef::from_array_view(([batch, frames, bins], input)).map_err(|e| fail(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs![INPUT_NAME => tensor]).map_err(|e| fail(e.to_string()))?;
-        let (shape, values) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
-        if values.len() != n {
-            return Err(Error::ModelContract {
-                path: self.path.clone(),
-                reason: format!("output `{OUTPUT_NAME}` has shape {shape:?}, expected [{batch}, {frames}, {bins}]"),
-            });
-        }
-        output.copy_from_slice(values);
-        Ok(())
+        self.infer(input, batch, frames, output, None)
     }
 
     /// Runs a streaming model on the next `frames` frames of `input` (`[batch, frames, bins]`),
@@ -294,51 +274,63 @@ impl Model {
         if !contract.is_streaming() {
             return self.run(input, batch, frames, output);
         }
-        let bins = contract.bins();
-        let n = batch * frames * bins;
-        if input.len() != n
-            || output.len() != n
-            || state.batch != batch
-            || state.values.len() != contract.stream_state.len()
-        {
+        if state.batch != batch || state.values.len() != contract.stream_state.len() {
             return Err(Error::Mismatch {
-                what: "streaming model input/output/state".into(),
-                expected: format!("{batch}×{frames}×{bins} = {n} values and a state for batch {batch}"),
-                got: format!("{} in, {} out, a state for batch {}", input.len(), output.len(), state.batch),
+                what: "streaming model state".into(),
+                expected: format!("{} tensors for batch {batch}", contract.stream_state.len()),
+                got: format!("{} tensors for batch {}", state.values.len(), state.batch),
             });
         }
-        let fail = |e: String| Error::Backend(format!("{}: inference failed: {e}", self.path.display()));
-        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(1 + state.values.len());
+        self.infer(input, batch, frames, output, Some(state))
+    }
+
+    /// One inference: `input` and any state in, `output` and the state's next values out, every
+    /// size checked.
+    fn infer(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        frames: usize,
+        output: &mut [f32],
+        state: Option<&mut StreamState>,
+    ) -> Result<()> {
+        let contract = &self.info.contract;
+        let bins = contract.bins();
+        let n = batch * frames * bins;
+        if input.len() != n || output.len() != n {
+            return Err(Error::Mismatch {
+                what: "model input/output".into(),
+                expected: format!("{batch}×{frames}×{bins} = {n} values"),
+                got: format!("{} in, {} out", input.len(), output.len()),
+            });
+        }
+        let path = &self.path;
+        let fail = |e: String| Error::Backend(format!("{}: inference failed: {e}", path.display()));
+        let states = state.map(|s| &mut s.values[..]).unwrap_or_default();
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(1 + states.len());
         let tensor = TensorRef::from_array_view(([batch, frames, bins], input)).map_err(|e| fail(e.to_string()))?;
         inputs.push((INPUT_NAME.to_string(), tensor.into()));
-        for (spec, values) in contract.stream_state.iter().zip(&state.values) {
+        for (spec, values) in contract.stream_state.iter().zip(states.iter()) {
             let t = TensorRef::from_array_view(([batch, spec.frames, spec.width], values.as_slice()))
                 .map_err(|e| fail(e.to_string()))?;
             inputs.push((spec.name.clone(), t.into()));
         }
         let outputs = self.session.run(inputs).map_err(|e| fail(e.to_string()))?;
-        let (shape, values) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
-        if values.len() != n {
-            return Err(Error::ModelContract {
-                path: self.path.clone(),
-                reason: format!("output `{OUTPUT_NAME}` has shape {shape:?}, expected [{batch}, {frames}, {bins}]"),
-            });
-        }
-        output.copy_from_slice(values);
-        for (spec, held) in contract.stream_state.iter().zip(state.values.iter_mut()) {
-            let next = spec.next_name();
-            let (shape, values) =
-                outputs[next.as_str()].try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
-            if values.len() != held.len() {
+        let copy_out = |name: &str, into: &mut [f32], dims: [usize; 3]| -> Result<()> {
+            let value = outputs.get(name).ok_or_else(|| fail(format!("no output `{name}`")))?;
+            let (shape, values) = value.try_extract_tensor::<f32>().map_err(|e| fail(e.to_string()))?;
+            if values.len() != into.len() {
                 return Err(Error::ModelContract {
-                    path: self.path.clone(),
-                    reason: format!(
-                        "state output `{next}` has shape {shape:?}, expected [{batch}, {}, {}]",
-                        spec.frames, spec.width
-                    ),
+                    path: path.clone(),
+                    reason: format!("output `{name}` has shape {shape:?}, expected {dims:?}"),
                 });
             }
-            held.copy_from_slice(values);
+            into.copy_from_slice(values);
+            Ok(())
+        };
+        copy_out(OUTPUT_NAME, output, [batch, frames, bins])?;
+        for (spec, held) in contract.stream_state.iter().zip(states.iter_mut()) {
+            copy_out(&spec.next_name(), held, [batch, spec.frames, spec.width])?;
         }
         Ok(())
     }

@@ -41,6 +41,11 @@ pub struct SpectralData {
     pub names: Vec<String>,
     /// Cumulative probabilities of drawing each track (`None`: uniform, drawn as an index).
     cumulative: Option<Vec<f64>>,
+    /// Where accompaniments come from when some tracks supply vocals only: those tracks'
+    /// indices and cumulative probabilities (`None`: from any track, as `cumulative`).
+    accompaniments: Option<(Vec<usize>, Vec<f64>)>,
+    /// Tracks whose accompaniment is never used.
+    vocals_only: Vec<bool>,
     /// Tracks that hold their accompaniment's stems (the donors of part remixing).
     with_parts: Vec<usize>,
 }
@@ -49,6 +54,14 @@ pub struct SpectralData {
 pub fn band_bins(contract: &Contract, bandwidth_hz: f32) -> usize {
     let bin_hz = contract.sample_rate as f32 / contract.stft.n_fft as f32;
     ((bandwidth_hz / bin_hz).floor() as usize + 1).min(contract.bins())
+}
+
+/// How one training track is drawn: its relative probability, and whether only its vocals are
+/// used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackRole {
+    pub weight: f64,
+    pub vocals_only: bool,
 }
 
 /// Augmentation settings.
@@ -103,6 +116,21 @@ impl SpectralData {
         weights: Option<&[f64]>,
         min_frames: usize,
     ) -> Result<Self> {
+        let roles: Option<Vec<TrackRole>> =
+            weights.map(|w| w.iter().map(|&weight| TrackRole { weight, vocals_only: false }).collect());
+        Self::with_roles(contract, tracks, roles.as_deref(), min_frames)
+    }
+
+    /// [`SpectralData::weighted`] where some tracks may supply vocals only: their vocals are
+    /// always mixed with another track's accompaniment, drawn by weight among the other tracks.
+    pub fn with_roles(
+        contract: &Contract,
+        tracks: &[(String, Stems)],
+        roles: Option<&[TrackRole]>,
+        min_frames: usize,
+    ) -> Result<Self> {
+        let weights: Option<Vec<f64>> = roles.map(|r| r.iter().map(|r| r.weight).collect());
+        let weights = weights.as_deref();
         if let Some(w) = weights.filter(|w| w.len() != tracks.len() || w.iter().any(|v| !(v.is_finite() && *v >= 0.0)))
         {
             return Err(Error::InvalidArgument(format!(
@@ -144,11 +172,13 @@ impl SpectralData {
         let mut out = Vec::new();
         let mut names = Vec::new();
         let mut kept_weights = Vec::new();
+        let mut vocals_only = Vec::new();
         for (i, ((name, _), chans)) in tracks.iter().zip(all).enumerate() {
             if chans.first().is_some_and(|c| c.frames >= min_frames) {
                 out.push(chans);
                 names.push(name.clone());
                 kept_weights.push(weights.map_or(1.0, |w| w[i]));
+                vocals_only.push(roles.is_some_and(|r| r[i].vocals_only));
             }
         }
         if out.is_empty() {
@@ -183,7 +213,32 @@ impl SpectralData {
                 })
                 .collect()
         });
-        Ok(SpectralData { bins: contract.bins(), tracks: out, names, cumulative, with_parts })
+        let accompaniments = if vocals_only.iter().any(|&v| v) {
+            let donors: Vec<usize> = (0..out.len()).filter(|&i| !vocals_only[i]).collect();
+            let total: f64 = donors.iter().map(|&i| kept_weights[i]).sum();
+            if donors.is_empty() || total.is_nan() || total <= 0.0 {
+                return Err(Error::InvalidArgument(
+                    "every track supplies vocals only: a dataset must supply accompaniments".into(),
+                ));
+            }
+            let mut acc = 0.0;
+            let cumulative = donors.iter().map(|&i| {
+                acc += kept_weights[i] / total;
+                acc
+            });
+            Some((donors.clone(), cumulative.collect()))
+        } else {
+            None
+        };
+        Ok(SpectralData {
+            bins: contract.bins(),
+            tracks: out,
+            names,
+            cumulative,
+            accompaniments,
+            vocals_only,
+            with_parts,
+        })
     }
 
     /// Draws a track index: uniformly, or by the tracks' weights.
@@ -193,6 +248,21 @@ impl SpectralData {
             Some(c) => {
                 let u = rng.random::<f64>();
                 c.partition_point(|&p| p <= u).min(self.tracks.len() - 1)
+            }
+        }
+    }
+
+    /// Draws the track whose accompaniment goes under the vocals of track `vocals` (`remix`:
+    /// the example is remixed). Without vocals-only tracks this is [`Self::draw_track`] exactly
+    /// when remixing, so such runs keep their batches.
+    fn draw_accompaniment(&self, vocals: usize, remix: bool, rng: &mut StdRng) -> usize {
+        match &self.accompaniments {
+            None if remix => self.draw_track(rng),
+            None => vocals,
+            Some(_) if !remix && !self.vocals_only[vocals] => vocals,
+            Some((donors, cumulative)) => {
+                let u = rng.random::<f64>();
+                donors[cumulative.partition_point(|&p| p <= u).min(donors.len() - 1)]
             }
         }
     }
@@ -208,8 +278,10 @@ impl SpectralData {
         let (mut sum, mut sq, mut n) = (vec![0.0f64; bins], vec![0.0f64; bins], 0usize);
         let mut feat = vec![0.0f32; bins];
         let mut mix = vec![Complex32::default(); bins];
-        let any_full = self.tracks.iter().any(|t| t[0].band_bins == bins);
-        for track in self.tracks.iter().filter(|t| !any_full || t[0].band_bins == bins) {
+        // Mixtures of vocals-only tracks never reach the network.
+        let mixtures = || self.tracks.iter().zip(&self.vocals_only).filter(|(_, v)| !**v).map(|(t, _)| t);
+        let any_full = mixtures().any(|t| t[0].band_bins == bins);
+        for track in mixtures().filter(|t| !any_full || t[0].band_bins == bins) {
             for ch in track {
                 for f in 0..ch.frames {
                     let frame = f * bins..(f + 1) * bins;
@@ -271,7 +343,7 @@ impl SpectralData {
         let mut parts: Vec<(&[Complex32], usize, f32)> = Vec::new();
         for b in 0..batch {
             let ti = self.draw_track(rng);
-            let tj = if rng.random::<f32>() < aug.remix { self.draw_track(rng) } else { ti };
+            let tj = self.draw_accompaniment(ti, rng.random::<f32>() < aug.remix, rng);
             let ci = rng.random_range(0..self.tracks[ti].len());
             let cj = rng.random_range(0..self.tracks[tj].len());
             let (vs, acs) = (&self.tracks[ti][ci], &self.tracks[tj][cj]);
@@ -445,6 +517,8 @@ mod tests {
             tracks: vec![vec![track]],
             names: vec!["steady".into()],
             cumulative: None,
+            accompaniments: None,
+            vocals_only: vec![false],
             with_parts: vec![0],
         }
     }

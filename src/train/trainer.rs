@@ -22,7 +22,7 @@ use crate::dsp::stft::{istft, stft};
 use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
 use crate::model::Contract;
-use crate::train::data::{Augment, BatchSpec, Prefetch, PreparedBatch, SpectralData};
+use crate::train::data::{Augment, BatchSpec, Prefetch, PreparedBatch, SpectralData, TrackRole};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
 use crate::train::optim::{AdamW, AdamWConfig, learning_rate};
@@ -47,21 +47,32 @@ pub struct DatasetSpec {
     /// Relative probability of drawing this dataset's tracks (shared among them), so a small
     /// dataset is not drowned by a large one.
     pub weight: f64,
+    /// Use only this dataset's vocals, always over another dataset's accompaniments (MIR-1K's
+    /// karaoke backings are not the music voxmask separates).
+    #[serde(default)]
+    pub vocals_only: bool,
 }
 
+/// The `--dataset` suffix that makes a dataset supply vocals only.
+pub const VOCALS_ONLY_SUFFIX: &str = ":vocals";
+
 impl DatasetSpec {
-    /// Parses `DIR` or `DIR:WEIGHT` (a trailing `:number` is a weight unless `DIR:number` is
-    /// itself an existing folder).
+    /// Parses `DIR`, `DIR:WEIGHT`, and either with `:vocals` appended (a trailing `:number` is a
+    /// weight unless `DIR:number` is itself an existing folder).
     pub fn parse(arg: &str) -> Result<Self> {
-        let weighted = arg.rsplit_once(':').and_then(|(dir, w)| Some((dir, w.parse::<f64>().ok()?)));
+        let (rest, vocals_only) = match arg.strip_suffix(VOCALS_ONLY_SUFFIX) {
+            Some(rest) if !Path::new(arg).exists() => (rest, true),
+            _ => (arg, false),
+        };
+        let weighted = rest.rsplit_once(':').and_then(|(dir, w)| Some((dir, w.parse::<f64>().ok()?)));
         match weighted {
-            Some((dir, weight)) if !Path::new(arg).exists() => {
+            Some((dir, weight)) if !Path::new(rest).exists() => {
                 if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
                     return Err(Error::InvalidArgument(format!("--dataset {arg}: the weight must be within (0, 1e6]")));
                 }
-                Ok(DatasetSpec { path: dir.into(), weight })
+                Ok(DatasetSpec { path: dir.into(), weight, vocals_only })
             }
-            _ => Ok(DatasetSpec { path: arg.into(), weight: 1.0 }),
+            _ => Ok(DatasetSpec { path: rest.into(), weight: 1.0, vocals_only }),
         }
     }
 }
@@ -555,10 +566,17 @@ pub struct RunOptions {
 /// The datasets as one line: `a, b (weight 2)`.
 pub fn dataset_list(datasets: &[DatasetSpec]) -> String {
     let one = |d: &DatasetSpec| {
-        if d.weight == 1.0 {
+        let mut notes = Vec::new();
+        if d.weight != 1.0 {
+            notes.push(format!("weight {}", d.weight));
+        }
+        if d.vocals_only {
+            notes.push("vocals only".to_string());
+        }
+        if notes.is_empty() {
             d.path.display().to_string()
         } else {
-            format!("{} (weight {})", d.path.display(), d.weight)
+            format!("{} ({})", d.path.display(), notes.join(", "))
         }
     };
     datasets.iter().map(one).collect::<Vec<_>>().join(", ")
@@ -583,17 +601,20 @@ type NamedStems = (String, Stems);
 
 /// Training tracks of every dataset, each with its probability weight (the dataset's weight
 /// shared among its tracks).
-fn load_training_tracks(cfg: &TrainConfig, rate: u32, parts: bool) -> Result<(Vec<NamedStems>, Vec<f64>)> {
-    let (mut tracks, mut weights) = (Vec::new(), Vec::new());
+/// The training tracks of every dataset, each with its drawing weight and whether it supplies
+/// vocals only.
+fn load_training_tracks(cfg: &TrainConfig, rate: u32, parts: bool) -> Result<(Vec<NamedStems>, Vec<TrackRole>)> {
+    let (mut tracks, mut roles) = (Vec::new(), Vec::new());
     for (i, spec) in cfg.datasets.iter().enumerate() {
         let t = load_split(cfg, i, Split::Train, rate, parts)?;
         if t.is_empty() {
             return Err(Error::InvalidArgument(format!("{}: no training tracks", spec.path.display())));
         }
-        weights.extend(std::iter::repeat_n(spec.weight / t.len() as f64, t.len()));
+        let role = TrackRole { weight: spec.weight / t.len() as f64, vocals_only: spec.vocals_only };
+        roles.extend(std::iter::repeat_n(role, t.len()));
         tracks.extend(t);
     }
-    Ok((tracks, weights))
+    Ok((tracks, roles))
 }
 
 /// Outcome of [`train`].
@@ -629,7 +650,7 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
         return Err(Error::InvalidArgument("no --dataset given".into()));
     }
     say(format!("loading {} ...", dataset_list(&cfg.datasets)));
-    let (train_tracks, track_weights) = load_training_tracks(&cfg, contract.sample_rate, cfg.part_remix > 0.0)?;
+    let (train_tracks, track_roles) = load_training_tracks(&cfg, contract.sample_rate, cfg.part_remix > 0.0)?;
     let valid_tracks = load_split(&cfg, 0, Split::Valid, contract.sample_rate, false)?;
     if valid_tracks.is_empty() {
         return Err(Error::InvalidArgument(format!(
@@ -638,8 +659,8 @@ pub fn train(cfg: TrainConfig, run: &RunOptions) -> Result<TrainOutcome> {
             train_tracks.len(),
         )));
     }
-    let weights = (cfg.datasets.len() > 1).then_some(track_weights.as_slice());
-    let data = Arc::new(SpectralData::weighted(&contract, &train_tracks, weights, cfg.frames)?);
+    let roles = (cfg.datasets.len() > 1).then_some(track_roles.as_slice());
+    let data = Arc::new(SpectralData::with_roles(&contract, &train_tracks, roles, cfg.frames)?);
     drop(train_tracks);
     say(format!("{} training tracks, {} validation tracks", data.tracks.len(), valid_tracks.len()));
     let net = match (resumed, &cfg.init) {

@@ -16,15 +16,21 @@ fn features(batch: usize, frames: usize, bins: usize, seed: u64) -> Vec<f32> {
     super::noise(batch * frames * bins, seed, 1.0).iter().map(|v| v.abs() * 3.0).collect()
 }
 
+/// A network of `preset` with random weights (from `seed`) and a non-trivial input normalisation.
+fn random_net(preset: Preset, seed: u64) -> Net {
+    let bins = preset.contract().bins();
+    let norm_mean: Vec<f32> = (0..bins).map(|k| (k % 7) as f32 * 0.1).collect();
+    let norm_scale: Vec<f32> = (0..bins).map(|k| 0.5 + (k % 5) as f32 * 0.1).collect();
+    Net::new(preset, &Device::Cpu, Some((&norm_mean, &norm_scale)), seed).unwrap()
+}
+
 /// Checks every preset on `backend`; returns the backend's name.
 pub fn exported_nets_match_candle(backend: BackendChoice) -> String {
     let opts = RuntimeOptions { backend, threads: 1, ..Default::default() };
     let mut name = String::new();
     for (preset, batch, frames) in [(Preset::Live, 2, 40), (Preset::Offline, 2, 70), (Preset::Lin2018, 1, 5)] {
         let bins = preset.contract().bins();
-        let norm_mean: Vec<f32> = (0..bins).map(|k| (k % 7) as f32 * 0.1).collect();
-        let norm_scale: Vec<f32> = (0..bins).map(|k| 0.5 + (k % 5) as f32 * 0.1).collect();
-        let net = Net::new(preset, &Device::Cpu, Some((&norm_mean, &norm_scale)), 3).unwrap();
+        let net = random_net(preset, 3);
         let bytes = export_onnx(&net, GraphKind::Windowed).unwrap();
         let mut model = Model::from_bytes(&bytes, Path::new(preset.name()), &opts).unwrap();
         name = model.backend().name().to_string();
@@ -54,9 +60,7 @@ pub fn streaming_export_matches_windowed(backend: BackendChoice) {
     let opts = RuntimeOptions { backend, threads: 1, ..Default::default() };
     let preset = Preset::Live;
     let bins = preset.contract().bins();
-    let norm_mean: Vec<f32> = (0..bins).map(|k| (k % 7) as f32 * 0.1).collect();
-    let norm_scale: Vec<f32> = (0..bins).map(|k| 0.5 + (k % 5) as f32 * 0.1).collect();
-    let net = Net::new(preset, &Device::Cpu, Some((&norm_mean, &norm_scale)), 5).unwrap();
+    let net = random_net(preset, 5);
     let streaming = export_onnx(&net, GraphKind::Streaming).unwrap();
     let windowed = export_onnx(&net, GraphKind::Windowed).unwrap();
     let mut stream_model = Model::from_bytes(&streaming, Path::new("streaming.onnx"), &opts).unwrap();
