@@ -24,6 +24,13 @@ fn random_net(preset: Preset, seed: u64) -> Net {
     Net::new(preset, &Device::Cpu, Some((&norm_mean, &norm_scale)), seed).unwrap()
 }
 
+/// The candle forward of `net` (inference mode) on `x`, `[batch, frames, bins]`, flattened.
+fn candle_forward(net: &Net, x: &[f32], batch: usize, frames: usize) -> Vec<f32> {
+    let bins = net.contract.bins();
+    let input = Tensor::from_vec(x.to_vec(), (batch, frames, bins), &Device::Cpu).unwrap();
+    net.forward(&input, false).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
 /// Checks every preset on `backend`; returns the backend's name.
 pub fn exported_nets_match_candle(backend: BackendChoice) -> String {
     let opts = RuntimeOptions { backend, threads: 1, ..Default::default() };
@@ -35,13 +42,7 @@ pub fn exported_nets_match_candle(backend: BackendChoice) -> String {
         let mut model = Model::from_bytes(&bytes, Path::new(preset.name()), &opts).unwrap();
         name = model.backend().name().to_string();
         let x = features(batch, frames, bins, 17);
-        let want: Vec<f32> = net
-            .forward(&Tensor::from_vec(x.clone(), (batch, frames, bins), &Device::Cpu).unwrap(), false)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let want = candle_forward(&net, &x, batch, frames);
         let mut got = vec![0.0f32; want.len()];
         model.run(&x, batch, frames, &mut got).unwrap();
         let max = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -72,13 +73,7 @@ pub fn streaming_export_matches_windowed(backend: BackendChoice) {
     // Calls of 1, 2, 5, 1, 9, ... frames against one candle forward.
     let (batch, frames) = (2, 40);
     let x = features(batch, frames, bins, 23);
-    let want: Vec<f32> = net
-        .forward(&Tensor::from_vec(x.clone(), (batch, frames, bins), &Device::Cpu).unwrap(), false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let want = candle_forward(&net, &x, batch, frames);
     let mut state = StreamState::new(&contract, batch);
     let mut start = 0;
     for size in [1, 2, 5, 1, 9, 3, 19].iter().cycle() {
