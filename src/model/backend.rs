@@ -85,6 +85,10 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
 /// Selects and installs the backend. The first call decides for the whole process; later calls
 /// return that decision, or an error if they ask for a different backend.
 pub fn init(choice: BackendChoice, ort_lib: Option<&Path>) -> Result<&'static BackendSelection> {
+    // One selection at a time: two threads that both found nothing selected would both load a
+    // library, and the second one's install would fail ("already installed").
+    static SELECTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SELECTING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(sel) = SELECTED.get() {
         return match (choice, &sel.active) {
             (BackendChoice::Tract, ActiveBackend::OnnxRuntime { .. })
