@@ -222,11 +222,14 @@ impl SpectralData {
                 ));
             }
             let mut acc = 0.0;
-            let cumulative = donors.iter().map(|&i| {
-                acc += kept_weights[i] / total;
-                acc
-            });
-            Some((donors.clone(), cumulative.collect()))
+            let cumulative: Vec<f64> = donors
+                .iter()
+                .map(|&i| {
+                    acc += kept_weights[i] / total;
+                    acc
+                })
+                .collect();
+            Some((donors, cumulative))
         } else {
             None
         };
