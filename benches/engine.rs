@@ -1,8 +1,8 @@
-//! The live engine's cost per model block against the block's real-time budget.
+//! The live separator's cost per model block against the block's real-time budget.
 //!
 //! Each iteration feeds exactly one block (`block_frames` hops) of stereo audio through
-//! [`LiveEngine::process`] at the model's rate, so the reported time per iteration is the engine
-//! time per block; the budget is `block_frames × hop / sample_rate` (11.6 ms per frame for the
+//! [`LiveSeparator::process`] at the model's rate, so the reported time per iteration is the
+//! separator's time per block; the budget is `block_frames × hop / sample_rate` (11.6 ms per frame for the
 //! shipped model's 256-sample hop at 22.05 kHz). The load target is a model time per
 //! second of audio of at most 20% of one core: time per block ≤ 0.2 × budget. After the
 //! criterion output each case prints that ratio. A 48 kHz device case adds both resamplers.
@@ -21,7 +21,7 @@ mod imp {
     use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
     use voxmask::model::onnx_writer::tiny_conv_model;
     use voxmask::model::{BackendChoice, Contract, Model, RuntimeOptions};
-    use voxmask::stream::{EngineConfig, LiveEngine};
+    use voxmask::stream::{LiveConfig, LiveSeparator};
     use voxmask::train::export::{GraphKind, export_onnx, import_onnx};
 
     fn tiny_contract() -> Contract {
@@ -40,12 +40,13 @@ mod imp {
         }
     }
 
-    fn models(dir: &Path, opts: &RuntimeOptions) -> Vec<(String, Model)> {
+    /// The models benched, by name and file (each case loads its own: a live separator owns it).
+    fn models(dir: &Path, opts: &RuntimeOptions) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
         let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/voxmask-live.onnx");
         if shipped.is_file() {
             match Model::load(&shipped, opts) {
-                Ok(m) => out.push(("shipped".to_string(), m)),
+                Ok(_) => out.push(("shipped".to_string(), shipped.clone())),
                 Err(e) => eprintln!("engine bench: skipping the shipped model: {e}"),
             }
             // Its windowed twin (the same weights, every call over the whole 31-frame window):
@@ -53,7 +54,7 @@ mod imp {
             let twin = dir.join("shipped_windowed.onnx");
             let exported = import_onnx(&shipped).and_then(|net| export_onnx(&net, GraphKind::Windowed));
             match exported.map(|bytes| std::fs::write(&twin, bytes)) {
-                Ok(Ok(())) => out.push(("shipped_windowed".to_string(), Model::load(&twin, opts).unwrap())),
+                Ok(Ok(())) => out.push(("shipped_windowed".to_string(), twin)),
                 Ok(Err(e)) => eprintln!("engine bench: skipping the windowed twin: {e}"),
                 Err(e) => eprintln!("engine bench: skipping the windowed twin: {e}"),
             }
@@ -67,7 +68,7 @@ mod imp {
             tiny_conv_model(c.bins(), 5, c.context_frames, c.lookahead_frames, &c.to_metadata()).unwrap(),
         )
         .unwrap();
-        out.push(("tiny_conv".to_string(), Model::load(&path, opts).unwrap()));
+        out.push(("tiny_conv".to_string(), path));
         out
     }
 
@@ -94,8 +95,8 @@ mod imp {
         let mut summary = Vec::new();
         let mut group = c.benchmark_group("live_engine_per_block");
         group.sample_size(20);
-        for (name, mut model) in models(dir.path(), &opts) {
-            let contract = model.contract().clone();
+        for (name, path) in models(dir.path(), &opts) {
+            let contract = Model::load(&path, &opts).unwrap().contract().clone();
             let rule = contract.mask_rule;
             for block in [1usize, 4, 16] {
                 for device_rate in [contract.sample_rate, 48_000] {
@@ -103,32 +104,34 @@ mod imp {
                     // Device frames per block (rounded: resampled cases average out over calls).
                     let frames = ((block * contract.stft.hop) as f64 * ratio).round() as usize;
                     let cfg =
-                        EngineConfig { channels: 2, device_rate, block_frames: block, granularity: 1, max_chunk: 1024 };
-                    let mut engine = LiveEngine::new(&contract, rule, cfg).unwrap();
+                        LiveConfig { channels: 2, device_rate, block_frames: block, granularity: 1, max_chunk: 1024 };
+                    let model = Model::load(&path, &opts).unwrap();
+                    let backend = model.backend().name();
+                    let mut engine = LiveSeparator::new(model, rule, cfg).unwrap();
                     let input = [signal(frames, 1), signal(frames, 2)];
                     let mut outs = vec![vec![0.0f32; frames]; 6];
-                    let mut run = |engine: &mut LiveEngine, model: &mut Model| {
+                    let mut run = |engine: &mut LiveSeparator| {
                         let i: Vec<&[f32]> = input.iter().map(Vec::as_slice).collect();
                         let (v, rest) = outs.split_at_mut(2);
                         let (a, m) = rest.split_at_mut(2);
                         let mut v: Vec<&mut [f32]> = v.iter_mut().map(|c| c.as_mut_slice()).collect();
                         let mut a: Vec<&mut [f32]> = a.iter_mut().map(|c| c.as_mut_slice()).collect();
                         let mut m: Vec<&mut [f32]> = m.iter_mut().map(|c| c.as_mut_slice()).collect();
-                        engine.process(model, &i, &mut v, &mut a, &mut m).unwrap();
+                        engine.process(&i, &mut v, &mut a, &mut m).unwrap();
                     };
                     // Warm up past the start-up latency so every iteration runs a model block.
                     for _ in 0..64 {
-                        run(&mut engine, &mut model);
+                        run(&mut engine);
                     }
                     let budget = (block * contract.stft.hop) as f64 / contract.sample_rate as f64;
-                    let label = format!("{name}_{}_block{block}_{}Hz", model.backend().name(), device_rate);
+                    let label = format!("{name}_{backend}_block{block}_{device_rate}Hz");
                     group.throughput(Throughput::Elements(frames as u64));
-                    group.bench_function(&label, |b| b.iter(|| run(&mut engine, &mut model)));
+                    group.bench_function(&label, |b| b.iter(|| run(&mut engine)));
                     // A direct measurement for the budget ratio printed below.
                     let reps = 50;
                     let t = Instant::now();
                     for _ in 0..reps {
-                        run(&mut engine, &mut model);
+                        run(&mut engine);
                     }
                     let per_block = t.elapsed().as_secs_f64() / reps as f64;
                     summary.push(format!(

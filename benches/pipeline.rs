@@ -24,7 +24,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
 use voxmask::model::onnx_writer::{fixed_mask_model, tiny_conv_model};
 use voxmask::model::{BackendChoice, Contract, Model, RuntimeOptions};
-use voxmask::separate::{SeparateOptions, separate_file};
+use voxmask::separation::{SeparateOptions, separate_file};
 
 fn contract(context: usize, lookahead: usize) -> Contract {
     Contract {

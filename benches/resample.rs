@@ -1,4 +1,4 @@
-//! Throughput of `voxmask::audio::resample::Resampler` on stereo audio, one thread.
+//! Throughput of `voxmask::dsp::resample::Resampler` on stereo audio, one thread.
 //!
 //! Each iteration resamples 10 s of stereo noise in 4096-frame chunks through the non-allocating
 //! `process_into` path (plus `finish_into`), so criterion's "elem/s" reads directly as seconds of
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use voxmask::audio::resample::Resampler;
+use voxmask::dsp::resample::Resampler;
 
 const SECONDS: usize = 10;
 const CHUNK: usize = 4096;

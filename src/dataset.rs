@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::decode::{AudioInfo, read_all, read_track};
-use crate::audio::resample::Resampler;
+use crate::dsp::resample::Resampler;
 use crate::{Error, Result};
 
 /// The official MUSDB18 validation tracks (sigsep `musdb`, `split='valid'`).
@@ -104,13 +104,13 @@ pub struct Stems {
 
 impl Stems {
     /// Highest frequency at which the stored stems carry their full content: the flat band of
-    /// the resampler from the stored rate ([`crate::audio::resample::PASSBAND_FRACTION`] of its
+    /// the resampler from the stored rate ([`crate::dsp::resample::PASSBAND_FRACTION`] of its
     /// Nyquist frequency), or the whole band when the stems were not stored at a lower rate.
     pub fn bandwidth_hz(&self) -> f32 {
         if self.source_rate >= self.sample_rate {
             self.sample_rate as f32 / 2.0
         } else {
-            self.source_rate as f32 / 2.0 * crate::audio::resample::PASSBAND_FRACTION
+            self.source_rate as f32 / 2.0 * crate::dsp::resample::PASSBAND_FRACTION
         }
     }
 

@@ -25,7 +25,7 @@ use voxmask::eval::run::{
 use voxmask::eval::{BssConfig, BssEval};
 use voxmask::model::{Model, ModelSource};
 use voxmask::plot::scores::ScoreRow;
-use voxmask::separate::{SeparateOptions, separate_planar};
+use voxmask::separation::{SeparateOptions, separate_planar};
 
 use crate::{AUDIO_EXTENSIONS, EXIT_MODEL, EXIT_NO_INPUT, EXIT_PARTIAL, Failure, RuntimeArgs, fail};
 

@@ -4,18 +4,22 @@
 //! Trained by Ideal Binary Mask and Cross Entropy"): STFT → a CNN that gives P(vocal) for every
 //! time-frequency bin → mask → inverse STFT. Offline, live and training share the same code.
 //!
-//! Separating audio in memory with the built-in offline model (the program's `voxmask separate`
-//! runs the same path on files; `ARCHITECTURE.md` maps the rest):
+//! Separating audio in memory with the built-in offline model and a [`Separator`](separation::Separator)
+//! (`voxmask separate`, `eval`, `live` and the trainer's validation all run through one;
+//! `ARCHITECTURE.md` maps the rest):
 //!
 //! ```
 //! use voxmask::model::{ModelSource, RuntimeOptions, source::OFFLINE};
-//! use voxmask::separate::{SeparateOptions, separate_planar};
+//! use voxmask::separation::{Separator, SeparatorConfig};
 //!
 //! // Half a second of stereo at 44.1 kHz, `[channel][sample]`.
 //! let tone: Vec<f32> = (0..22_050).map(|i| 0.3 * (i as f32 * 0.0627).sin()).collect();
-//! let audio = vec![tone.clone(), tone];
-//! let mut model = ModelSource::BuiltIn(&OFFLINE).load(&RuntimeOptions::default())?;
-//! let (vocals, accompaniment) = separate_planar(&mut model, &audio, 44_100, &SeparateOptions::default())?;
+//! let audio = [tone.as_slice(), tone.as_slice()];
+//! let model = ModelSource::BuiltIn(&OFFLINE).load(&RuntimeOptions::default())?;
+//! let mut separator = Separator::new(model, &SeparatorConfig::new(2, 44_100))?;
+//! let (mut vocals, mut accompaniment) = (vec![Vec::new(); 2], vec![Vec::new(); 2]);
+//! separator.process(&audio, &mut vocals, &mut accompaniment)?; // any number of times
+//! separator.finish(&mut vocals, &mut accompaniment)?;
 //! assert_eq!((vocals.len(), vocals[0].len()), (2, 22_050));
 //! // The default mask rule is complementary: the stems add up to the input.
 //! let worst = (0..22_050).map(|i| (vocals[0][i] + accompaniment[0][i] - audio[0][i]).abs()).fold(0.0, f32::max);
@@ -29,13 +33,11 @@ pub use error::{Error, Result};
 pub mod audio;
 pub mod dataset;
 pub mod dsp;
-pub mod engine;
 pub mod eval;
 pub mod loss;
 pub mod model;
-pub mod native;
 pub mod plot;
-pub mod separate;
+pub mod separation;
 #[cfg(feature = "live")]
 pub mod stream;
 #[cfg(feature = "train")]

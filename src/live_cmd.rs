@@ -21,7 +21,7 @@ use serde_json::json;
 use voxmask::audio::device::{self, Direction, Streams};
 use voxmask::dsp::MaskRule;
 use voxmask::stream::worker::{BufferPolicy, Recorder, Worker};
-use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared, load_f32};
+use voxmask::stream::{InputCallback, LiveConfig, LiveSeparator, Monitor, OutputCallback, Shared, load_f32};
 
 use super::{Failure, RuntimeArgs, fail, print_json};
 
@@ -265,10 +265,9 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     let channels = in_channels.clamp(1, 2);
 
     let granularity = period.map_or(1, |p| p as usize).max(1);
-    let cfg =
-        EngineConfig { channels, device_rate: rate, block_frames: args.block_frames, granularity, max_chunk: 1024 };
-    let engine = LiveEngine::new(&contract, rule, cfg).map_err(|e| Failure { error: e.into(), code: EXIT_USAGE })?;
-    let latency = engine.latency_samples();
+    let cfg = LiveConfig { channels, device_rate: rate, block_frames: args.block_frames, granularity, max_chunk: 1024 };
+    let separator = LiveSeparator::new(model, rule, cfg).map_err(|e| Failure { error: e.into(), code: EXIT_USAGE })?;
+    let latency = separator.latency_samples();
     let frames_of = |ms: f64| (ms / 1000.0 * rate as f64).ceil() as usize;
     let preroll = frames_of(args.buffer_ms.unwrap_or(BUFFER_START_MS)).max(2 * granularity);
     let buffer = BufferPolicy {
@@ -307,8 +306,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         None => None,
     };
     let worker = Worker {
-        engine,
-        model,
+        separator,
         input: in_consumer,
         output: out_producer,
         input_channels: in_channels,

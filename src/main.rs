@@ -24,7 +24,7 @@ use voxmask::dsp::MaskRule;
 use voxmask::error::count_in;
 use voxmask::model::source as builtin;
 use voxmask::model::{BackendChoice, BuiltInModel, Device, ModelInfo, ModelSource, RuntimeOptions};
-use voxmask::separate::{Container, SeparateOptions, SeparationReport, Stems, separate_file, unique_stem_names};
+use voxmask::separation::{Container, SeparateOptions, SeparationReport, Stems, separate_file, unique_stem_names};
 
 mod eval_cmd;
 

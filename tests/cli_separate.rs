@@ -97,7 +97,7 @@ fn separate_to(input: &Path, out: &Path, model: &Path, extra: &[&str]) -> (Vec<V
     args.extend_from_slice(extra);
     let o = sep(&args);
     assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
-    let stem = voxmask::separate::output_stem_name(input);
+    let stem = voxmask::separation::output_stem_name(input);
     (read_wav(&out.join(&stem).join("vocals.wav")).1, read_wav(&out.join(&stem).join("accompaniment.wav")).1)
 }
 
@@ -224,7 +224,7 @@ fn every_supported_format_separates_at_its_own_rate_and_channel_count() {
     assert!(o.status.success(), "{}", stderr(&o));
     // tone.flac, tone.mp3, ... share a name: the batch keeps them apart by extension.
     let paths: Vec<std::path::PathBuf> = cases.iter().map(|c| fixture(c.0)).collect();
-    let names = voxmask::separate::unique_stem_names(&paths);
+    let names = voxmask::separation::unique_stem_names(&paths);
     assert_eq!(names[3], "tone.flac");
     assert_eq!(names[0], "tone_s16");
     for (file, bits, float) in cases {
@@ -264,7 +264,7 @@ fn bad_inputs_fail_alone_with_a_clear_error_and_leave_no_output() {
     for (file, cause) in bad {
         let line = err.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no error line for {file}:\n{err}"));
         assert!(line.to_lowercase().contains(&cause.to_lowercase()), "{file}: {line}");
-        let stem = voxmask::separate::output_stem_name(Path::new(file));
+        let stem = voxmask::separation::output_stem_name(Path::new(file));
         let folder = out.join(&stem);
         let leftovers: Vec<_> =
             std::fs::read_dir(&folder).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
@@ -466,7 +466,7 @@ fn the_bundled_real_excerpt_separates() {
 
 /// The shipped model sees the same band edge whatever the input's rate: the excerpt at 44.1 kHz
 /// and the same excerpt brought to the model's own rate (22.05 kHz) give the same vocals. At
-/// both rates the band-limiting filter's response is applied to the features (`crate::engine`);
+/// both rates the band-limiting filter's response is applied to the features (`crate::separation::mask_engine`);
 /// before the model saw a band-limited input at its own rate, the 22.05 kHz file's vocals
 /// differed from the 44.1 kHz ones by +0.9 dB (nothing in common): the model standardises its
 /// nearly empty top bins with large scales, and a full band there throws it off.

@@ -205,7 +205,7 @@ fn a_folder_of_hostile_files_ends_in_time_with_per_file_errors() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("pipe.wav") && err.contains("loop"), "the FIFO and the loop get notes: {err}");
     let names_of = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
-    let stems = voxmask::separate::unique_stem_names(&names);
+    let stems = voxmask::separation::unique_stem_names(&names);
     let mut separated = 0;
     for (path, stem) in names.iter().zip(&stems) {
         let folder = out.join(stem);

@@ -23,8 +23,9 @@ use assert_no_alloc::{AllocDisabler, assert_no_alloc, reset_violation_count, vio
 use common::*;
 use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
 use voxmask::model::{Contract, Model, ModelInfo, RuntimeOptions};
+use voxmask::separation::{SeparatorConfig, latency_for};
 use voxmask::stream::rt::STREAMS;
-use voxmask::stream::{EngineConfig, InputCallback, LiveEngine, Monitor, OutputCallback, Shared};
+use voxmask::stream::{InputCallback, LiveConfig, LiveSeparator, Monitor, OutputCallback, Shared};
 
 #[global_allocator]
 static ALLOCATOR: AllocDisabler = AllocDisabler;
@@ -46,19 +47,20 @@ fn stereo_signal(rate: u32, seconds: f32) -> Vec<Vec<f32>> {
     vec![l, r]
 }
 
-/// Runs `input` through a live engine in calls of `call` frames; returns (vocals, accompaniment, latency).
+/// Runs `input` through a live separator in calls of `call` frames; returns (vocals, accompaniment, latency).
 fn run_engine(
-    model: &mut Model,
+    model_path: &Path,
     input: &[Vec<f32>],
     rate: u32,
     block_frames: usize,
     granularity: usize,
     call: usize,
 ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>, usize) {
-    let contract = model.contract().clone();
+    let model = Model::load(model_path, &RuntimeOptions::default()).unwrap();
+    let rule = model.contract().mask_rule;
     let ch = input.len();
-    let cfg = EngineConfig { channels: ch, device_rate: rate, block_frames, granularity, max_chunk: 1024 };
-    let mut engine = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
+    let cfg = LiveConfig { channels: ch, device_rate: rate, block_frames, granularity, max_chunk: 1024 };
+    let mut engine = LiveSeparator::new(model, rule, cfg).unwrap();
     let n = input[0].len();
     let mut vocals = vec![Vec::with_capacity(n); ch];
     let mut accomp = vec![Vec::with_capacity(n); ch];
@@ -71,7 +73,7 @@ fn run_engine(
         let mut v: Vec<&mut [f32]> = v.iter_mut().map(|c| c.as_mut_slice()).collect();
         let mut a: Vec<&mut [f32]> = a.iter_mut().map(|c| c.as_mut_slice()).collect();
         let mut m: Vec<&mut [f32]> = m.iter_mut().map(|c| c.as_mut_slice()).collect();
-        let info = engine.process(model, &i, &mut v, &mut a, &mut m).unwrap();
+        let info = engine.process(&i, &mut v, &mut a, &mut m).unwrap();
         assert_eq!(info.starved, 0, "engine starved with calls of {call} frames (granularity {granularity})");
         for c in 0..ch {
             vocals[c].extend_from_slice(v[c]);
@@ -114,12 +116,10 @@ fn aligned_db(reference: &[f32], live: &[f32], latency: usize, skip_end: usize) 
 fn engine_matches_offline_separation_for_any_call_size() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RuntimeOptions::default();
     // 48 kHz: both resamplers and the high-band split; 44.1 and 22.05 kHz: the engine at the
     // device's rate (twice and once the model's), no resampling.
     for (file_rate, model_rate) in [(48_000u32, 22_050u32), (44_100, 22_050), (22_050, 22_050)] {
         let model_path = conv_model(dir.path(), model_rate, 4, 1);
-        let mut model = Model::load(&model_path, &opts).unwrap();
         let input = stereo_signal(file_rate, 2.0);
         let wav = dir.path().join(format!("in_{file_rate}.wav"));
         write_wav(&wav, file_rate, &input, 32);
@@ -128,7 +128,7 @@ fn engine_matches_offline_separation_for_any_call_size() {
         for (block_frames, granularity, call) in
             [(1, 1, 64), (1, 1, 1000), (3, 1, 4096), (2, 1, 257), (1, 256, 256), (4, 512, 1024)]
         {
-            let (v, a, latency) = run_engine(&mut model, &input, file_rate, block_frames, granularity, call);
+            let (v, a, latency) = run_engine(&model_path, &input, file_rate, block_frames, granularity, call);
             for c in 0..2 {
                 for (name, live, reference) in [("vocals", &v[c], &off_v[c]), ("accompaniment", &a[c], &off_a[c])] {
                     let d = aligned_db(reference, live, latency, 0);
@@ -152,14 +152,14 @@ fn shipped_streaming_model_matches_offline_separation() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let model_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/voxmask-live.onnx");
-    let mut model = Model::load(&model_path, &RuntimeOptions::default()).unwrap();
+    let model = Model::load(&model_path, &RuntimeOptions::default()).unwrap();
     assert!(model.contract().is_streaming(), "the shipped live model should stream");
     let input = stereo_signal(48_000, 2.0);
     let wav = dir.path().join("in.wav");
     write_wav(&wav, 48_000, &input, 32);
     let (off_v, off_a) = offline(&model_path, &wav, &dir.path().join("out"));
     for (block_frames, granularity, call) in [(1, 256, 256), (1, 1, 1000), (2, 1, 333)] {
-        let (v, a, latency) = run_engine(&mut model, &input, 48_000, block_frames, granularity, call);
+        let (v, a, latency) = run_engine(&model_path, &input, 48_000, block_frames, granularity, call);
         for c in 0..2 {
             for (name, live, reference) in [("vocals", &v[c], &off_v[c]), ("accompaniment", &a[c], &off_a[c])] {
                 let d = aligned_db(reference, live, latency, 0);
@@ -200,45 +200,30 @@ fn default_model_latency_is_at_most_50_ms() {
         shipped_geometry()
     };
     let rate = contract.sample_rate;
-    // At the model's rate with hop-sized periods, one frame per model call.
-    let cfg = EngineConfig {
-        channels: 2,
-        device_rate: rate,
-        block_frames: 1,
-        granularity: contract.stft.hop,
-        max_chunk: 1024,
+    // What a live separator (stereo, one frame per model call) reports for `rate` and `period`:
+    // the same computation, which needs the model's geometry only.
+    let latency = |rate: u32, period: usize| -> (usize, f64) {
+        let config = SeparatorConfig { block_frames: Some(1), max_chunk: 1024, ..SeparatorConfig::new(2, rate) };
+        let samples = latency_for(&contract, &config, period).unwrap();
+        (samples, samples as f64 * 1000.0 / rate as f64)
     };
-    let engine = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
+    // At the model's rate with hop-sized periods.
+    let hop = contract.stft.hop;
+    let (samples, ms) = latency(rate, hop);
     // At whole multiples of the model's rate nothing is resampled (the band edge is applied to
     // the features): the latency is the STFT overlap and look-ahead alone, the same time at
     // 44.1 kHz with the window and hop twice as long.
-    let hop = contract.stft.hop;
-    eprintln!(
-        "engine latency at the model's rate {rate} Hz, {hop}-frame periods: {} samples = {:.1} ms",
-        engine.latency_samples(),
-        engine.latency_ms()
-    );
-    assert_eq!(engine.latency_samples(), contract.latency_samples(), "engine latency at the model's rate");
-    let cfg2 = EngineConfig { device_rate: 2 * rate, granularity: 2 * hop, ..cfg };
-    let double = LiveEngine::new(&contract, contract.mask_rule, cfg2).unwrap();
-    assert_eq!(double.latency_samples(), 2 * contract.latency_samples(), "engine latency at twice the model's rate");
-    assert!(engine.latency_ms() <= 50.0, "latency {:.1} ms exceeds 50 ms", engine.latency_ms());
+    eprintln!("latency at the model's rate {rate} Hz, {hop}-frame periods: {samples} samples = {ms:.1} ms");
+    assert_eq!(samples, contract.latency_samples(), "latency at the model's rate");
+    assert_eq!(latency(2 * rate, 2 * hop).0, 2 * contract.latency_samples(), "latency at twice the model's rate");
+    assert!(ms <= 50.0, "latency {ms:.1} ms exceeds 50 ms");
     // At the common device rates the resamplers and the hop step come on top; the shipped model
     // has no look-ahead so that these stay within 50 ms too, whatever the period.
     for rate in [22_050u32, 44_100, 48_000, 96_000] {
         for period in [1, 64, 256, 1024] {
-            let cfg = EngineConfig { device_rate: rate, granularity: period, ..cfg };
-            let e = LiveEngine::new(&contract, contract.mask_rule, cfg).unwrap();
-            eprintln!(
-                "engine latency at {rate} Hz, {period}-frame periods: {} samples = {:.1} ms",
-                e.latency_samples(),
-                e.latency_ms()
-            );
-            assert!(
-                e.latency_ms() <= 50.0,
-                "latency {:.1} ms at {rate} Hz with {period}-frame periods exceeds 50 ms",
-                e.latency_ms()
-            );
+            let (samples, ms) = latency(rate, period);
+            eprintln!("latency at {rate} Hz, {period}-frame periods: {samples} samples = {ms:.1} ms");
+            assert!(ms <= 50.0, "latency {ms:.1} ms at {rate} Hz with {period}-frame periods exceeds 50 ms");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Tests for `voxmask::audio::resample`: bit-exact passthrough, one-way and round-trip accuracy
+//! Tests for `voxmask::dsp::resample`: bit-exact passthrough, one-way and round-trip accuracy
 //! against analytic sines, time alignment, exact output lengths, chunking invariance, anti-alias
 //! and passband behaviour, error handling, and that the real-time entry points never allocate.
 
@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::f64::consts::PI;
 
 use voxmask::Error;
-use voxmask::audio::resample::Resampler;
+use voxmask::dsp::resample::Resampler;
 
 // ---------------------------------------------------------------------------------------------
 // Allocation counter: counts allocations made by the current thread only, so tests running in

@@ -3,6 +3,7 @@
 //! allocated only in constructors.
 
 pub mod mask;
+pub mod resample;
 pub mod simd;
 pub mod spatial;
 pub mod stft;

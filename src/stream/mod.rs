@@ -1,19 +1,19 @@
-//! Real-time separation: the live engine, the audio-callback side and the inference thread.
+//! Real-time separation: the live separator, the audio-callback side and the inference thread.
 //!
 //! Threads and data (ARCHITECTURE.md, "Invariants"):
 //!
 //! ```text
 //! input callback ──rtrb──▶ inference thread ──rtrb──▶ output callback
-//!  (rt::InputCallback)      (worker::run: LiveEngine    (rt::OutputCallback: monitor
-//!                            = resample, MaskEngine,      selection, gain, xrun count)
-//!                            resample back; recording)
+//!  (rt::InputCallback)      (worker::run:               (rt::OutputCallback: monitor
+//!                            LiveSeparator = Separator    selection, gain, xrun count)
+//!                            + delay FIFO; recording)
 //! ```
 //!
 //! The callbacks only copy samples and touch atomics in [`Shared`]; the model, the resamplers, the
 //! WAV writers and every allocation live on the inference thread. The output ring is primed with
 //! silence so the inference thread's bursts (a model call, a resampler block) fit in the slack.
 
-pub mod engine;
+pub mod live_separator;
 pub mod priority;
 pub mod rt;
 pub mod worker;
@@ -21,7 +21,7 @@ pub mod worker;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
-pub use engine::{EngineConfig, LiveEngine, ProcessInfo};
+pub use live_separator::{LiveConfig, LiveSeparator, ProcessInfo};
 pub use rt::{InputCallback, OutputCallback};
 
 /// What the output device plays.

@@ -1,5 +1,5 @@
-//! The inference thread: drains the input ring in whole multiples of the engine's granularity,
-//! runs the [`LiveEngine`], feeds the output ring and writes the recording. It owns the model,
+//! The inference thread: drains the input ring in whole multiples of the separator's granularity,
+//! runs the [`LiveSeparator`], feeds the output ring and writes the recording. It owns the model,
 //! every buffer and the WAV writers, and finalises the recording on every way out (stop request,
 //! fatal device error, inference or disk failure), so `--record` files are valid afterwards.
 //!
@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 use rtrb::{Consumer, Producer};
 
 use super::rt::STREAMS;
-use super::{LiveEngine, Shared, Timing, store_f32};
+use super::{LiveSeparator, Shared, Timing, store_f32};
 use crate::Result;
 use crate::audio::encode::{AudioWriter, SampleFormat};
-use crate::model::Model;
 
 /// Largest chunk the inference thread takes from the input ring at once (device frames).
 const MAX_READ_FRAMES: usize = 4096;
@@ -58,7 +57,7 @@ pub struct RecordPaths {
 }
 
 /// Streaming 32-bit float WAV recording of the input and both stems (the stems as played:
-/// delayed by the engine's latency, which starts them with that much silence).
+/// delayed by the separator's latency, which starts them with that much silence).
 pub struct Recorder {
     paths: RecordPaths,
     input: AudioWriter,
@@ -102,11 +101,10 @@ impl Recorder {
 
 /// Everything the inference thread owns.
 pub struct Worker {
-    pub engine: LiveEngine,
-    pub model: Model,
+    pub separator: LiveSeparator,
     /// Input ring (interleaved, `input_channels` per frame).
     pub input: Consumer<f32>,
-    /// Output ring (interleaved, [`STREAMS`] × engine channels per frame).
+    /// Output ring (interleaved, [`STREAMS`] × separated channels per frame).
     pub output: Producer<f32>,
     pub input_channels: usize,
     /// Frames of silence written to the output ring before the first real frame.
@@ -151,15 +149,15 @@ impl Worker {
                 Err(e) => report.recording_error = Some(e.to_string()),
             }
         }
-        report.model_blocks = self.engine.model_blocks();
-        report.starved_frames = self.engine.starved_frames();
+        report.model_blocks = self.separator.model_blocks();
+        report.starved_frames = self.separator.starved_frames();
         report
     }
 
     fn run_loop(&mut self, report: &mut WorkerReport) -> Result<()> {
-        let ch = self.engine.channels();
+        let ch = self.separator.channels();
         let ic = self.input_channels.max(1);
-        let g = self.engine.config().granularity;
+        let g = self.separator.config().granularity;
         let max_frames = (MAX_READ_FRAMES / g).max(1) * g;
         let bufs = || -> Vec<Vec<f32>> { vec![vec![0.0; max_frames]; ch] };
         let (mut inp, mut voc, mut acc, mut mix) = (bufs(), bufs(), bufs(), bufs());
@@ -205,7 +203,7 @@ impl Worker {
                 }
             }
             chunk.commit_all();
-            // A mono input feeding a stereo engine never happens (channels = min(input, 2)).
+            // A mono input feeding a stereo separator never happens (channels = min(input, 2)).
             let padded = n.div_ceil(g) * g;
             for c in &mut inp {
                 c[n..padded].fill(0.0);
@@ -217,7 +215,7 @@ impl Worker {
                 let mut v: Vec<&mut [f32]> = voc.iter_mut().map(|c| &mut c[..padded]).collect();
                 let mut a: Vec<&mut [f32]> = acc.iter_mut().map(|c| &mut c[..padded]).collect();
                 let mut m: Vec<&mut [f32]> = mix.iter_mut().map(|c| &mut c[..padded]).collect();
-                self.engine.process(&mut self.model, &i, &mut v, &mut a, &mut m)?
+                self.separator.process(&i, &mut v, &mut a, &mut m)?
             };
             let elapsed = started.elapsed();
             self.shared.engine_nanos.fetch_add(elapsed.as_nanos() as u64, Relaxed);
@@ -265,7 +263,7 @@ impl Worker {
 
     /// Writes `frames` of silence to the output ring (as many as fit).
     fn add_silence(&mut self, frames: usize) -> usize {
-        let stride = STREAMS * self.engine.channels();
+        let stride = STREAMS * self.separator.channels();
         let frames = frames.min(self.output.slots() / stride);
         if let Ok(chunk) = self.output.write_chunk_uninit(frames * stride) {
             chunk.fill_from_iter(std::iter::repeat(0.0));

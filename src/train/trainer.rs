@@ -12,16 +12,14 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use realfft::num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Split, Stems, list_tracks, load_stems, load_stems_with_parts};
-use crate::dsp::StereoWiener;
-use crate::dsp::mask::apply_masks;
-use crate::dsp::stft::{istft, stft};
+use crate::dsp::stft::stft;
 use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
 use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
 use crate::model::Contract;
+use crate::separation::{MaskNetwork, Separator, SeparatorConfig};
 use crate::train::data::{Augment, BatchSpec, Prefetch, PreparedBatch, SpectralData, TrackRole};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
@@ -435,10 +433,7 @@ struct Scored {
 pub fn forward_long(net: &Net, features: &[f32], channels: usize, frames: usize) -> Result<Vec<f32>> {
     let c = &net.contract;
     let bins = c.bins();
-    let block = match net.preset {
-        Preset::Live | Preset::Offline => 2048,
-        Preset::Lin2018 => 32,
-    };
+    let block = validation_block(net.preset);
     let (ctx, la) = (c.context_frames, c.lookahead_frames);
     let mut out = vec![0.0f32; channels * frames * bins];
     let mut start = 0;
@@ -461,20 +456,55 @@ pub fn forward_long(net: &Net, features: &[f32], channels: usize, frames: usize)
     Ok(out)
 }
 
+/// Model-call blocks for the network in training: long for the temporal presets (memory grows
+/// with the block only linearly), short for lin2018's per-frame patches.
+fn validation_block(preset: Preset) -> usize {
+    match preset {
+        Preset::Live | Preset::Offline => 2048,
+        Preset::Lin2018 => 32,
+    }
+}
+
+/// The candle network in training runs inside the product's [`Separator`]: validation scores
+/// are those `voxmask separate` would give the exported model (up to float rounding).
+impl MaskNetwork for &Net {
+    fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    fn name(&self) -> String {
+        format!("the {} network in training", self.preset.name())
+    }
+
+    fn run(&mut self, input: &[f32], batch: usize, frames: usize, output: &mut [f32]) -> Result<()> {
+        let x = Tensor::from_slice(input, (batch, frames, self.contract.bins()), &self.device)?;
+        let y = self.forward(&x, false)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        if y.len() != output.len() {
+            return Err(Error::Train(format!("network output has {} values, expected {}", y.len(), output.len())));
+        }
+        output.copy_from_slice(&y);
+        Ok(())
+    }
+}
+
 fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
     let c = net.contract.clone();
     let bins = c.bins();
     let channels = stems.vocals.len();
-    let len = stems.vocals[0].len();
-    let mut spectra = Vec::new();
+    let mixture: Vec<Vec<f32>> = stems
+        .vocals
+        .iter()
+        .zip(&stems.accompaniment)
+        .map(|(v, a)| v.iter().zip(a).map(|(v, a)| v + a).collect())
+        .collect();
+    // The loss against the IBM, over the whole track.
     let mut features = Vec::new();
     let mut targets = Vec::new();
     let mut frames = 0;
-    for ch in 0..channels {
-        let mix: Vec<f32> = stems.vocals[ch].iter().zip(&stems.accompaniment[ch]).map(|(v, a)| v + a).collect();
-        let xs = stft(c.stft, &mix)?;
-        let vs = stft(c.stft, &stems.vocals[ch])?;
-        let as_ = stft(c.stft, &stems.accompaniment[ch])?;
+    for ((mix, vocals), accompaniment) in mixture.iter().zip(&stems.vocals).zip(&stems.accompaniment) {
+        let xs = stft(c.stft, mix)?;
+        let vs = stft(c.stft, vocals)?;
+        let as_ = stft(c.stft, accompaniment)?;
         frames = xs.len();
         let mut feat = vec![0.0f32; bins];
         let mut tgt = vec![0.0f32; bins];
@@ -486,43 +516,19 @@ fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
             ibm_targets(&vm, &am, smoothing, &mut tgt)?;
             targets.extend_from_slice(&tgt);
         }
-        spectra.push(xs);
     }
     let logits = forward_long(net, &features, channels, frames)?;
     let loss = bce_with_logits(&logits, &targets, None, &BceOptions::default(), None)?;
-    // Masks as `voxmask separate` applies them: the stereo Wiener filter included, and with
-    // complementary rules the accompaniment as the mixture minus the vocals.
-    let complementary = c.mask_rule.is_complementary();
-    let mut probabilities = logits;
-    c.output.to_probabilities(&mut probabilities);
-    let mut wiener = StereoWiener::for_rule(c.mask_rule, channels, bins, c.stft.hop, c.sample_rate);
-    let (mut fv, mut fa) = (vec![Vec::with_capacity(frames); channels], vec![Vec::with_capacity(frames); channels]);
-    let (mut sv, mut sa) =
-        (vec![vec![Complex32::default(); bins]; channels], vec![vec![Complex32::default(); bins]; channels]);
-    for f in 0..frames {
-        for (ch, xs) in spectra.iter().enumerate() {
-            let row = (ch * frames + f) * bins;
-            let acc = (!complementary).then_some(&mut sa[ch][..]);
-            apply_masks(&xs[f], &mut probabilities[row..row + bins], c.mask_rule, &mut sv[ch], acc, 1);
-        }
-        if let Some(w) = &mut wiener {
-            let [v1, v2] = &mut sv[..] else { unreachable!("two channels") };
-            w.refine([&spectra[0][f], &spectra[1][f]], [v1, v2]);
-        }
-        for (ch, xs) in spectra.iter().enumerate() {
-            if complementary {
-                sa[ch].iter_mut().zip(&xs[f]).zip(&sv[ch]).for_each(|((a, x), v)| *a = x - v);
-            }
-            fv[ch].push(sv[ch].clone());
-            fa[ch].push(sa[ch].clone());
-        }
-    }
-    let mut est_v = Vec::new();
-    let mut est_a = Vec::new();
-    for (v, a) in fv.iter().zip(&fa) {
-        est_v.push(istft(c.stft, v, len)?);
-        est_a.push(istft(c.stft, a, len)?);
-    }
+    // The scores of what the product's separator makes of the mixture.
+    let config = SeparatorConfig {
+        block_frames: Some(validation_block(net.preset)),
+        ..SeparatorConfig::new(channels, c.sample_rate)
+    };
+    let mut separator = Separator::new(net, &config)?;
+    let (mut est_v, mut est_a) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
+    let input: Vec<&[f32]> = mixture.iter().map(Vec::as_slice).collect();
+    separator.process(&input, &mut est_v, &mut est_a)?;
+    separator.finish(&mut est_v, &mut est_a)?;
     let refs = vec![stems.vocals.clone(), stems.accompaniment.clone()];
     let ests = vec![est_v, est_a];
     let win = c.sample_rate as usize;

@@ -56,8 +56,8 @@ pub fn exported_nets_match_candle(backend: BackendChoice) -> String {
 /// windowed graph's zero padding), and through the engine, which first feeds it the silence
 /// before the signal, it gives the same stems as the windowed export of the same weights.
 pub fn streaming_export_matches_windowed(backend: BackendChoice) {
-    use voxmask::engine::{EngineOutput, MaskEngine};
     use voxmask::model::StreamState;
+    use voxmask::separation::{Separator, SeparatorConfig};
     let opts = RuntimeOptions { backend, threads: 1, ..Default::default() };
     let preset = Preset::Live;
     let bins = preset.contract().bins();
@@ -100,24 +100,25 @@ pub fn streaming_export_matches_windowed(backend: BackendChoice) {
     let err = stream_model.run(&x[..batch * bins], batch, 1, &mut plain).unwrap_err().to_string();
     assert!(err.contains("streaming"), "{err}");
 
-    // The engine at 44.1 kHz, stereo, blocks of 1 and 4 frames, against the windowed model.
+    // Separators at 44.1 kHz, stereo, blocks of 1 and 4 frames, against the windowed model.
     let signal: Vec<Vec<f32>> = (0..2).map(|c| super::noise(44_100 * 2 + 777, 40 + c, 0.3)).collect();
-    let run = |model: &mut Model, block: usize| -> EngineOutput {
-        let mut engine = MaskEngine::new(model.contract(), contract.mask_rule, 2, block, 44_100).unwrap();
-        let mut out = EngineOutput::new(2);
+    let run = |model: &mut Model, block: usize| -> Vec<Vec<f32>> {
+        let config = SeparatorConfig { block_frames: Some(block), ..SeparatorConfig::new(2, 44_100) };
+        let mut separator = Separator::new(model, &config).unwrap();
+        let (mut vocals, mut accompaniment) = (vec![Vec::new(); 2], vec![Vec::new(); 2]);
         for chunk in (0..signal[0].len()).step_by(3000) {
             let end = (chunk + 3000).min(signal[0].len());
             let input: Vec<&[f32]> = signal.iter().map(|c| &c[chunk..end]).collect();
-            engine.push(model, &input, &mut out).unwrap();
+            separator.process(&input, &mut vocals, &mut accompaniment).unwrap();
         }
-        engine.finish(model, &mut out).unwrap();
-        out
+        separator.finish(&mut vocals, &mut accompaniment).unwrap();
+        vocals
     };
     let reference = run(&mut window_model, 1);
     for block in [1, 4] {
         let got = run(&mut stream_model, block);
         for c in 0..2 {
-            let (r, g) = (&reference.vocals[c], &got.vocals[c]);
+            let (r, g) = (&reference[c], &got[c]);
             assert_eq!(r.len(), g.len());
             let energy: f64 = r.iter().map(|v| (*v as f64).powi(2)).sum();
             let diff: f64 = r.iter().zip(g).map(|(a, b)| ((a - b) as f64).powi(2)).sum();

@@ -1,10 +1,10 @@
-//! Separation at the audio's own rate around the [`MaskEngine`]: queues that keep every stream
-//! aligned on the input's time axis and, when the engine runs at the model's rate, resampling to
-//! it and back and the full-band split. One implementation, with the same resamplers, for the
-//! offline pipeline (`crate::separate`) and the live engine (`crate::stream`).
+//! The bridge between the input's sample rate and the [`MaskEngine`]'s: queues that keep every
+//! stream aligned on the input's time axis and, when the engine runs at the model's rate,
+//! resampling to it and back and the full-band split. [`Separator`](super::Separator) owns one;
+//! offline files, `voxmask eval`, live and the trainer's validation all run through it.
 //!
 //! When the input's rate is a whole multiple of the model's (44.1 kHz for a 22.05 kHz model) the
-//! engine runs at the input's rate and covers the whole band itself (`crate::engine`): no
+//! engine runs at the input's rate and covers the whole band itself (`super::mask_engine`): no
 //! resampling, and the stems are the engine's output. Otherwise:
 //!
 //! Full band: with `x` the input, `d = down(x)` what the model sees and `up(d)` what survives the
@@ -20,12 +20,10 @@
 //! the same signal and saves its inverse STFT and resampler; otherwise it is `up(A − (1 − g)·d) +
 //! (1 − g)·x`. With a soft mask the stems always sum to the input.
 
-use std::ops::Range;
-
+use super::MaskNetwork;
+use super::mask_engine::{EngineOutput, MaskEngine};
 use crate::Result;
-use crate::audio::resample::Resampler;
-use crate::engine::{EngineOutput, MaskEngine};
-use crate::model::Model;
+use crate::dsp::resample::Resampler;
 
 /// Largest channel count handled without a per-call allocation of slice lists.
 const STACK_CHANNELS: usize = 8;
@@ -54,9 +52,9 @@ pub struct Resamplers {
 }
 
 impl Resamplers {
-    /// What a pipeline around `engine` needs for input at `native` Hz: `None` when the engine
+    /// What a bridge around `engine` needs for input at `native` Hz: `None` when the engine
     /// runs at that rate itself, else [`new`](Self::new).
-    pub fn for_engine(engine: &MaskEngine, native: u32, down_chunk: usize, up_extra: usize) -> Result<Option<Self>> {
+    fn for_engine(engine: &MaskEngine, native: u32, down_chunk: usize, up_extra: usize) -> Result<Option<Self>> {
         if engine.sample_rate() == native {
             return Ok(None);
         }
@@ -188,15 +186,17 @@ impl GainUpsampler {
     }
 }
 
-/// What a pipeline around an engine at the model's rate adds: the resamplers and the high-band
+/// What a bridge around an engine at the model's rate adds: the resamplers and the high-band
 /// gain brought up to the native rate.
 struct Resampled {
     rs: Resamplers,
     up_gain: GainUpsampler,
 }
 
-/// Native-rate streams around a [`MaskEngine`].
-pub struct NativePipeline {
+/// Input-rate streams around a [`MaskEngine`], which it owns.
+pub struct RateBridge {
+    engine: MaskEngine,
+    input_rate: u32,
     channels: usize,
     /// The engine emits no accompaniment: it is the input minus the vocals.
     residual: bool,
@@ -219,22 +219,21 @@ pub struct NativePipeline {
     gain: Vec<Vec<f32>>,
 }
 
-impl NativePipeline {
-    /// Queues get `queue_capacity` frames up front (live callers size them so they never grow).
-    /// `engine` is the mask engine this pipeline will feed, `rs` what
-    /// [`Resamplers::for_engine`] gave for it.
-    pub fn new(rs: Option<Resamplers>, engine: &MaskEngine, skip: usize, queue_capacity: usize) -> Self {
+impl RateBridge {
+    /// The bridge for input at `input_rate` Hz in chunks of at most `max_chunk` frames around
+    /// `engine` (built for that rate), with resamplers when the engine runs at the model's rate.
+    pub fn new(engine: MaskEngine, input_rate: u32, max_chunk: usize) -> Result<Self> {
+        // The engine's output per chunk: one chunk's worth plus what a block can hold back.
+        let held_back = (engine.block_frames() + engine.lookahead_frames() + 1) * engine.hop();
+        let rs = Resamplers::for_engine(&engine, input_rate, max_chunk, held_back)?;
         let channels = engine.channels();
+        let skip = engine.index_offset();
         let queues = |cap: usize| (0..channels).map(|_| Vec::with_capacity(cap)).collect::<Vec<_>>();
-        let mut engine_out = EngineOutput::new(channels);
-        for s in engine_out.vocals.iter_mut().chain(&mut engine_out.accompaniment).chain(&mut engine_out.high_gain) {
-            s.reserve(queue_capacity + skip);
-        }
         // The model-rate queue holds what the engine has not answered yet: its latency, the
         // samples it drops at the start, and one down chunk and one engine call's output.
         let (down_out, up_chunk) = rs.as_ref().map_or((0, 0), |rs| (rs.down.max_output_frames().max(1), rs.up_chunk()));
         let model_queue_cap = if rs.is_some() { down_out + engine.latency_samples() + skip + up_chunk } else { 0 };
-        NativePipeline {
+        Ok(RateBridge {
             channels,
             residual: engine.accompaniment_is_residual(),
             model_in: queues(down_out),
@@ -242,20 +241,53 @@ impl NativePipeline {
             scratch_v: queues(up_chunk),
             scratch_a: queues(up_chunk),
             resampled: rs.map(|rs| Resampled {
-                up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, queue_capacity.max(16)),
+                up_gain: GainUpsampler::new(rs.down.from_rate(), rs.down.to_rate(), channels, 16),
                 rs,
             }),
             skip,
-            engine_out,
-            input: queues(queue_capacity),
-            vocals: queues(queue_capacity),
-            accomp: queues(queue_capacity),
-            gain: queues(queue_capacity),
+            engine_out: EngineOutput::new(channels),
+            input: queues(0),
+            vocals: queues(0),
+            accomp: queues(0),
+            gain: queues(0),
+            engine,
+            input_rate,
+        })
+    }
+
+    /// Gives every input-rate queue room for `frames` more frames, so that callers that never
+    /// let more than that wait (live) never make them grow.
+    pub fn reserve(&mut self, frames: usize) {
+        let skip = self.skip;
+        let out = &mut self.engine_out;
+        for q in out.vocals.iter_mut().chain(&mut out.accompaniment).chain(&mut out.high_gain) {
+            q.reserve(frames + skip);
+        }
+        for q in self.input.iter_mut().chain(&mut self.vocals).chain(&mut self.accomp).chain(&mut self.gain) {
+            q.reserve(frames);
+        }
+        if let Some(r) = &mut self.resampled {
+            r.up_gain.buf.iter_mut().for_each(|b| b.reserve(frames.max(16)));
         }
     }
 
-    /// Feeds input frames (one slice per channel); returns the model-rate samples produced.
-    pub fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[&[f32]]) -> Result<usize> {
+    /// The input's sample rate.
+    pub fn input_rate(&self) -> u32 {
+        self.input_rate
+    }
+
+    /// The mask engine inside.
+    pub fn engine(&self) -> &MaskEngine {
+        &self.engine
+    }
+
+    /// The resamplers, when the engine runs at the model's rate.
+    pub fn resamplers(&self) -> Option<&Resamplers> {
+        self.resampled.as_ref().map(|r| &r.rs)
+    }
+
+    /// Feeds input frames (one slice per channel); returns the engine-rate samples produced.
+    pub fn push(&mut self, network: &mut dyn MaskNetwork, chunk: &[&[f32]]) -> Result<usize> {
         let before = self.engine_out.len();
         for (q, c) in self.input.iter_mut().zip(chunk) {
             q.extend_from_slice(c);
@@ -264,9 +296,9 @@ impl NativePipeline {
             Some(Resampled { rs, .. }) => {
                 self.model_in.iter_mut().for_each(Vec::clear);
                 rs.down.process(chunk, &mut self.model_in)?;
-                self.feed_engine(model, engine)?;
+                self.feed_engine(network)?;
             }
-            None => engine.push(model, chunk, &mut self.engine_out)?,
+            None => self.engine.push(network, chunk, &mut self.engine_out)?,
         }
         let produced = self.engine_out.len() - before;
         self.collect_engine_output()?;
@@ -274,13 +306,13 @@ impl NativePipeline {
     }
 
     /// Ends the input: flushes the resamplers and the engine so every input frame has its stems.
-    pub fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
+    pub fn finish(&mut self, network: &mut dyn MaskNetwork) -> Result<()> {
         if let Some(Resampled { rs, .. }) = &mut self.resampled {
             self.model_in.iter_mut().for_each(Vec::clear);
             rs.down.finish(&mut self.model_in)?;
-            self.feed_engine(model, engine)?;
+            self.feed_engine(network)?;
         }
-        engine.finish(model, &mut self.engine_out)?;
+        self.engine.finish(network, &mut self.engine_out)?;
         self.collect_engine_output()?;
         if let Some(Resampled { rs, up_gain }) = &mut self.resampled {
             rs.up_vocals.finish(&mut self.vocals)?;
@@ -293,12 +325,12 @@ impl NativePipeline {
     }
 
     /// Hands the model-rate samples in `model_in` to the engine, keeping them for the band split.
-    fn feed_engine(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
+    fn feed_engine(&mut self, network: &mut dyn MaskNetwork) -> Result<()> {
         for (q, m) in self.model_queue.iter_mut().zip(&self.model_in) {
             q.extend_from_slice(m);
         }
-        let out = &mut self.engine_out;
-        with_slices(&self.model_in, |m| engine.push(model, m, out))
+        let (engine, out) = (&mut self.engine, &mut self.engine_out);
+        with_slices(&self.model_in, |m| engine.push(network, m, out))
     }
 
     fn collect_engine_output(&mut self) -> Result<()> {
@@ -379,36 +411,15 @@ impl NativePipeline {
         }
     }
 
-    /// Moves `n ≤ ready()` frames out: [`append_stems`](Self::append_stems) for frames `0..n`,
-    /// then [`consume`](Self::consume)`(n)`.
-    pub fn drain_into(
-        &mut self,
-        n: usize,
-        vocals: &mut [Vec<f32>],
-        accompaniment: &mut [Vec<f32>],
-        mix: Option<&mut [Vec<f32>]>,
-    ) {
-        self.append_stems(0..n, vocals, accompaniment, mix);
-        self.consume(n);
-    }
-
-    /// Appends the stems of the ready frames `frames` (with the band above the model's Nyquist
-    /// split between them) to `vocals` and `accompaniment`, and, when given, the input frames they
-    /// belong to to `mix`. Callers that hand out a large `ready()` in pieces (so their buffers
-    /// stay small and in cache) call this per piece and [`consume`](Self::consume) once.
-    pub fn append_stems(
-        &self,
-        frames: Range<usize>,
-        vocals: &mut [Vec<f32>],
-        accompaniment: &mut [Vec<f32>],
-        mut mix: Option<&mut [Vec<f32>]>,
-    ) {
+    /// Appends the stems of the first `n ≤ ready()` frames (with the band above the model's
+    /// Nyquist frequency split between them) to `vocals` and `accompaniment`, and drops them.
+    pub fn drain_into(&mut self, n: usize, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>]) {
         // With resampling, the band the model never saw is split with the high-band gain.
         let split = self.resampled.is_some();
         for c in 0..self.channels {
-            let x = &self.input[c][frames.clone()];
-            let w = &self.vocals[c][frames.clone()];
-            let g = if split { &self.gain[c][frames.clone()] } else { &[][..] };
+            let x = &self.input[c][..n];
+            let w = &self.vocals[c][..n];
+            let g = if split { &self.gain[c][..n] } else { &[][..] };
             let start = vocals[c].len();
             if split {
                 vocals[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + g.clamp(0.0, 1.0) * x));
@@ -419,20 +430,11 @@ impl NativePipeline {
                 let v = &vocals[c][start..];
                 accompaniment[c].extend(x.iter().zip(v).map(|(x, v)| x - v));
             } else if split {
-                let w = &self.accomp[c][frames.clone()];
+                let w = &self.accomp[c][..n];
                 accompaniment[c].extend(w.iter().zip(x).zip(g).map(|((w, x), g)| w + (1.0 - g.clamp(0.0, 1.0)) * x));
             } else {
-                accompaniment[c].extend_from_slice(&self.accomp[c][frames.clone()]);
+                accompaniment[c].extend_from_slice(&self.accomp[c][..n]);
             }
-            if let Some(mix) = mix.as_deref_mut() {
-                mix[c].extend_from_slice(x);
-            }
-        }
-    }
-
-    /// Drops the first `n ≤ ready()` frames of every queue.
-    pub fn consume(&mut self, n: usize) {
-        for c in 0..self.channels {
             for q in [&mut self.input[c], &mut self.vocals[c], &mut self.accomp[c], &mut self.gain[c]] {
                 q.drain(..n.min(q.len()));
             }

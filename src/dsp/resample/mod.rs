@@ -1,6 +1,6 @@
 //! Streaming multi-channel sample-rate conversion between the input file's rate and the model's rate.
 //!
-//! The engine is a polyphase Kaiser-windowed sinc FIR on the common grid of both rates,
+//! The resampler is a polyphase Kaiser-windowed sinc FIR on the common grid of both rates,
 //! evaluated one output frame at a time: output appears as soon as the filter's half-length of
 //! input past it has arrived (no block buffering), so the same resampler serves the training
 //! data, offline separation and the live engine, and the model always sees the same band edge.
@@ -8,7 +8,7 @@
 //! frequency itself (no aliasing into the band). That wide transition keeps the delay at about
 //! 1.3 ms per direction, which is what lets the live engine stay within 50 ms at 44.1/48 kHz;
 //! the band it gives up (8.3–11 kHz at 22.05 kHz) is restored by the full-band split
-//! (`crate::native`), which passes everything the trip through the model's rate removed.
+//! (`crate::separation::rate_bridge`), which passes everything the trip through the model's rate removed.
 //!
 //! Why not rubato for this too: its synchronous FFT resampler buffers whole blocks (a block and a
 //! half of delay, 50–70 ms for the live round trip), and its asynchronous sinc resampler works in
@@ -19,7 +19,7 @@
 //! corrupt header) fall back to rubato's synchronous FFT resampler (`rubato::Fft`, Blackman-Harris²
 //! windowed sinc, flat to 95% of the lower Nyquist frequency, a block and a half of delay).
 //!
-//! Guarantees the rest of voxmask relies on, for both engines:
+//! Guarantees the rest of voxmask relies on, for both kernels:
 //! - **Time alignment.** The filter's group delay is dropped from the front of the output, so
 //!   output frame `k` is the input evaluated at time `k / to_rate`.
 //! - **Exact length.** After [`Resampler::finish`] a stream of `n` input frames has produced exactly
@@ -35,7 +35,7 @@
 use rubato::audioadapter_buffers::direct::{SequentialSliceOfSlices, SequentialSliceOfVecs};
 use rubato::{Fft, FixedSync, Indexing, Resampler as _, WindowFunction};
 
-use crate::audio::dot;
+mod dot;
 use crate::{Error, Result};
 
 /// The FFT block on the lower-rate side is at least this many frames. The block length sets the
@@ -56,14 +56,14 @@ pub struct Resampler {
     channels: usize,
     max_chunk_frames: usize,
     /// `None` when `from_rate == to_rate`: samples are copied untouched.
-    engine: Option<Engine>,
+    kernel: Option<Kernel>,
     /// Input frames accepted since construction, the last `reset` or `finish`.
     frames_in: u64,
     /// Output frames handed out over the same span (after the delay was dropped).
     frames_out: u64,
 }
 
-struct FftEngine {
+struct FftKernel {
     fft: Fft<f32>,
     block_in: usize,
     block_out: usize,
@@ -130,7 +130,7 @@ fn rubato_error(e: impl std::fmt::Display) -> Error {
 
 impl Resampler {
     /// Creates a resampler from `from_rate` to `to_rate` Hz for `channels` channels: the
-    /// polyphase engine (low delay, no block buffering), or the FFT engine for the rare rate
+    /// polyphase kernel (low delay, no block buffering), or the FFT kernel for the rare rate
     /// pairs whose polyphase table would be too large. Every path of voxmask (training data,
     /// offline separation, the live engine) uses this one design, so the model always sees the
     /// same band edge.
@@ -150,13 +150,13 @@ impl Resampler {
     pub fn band_limited(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
         let mut r = Self::new(from_rate, to_rate, channels, max_chunk_frames)?;
         if from_rate == to_rate {
-            r.engine = DirectEngine::try_new(from_rate, to_rate, channels).map(Engine::Direct);
+            r.kernel = PolyphaseKernel::try_new(from_rate, to_rate, channels).map(Kernel::Polyphase);
         }
         Ok(r)
     }
 
-    /// Like [`new`](Self::new), but always with the FFT engine (rubato), the fallback for rate
-    /// pairs the polyphase engine cannot take; tests and benches reach it through here.
+    /// Like [`new`](Self::new), but always with the FFT kernel (rubato), the fallback for rate
+    /// pairs the polyphase kernel cannot take; tests and benches reach it through here.
     pub fn new_fft(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
         Self::build(from_rate, to_rate, channels, max_chunk_frames, false)
     }
@@ -175,14 +175,14 @@ impl Resampler {
         if max_chunk_frames == 0 {
             return Err(Error::InvalidArgument("resampler max_chunk_frames must be at least 1".into()));
         }
-        let engine = if from_rate == to_rate {
+        let kernel = if from_rate == to_rate {
             None
-        } else if let Some(d) = polyphase.then(|| DirectEngine::try_new(from_rate, to_rate, channels)).flatten() {
-            Some(Engine::Direct(d))
+        } else if let Some(d) = polyphase.then(|| PolyphaseKernel::try_new(from_rate, to_rate, channels)).flatten() {
+            Some(Kernel::Polyphase(d))
         } else {
-            Some(Engine::Fft(Box::new(FftEngine::new(from_rate, to_rate, channels)?)))
+            Some(Kernel::Fft(Box::new(FftKernel::new(from_rate, to_rate, channels)?)))
         };
-        Ok(Resampler { from_rate, to_rate, channels, max_chunk_frames, engine, frames_in: 0, frames_out: 0 })
+        Ok(Resampler { from_rate, to_rate, channels, max_chunk_frames, kernel, frames_in: 0, frames_out: 0 })
     }
 
     /// The largest input chunk [`max_output_frames`](Self::max_output_frames) is sized for.
@@ -207,32 +207,32 @@ impl Resampler {
 
     /// `true` when the rates are equal: samples are copied bit-exactly with no filtering or delay.
     pub fn is_passthrough(&self) -> bool {
-        self.engine.is_none()
+        self.kernel.is_none()
     }
 
     /// The filter's delay in output frames. It is compensated inside: this many frames are dropped
     /// from the front of the output stream, which therefore starts at input time zero.
     pub fn delay_frames(&self) -> usize {
-        match &self.engine {
+        match &self.kernel {
             None => 0,
-            Some(Engine::Fft(e)) => e.block_out / 2,
-            Some(Engine::Direct(e)) => e.delay_out_frames(),
+            Some(Kernel::Fft(e)) => e.block_out / 2,
+            Some(Kernel::Polyphase(e)) => e.delay_out_frames(),
         }
     }
 
     /// Frames per internal block on the input side (1 for passthrough). Output appears in whole
     /// blocks, so a real-time caller sees up to `block_in + delay` input frames of buffering latency.
     pub fn input_block_frames(&self) -> usize {
-        match &self.engine {
-            Some(Engine::Fft(e)) => e.block_in,
+        match &self.kernel {
+            Some(Kernel::Fft(e)) => e.block_in,
             _ => 1,
         }
     }
 
     /// Frames per internal block on the output side (1 for passthrough).
     pub fn output_block_frames(&self) -> usize {
-        match &self.engine {
-            Some(Engine::Fft(e)) => e.block_out,
+        match &self.kernel {
+            Some(Kernel::Fft(e)) => e.block_out,
             _ => 1,
         }
     }
@@ -241,25 +241,25 @@ impl Resampler {
     /// [`finish`](Self::finish)). A real-time caller's buffering latency is the worst case of
     /// `input_frames * to / from - output_frames_after(input_frames)`.
     pub fn output_frames_after(&self, input_frames: u64) -> u64 {
-        match &self.engine {
+        match &self.kernel {
             None => input_frames,
-            Some(Engine::Fft(e)) => {
+            Some(Kernel::Fft(e)) => {
                 ((input_frames / e.block_in as u64) * e.block_out as u64).saturating_sub(e.block_out as u64 / 2)
             }
-            Some(Engine::Direct(e)) => e.outputs_after(input_frames),
+            Some(Kernel::Polyphase(e)) => e.outputs_after(input_frames),
         }
     }
 
     /// Exactly how many frames the next [`process`](Self::process) / [`process_into`](Self::process_into)
     /// call with `input_frames` frames per channel will produce.
     pub fn output_frames_next(&self, input_frames: usize) -> usize {
-        match &self.engine {
+        match &self.kernel {
             None => input_frames,
-            Some(Engine::Fft(e)) => {
+            Some(Kernel::Fft(e)) => {
                 let blocks = (e.pending_len + input_frames) / e.block_in;
                 (blocks * e.block_out).saturating_sub(e.skip)
             }
-            Some(Engine::Direct(_)) => {
+            Some(Kernel::Polyphase(_)) => {
                 (self.output_frames_after(self.frames_in + input_frames as u64) - self.frames_out) as usize
             }
         }
@@ -268,10 +268,10 @@ impl Resampler {
     /// Upper bound on the frames one [`process_into`](Self::process_into) call with at most
     /// `max_chunk_frames` input frames can produce; size real-time output buffers with this.
     pub fn max_output_frames(&self) -> usize {
-        match &self.engine {
+        match &self.kernel {
             None => self.max_chunk_frames,
-            Some(Engine::Fft(e)) => self.max_chunk_frames.div_ceil(e.block_in) * e.block_out,
-            Some(Engine::Direct(e)) => (self.max_chunk_frames as u64 * e.l).div_ceil(e.m) as usize + 1,
+            Some(Kernel::Fft(e)) => self.max_chunk_frames.div_ceil(e.block_in) * e.block_out,
+            Some(Kernel::Polyphase(e)) => (self.max_chunk_frames as u64 * e.l).div_ceil(e.m) as usize + 1,
         }
     }
 
@@ -386,23 +386,23 @@ impl Resampler {
     pub fn reset(&mut self) {
         self.frames_in = 0;
         self.frames_out = 0;
-        match &mut self.engine {
+        match &mut self.kernel {
             None => {}
-            Some(Engine::Fft(e)) => e.reset(),
-            Some(Engine::Direct(e)) => e.reset(),
+            Some(Kernel::Fft(e)) => e.reset(),
+            Some(Kernel::Polyphase(e)) => e.reset(),
         }
     }
 
     fn run(&mut self, input: &[&[f32]], sink: &mut Sink<'_, '_>) -> Result<()> {
         let frames = input[0].len();
         self.frames_in += frames as u64;
-        match &mut self.engine {
+        match &mut self.kernel {
             None => {
                 sink.push_slices(input);
                 self.frames_out += frames as u64;
             }
-            Some(Engine::Fft(e)) => self.frames_out += e.push(input, sink)? as u64,
-            Some(Engine::Direct(e)) => self.frames_out += e.push(input, sink, usize::MAX) as u64,
+            Some(Kernel::Fft(e)) => self.frames_out += e.push(input, sink)? as u64,
+            Some(Kernel::Polyphase(e)) => self.frames_out += e.push(input, sink, usize::MAX) as u64,
         }
         Ok(())
     }
@@ -410,16 +410,16 @@ impl Resampler {
     fn flush(&mut self, sink: &mut Sink<'_, '_>) -> Result<()> {
         let target = self.target_frames();
         let mut remaining = target.saturating_sub(self.frames_out) as usize;
-        match &mut self.engine {
+        match &mut self.kernel {
             None => {}
-            Some(Engine::Fft(e)) => {
+            Some(Kernel::Fft(e)) => {
                 // The rest of the last partial block, then as many silent blocks as the filter's
                 // reach needs; rubato fills everything past `pending_len` with zeros.
                 while remaining > 0 {
                     remaining -= e.run_pending_block(sink, remaining)?;
                 }
             }
-            Some(Engine::Direct(e)) => {
+            Some(Kernel::Polyphase(e)) => {
                 // Silence past the end until the filter has seen all it needs for the last frame.
                 while remaining > 0 {
                     remaining -= e.push_zeros(sink, remaining);
@@ -431,13 +431,13 @@ impl Resampler {
     }
 }
 
-enum Engine {
-    // Boxed: the FFT engine's plans and buffers dwarf the direct engine.
-    Fft(Box<FftEngine>),
-    Direct(DirectEngine),
+enum Kernel {
+    // Boxed: the FFT kernel's plans and buffers dwarf the polyphase kernel.
+    Fft(Box<FftKernel>),
+    Polyphase(PolyphaseKernel),
 }
 
-impl FftEngine {
+impl FftKernel {
     fn new(from_rate: u32, to_rate: u32, channels: usize) -> Result<Self> {
         let g = gcd(from_rate as u64, to_rate as u64);
         let (a, b) = ((from_rate as u64 / g) as usize, (to_rate as u64 / g) as usize);
@@ -470,7 +470,7 @@ impl FftEngine {
                 fft.output_frames_next()
             )));
         }
-        Ok(FftEngine {
+        Ok(FftKernel {
             fft,
             block_in,
             block_out,
@@ -547,7 +547,7 @@ impl FftEngine {
 const DIRECT_ATTEN_DB: f64 = 110.0;
 /// The polyphase filter is flat up to this fraction of the lower Nyquist frequency ...
 const DIRECT_PASS: f64 = 0.75;
-/// Fraction of the lower Nyquist frequency up to which resampled material is flat (both engines:
+/// Fraction of the lower Nyquist frequency up to which resampled material is flat (both kernels:
 /// the FFT fallback is flat further, to 95 %). Above it a signal stored at a lower rate than the
 /// model's carries less than its full content.
 pub const PASSBAND_FRACTION: f32 = DIRECT_PASS as f32;
@@ -559,7 +559,7 @@ const DIRECT_STOP: f64 = 1.0;
 /// Input frames appended to the history per step; bounds the scratch buffers.
 const DIRECT_PIECE: usize = 256;
 /// Polyphase tables larger than this (coprime rates with a huge common multiple) use the FFT
-/// engine instead, so no rate pair can make `new` allocate more than ~16 MB.
+/// kernel instead, so no rate pair can make `new` allocate more than ~16 MB.
 const DIRECT_MAX_COEFS: usize = 1 << 22;
 
 /// Zeroth-order modified Bessel function of the first kind (Kaiser window), by its power series.
@@ -575,13 +575,13 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// The polyphase engine: a FIR on the common grid of both rates. With `L = to / g`
+/// The polyphase kernel: a FIR on the common grid of both rates. With `L = to / g`
 /// and `M = from / g`, input frame `i` sits at grid index `i L` and output frame `k` at `k M`;
 /// output `k` is the prototype filter `h` (length `2c + 1`, centred, so linear phase with its delay
 /// cancelled) applied to the inputs within `c` grid steps of `k M`. Each output is computed
 /// as soon as its last input (`floor((k M + c) / L)`) has arrived, and each phase's taps sum to
 /// exactly 1 so that DC passes unchanged.
-struct DirectEngine {
+struct PolyphaseKernel {
     l: u64,
     m: u64,
     c: u64,
@@ -602,7 +602,7 @@ struct DirectEngine {
     k_next: u64,
 }
 
-/// The polyphase engine's prototype lowpass: a Kaiser-windowed sinc of `2c + 1` taps on the
+/// The polyphase kernel's prototype lowpass: a Kaiser-windowed sinc of `2c + 1` taps on the
 /// common grid of both rates (`L · from` Hz, with `L = to / g` and `M = from / g`).
 struct Prototype {
     l: u64,
@@ -643,7 +643,7 @@ impl Prototype {
 /// `to_rate`: then it has one phase and is a plain FIR at `from_rate` (normalised to unit gain
 /// at DC), followed by keeping every `from / to`-th sample. The mask engine scales the model's
 /// features by it when it analyses the input at its own rate instead of resampling it
-/// (`crate::engine`). `None` for other rate pairs.
+/// (`crate::separation::mask_engine`). `None` for other rate pairs.
 pub fn band_limit_response(from_rate: u32, to_rate: u32, freqs: &[f64]) -> Option<Vec<f64>> {
     if from_rate == 0 || to_rate == 0 || !from_rate.is_multiple_of(to_rate) {
         return None;
@@ -666,7 +666,7 @@ pub fn band_limit_response(from_rate: u32, to_rate: u32, freqs: &[f64]) -> Optio
     )
 }
 
-impl DirectEngine {
+impl PolyphaseKernel {
     /// `None` when the polyphase table would be too large for this rate pair.
     fn try_new(from_rate: u32, to_rate: u32, channels: usize) -> Option<Self> {
         let proto = Prototype::design(from_rate, to_rate);
@@ -692,7 +692,7 @@ impl DirectEngine {
             }
         }
         let out_piece = (DIRECT_PIECE as u64 * l).div_ceil(m) as usize + 1;
-        Some(DirectEngine {
+        Some(PolyphaseKernel {
             l,
             m,
             c,

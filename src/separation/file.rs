@@ -1,7 +1,6 @@
-//! The offline pipeline: decode a file chunk by chunk, separate it with [`NativePipeline`]
-//! (the [`MaskEngine`], at the input's rate or between resamplers to the model's rate and back,
-//! over the whole band), and write `vocals` and `accompaniment` (or one of them) atomically, as
-//! WAV or FLAC, with a picture of the separation when asked.
+//! The offline pipeline: decode a file chunk by chunk, separate it with a [`Separator`], and
+//! write `vocals` and `accompaniment` (or one of them) atomically, as WAV or FLAC, with a
+//! picture of the separation when asked.
 //! Memory stays bounded by the chunk size whatever the file's length.
 
 use std::path::{Path, PathBuf};
@@ -9,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use super::{Separator, SeparatorConfig};
 use crate::audio::decode::{AudioInfo, AudioReader};
 use crate::audio::encode::{AudioWriter, Clipping, SampleFormat, commit_together, lock_folder, sweep_stale};
 use crate::dsp::MaskRule;
-use crate::engine::MaskEngine;
-use crate::model::{Contract, Model};
-use crate::native::{NativePipeline, Resamplers};
+use crate::model::Model;
 use crate::plot::spectrogram::SeparationPicture;
 use crate::{Error, Result};
 
@@ -22,8 +20,6 @@ use crate::{Error, Result};
 const DECODE_CHUNK_FRAMES: usize = 1 << 16;
 /// Frames handed to the encoders at a time.
 const WRITE_CHUNK_FRAMES: usize = 1 << 14;
-/// Model input values per call the default block size aims at (channels × frames × bins).
-const MODEL_CALL_VALUES: usize = 1 << 20;
 
 /// What to do for one file.
 #[derive(Debug, Clone)]
@@ -237,13 +233,10 @@ pub fn separate_file(
         Ok(())
     };
 
-    let contract = model.contract().clone();
-    let rule = opts.mask.unwrap_or(contract.mask_rule);
     let channels = info.channels;
-    let block = block_frames(opts, &contract, channels, info.frames, info.sample_rate);
-    let mut engine = MaskEngine::new(&contract, rule, channels, block, info.sample_rate)?;
-    let mut pipe = RatePipeline::new(info.sample_rate, &engine)?;
-
+    let config = SeparatorConfig { length_hint: info.frames, ..separator_config(opts, channels, info.sample_rate) };
+    let mut separator = Separator::new(&mut *model, &config)?;
+    let (mut vocals, mut accomp) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
     let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
     let mut done = 0u64;
     // Inference failures and unusable model output concern this input: say which (the model
@@ -263,8 +256,9 @@ pub fn separate_file(
         if n == 0 {
             break;
         }
-        pipe.push(model, &mut engine, &chunk).map_err(&attribute)?;
-        pipe.write_ready(&mut sink, None).map_err(&attribute)?;
+        let slices: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
+        separator.process(&slices, &mut vocals, &mut accomp).map_err(&attribute)?;
+        write_in_pieces(&mut vocals, &mut accomp, &mut sink).map_err(&attribute)?;
         done += n as u64;
         progress(done, info.frames);
         if opts.interrupt.as_ref().is_some_and(|i| i.load(Ordering::Relaxed) != 0) {
@@ -275,8 +269,8 @@ pub fn separate_file(
     if done == 0 {
         return Err(Error::EmptyAudio { path: input.to_path_buf() });
     }
-    pipe.finish(model, &mut engine).map_err(&attribute)?;
-    pipe.write_ready(&mut sink, Some(done)).map_err(&attribute)?;
+    separator.finish(&mut vocals, &mut accomp).map_err(&attribute)?;
+    write_in_pieces(&mut vocals, &mut accomp, &mut sink).map_err(&attribute)?;
     let mut clipping = Clipping::default();
     for w in vocals_out.iter().chain(&accomp_out) {
         clipping.add(w.clipping());
@@ -331,57 +325,38 @@ pub fn separate_planar(
             got: audio[c].len().to_string(),
         });
     }
-    let contract = model.contract().clone();
-    let rule = opts.mask.unwrap_or(contract.mask_rule);
-    let block = block_frames(opts, &contract, channels, Some(len as u64), sample_rate);
-    let mut engine = MaskEngine::new(&contract, rule, channels, block, sample_rate)?;
-    let mut pipe = RatePipeline::new(sample_rate, &engine)?;
+    let config = SeparatorConfig { length_hint: Some(len as u64), ..separator_config(opts, channels, sample_rate) };
+    let mut separator = Separator::new(model, &config)?;
     let mut vocals: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
     let mut accomp: Vec<Vec<f32>> = vec![Vec::with_capacity(len); channels];
-    let mut sink = |v: &[&[f32]], a: &[&[f32]]| -> Result<()> {
-        for (out, x) in vocals.iter_mut().zip(v).chain(accomp.iter_mut().zip(a)) {
-            out.extend_from_slice(x);
-        }
-        Ok(())
-    };
-    let mut chunk: Vec<Vec<f32>> = vec![Vec::with_capacity(DECODE_CHUNK_FRAMES); channels];
-    let mut start = 0;
-    while start < len {
-        let end = (start + DECODE_CHUNK_FRAMES).min(len);
-        for (c, ch) in chunk.iter_mut().enumerate() {
-            ch.clear();
-            ch.extend_from_slice(&audio[c][start..end]);
-        }
-        pipe.push(model, &mut engine, &chunk)?;
-        pipe.write_ready(&mut sink, None)?;
-        start = end;
-    }
-    pipe.finish(model, &mut engine)?;
-    pipe.write_ready(&mut sink, Some(len as u64))?;
+    let slices: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
+    separator.process(&slices, &mut vocals, &mut accomp)?;
+    separator.finish(&mut vocals, &mut accomp)?;
     Ok((vocals, accomp))
 }
 
-/// Frames per model call: the option when given, else about [`MODEL_CALL_VALUES`] input values,
-/// and no more than an input of `input_frames` at `sample_rate` needs, so that a short clip takes
-/// one call of its own length rather than a long one padded with silence (and buffers to match).
-/// Any block size gives the same stems (`crate::engine`).
-fn block_frames(
-    opts: &SeparateOptions,
-    contract: &Contract,
-    channels: usize,
-    input_frames: Option<u64>,
-    sample_rate: u32,
-) -> usize {
-    if let Some(block) = opts.block_frames {
-        return block;
+/// The separator configuration of `opts` for `channels` channels at `sample_rate` Hz.
+fn separator_config(opts: &SeparateOptions, channels: usize, sample_rate: u32) -> SeparatorConfig {
+    SeparatorConfig {
+        rule: opts.mask,
+        block_frames: opts.block_frames,
+        max_chunk: DECODE_CHUNK_FRAMES,
+        ..SeparatorConfig::new(channels, sample_rate)
     }
-    let by_size = (MODEL_CALL_VALUES / (channels * contract.bins())).clamp(16, 1024);
-    let Some(frames) = input_frames else { return by_size };
-    let stft = contract.stft;
-    let model_samples = frames as f64 * contract.sample_rate as f64 / sample_rate as f64;
-    // The input's STFT frames, with a frame to spare for rounding and an estimated MP3 length.
-    let by_length = (model_samples / stft.hop as f64).ceil() as usize + stft.win_length.div_ceil(stft.hop) + 1;
-    by_length.clamp(16, by_size)
+}
+
+/// Hands the stems to `sink` in pieces, so the encoders' buffers stay small and in cache (one
+/// model call makes a million frames ready at once), and empties them.
+fn write_in_pieces(vocals: &mut [Vec<f32>], accomp: &mut [Vec<f32>], sink: &mut StemSink) -> Result<()> {
+    let len = vocals.first().map_or(0, Vec::len);
+    for start in (0..len).step_by(WRITE_CHUNK_FRAMES) {
+        let piece = start..(start + WRITE_CHUNK_FRAMES).min(len);
+        let v: Vec<&[f32]> = vocals.iter().map(|c| &c[piece.clone()]).collect();
+        let a: Vec<&[f32]> = accomp.iter().map(|c| &c[piece.clone()]).collect();
+        sink(&v, &a)?;
+    }
+    vocals.iter_mut().chain(accomp.iter_mut()).for_each(Vec::clear);
+    Ok(())
 }
 
 fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
@@ -396,62 +371,4 @@ fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The offline side of [`NativePipeline`]: resamplers sized for decode chunks, and writing
-/// exactly the input's length at the end.
-struct RatePipeline {
-    native: NativePipeline,
-    out_v: Vec<Vec<f32>>,
-    out_a: Vec<Vec<f32>>,
-    written: u64,
-}
-
-impl RatePipeline {
-    fn new(native: u32, engine: &MaskEngine) -> Result<Self> {
-        let channels = engine.channels();
-        let rs = Resamplers::for_engine(engine, native, DECODE_CHUNK_FRAMES, 0)?;
-        Ok(RatePipeline {
-            native: NativePipeline::new(rs, engine, engine.index_offset(), 0),
-            out_v: vec![Vec::new(); channels],
-            out_a: vec![Vec::new(); channels],
-            written: 0,
-        })
-    }
-
-    fn push(&mut self, model: &mut Model, engine: &mut MaskEngine, chunk: &[Vec<f32>]) -> Result<()> {
-        let slices: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        self.native.push(model, engine, &slices).map(|_| ())
-    }
-
-    fn finish(&mut self, model: &mut Model, engine: &mut MaskEngine) -> Result<()> {
-        self.native.finish(model, engine)
-    }
-
-    /// Hands every ready frame to `sink`; with `total` (end of input), exactly up to `total`
-    /// frames, padding a resampler's rounding shortfall with silence.
-    fn write_ready(&mut self, sink: &mut StemSink, total: Option<u64>) -> Result<()> {
-        let mut ready = self.native.ready();
-        if let Some(total) = total {
-            let remaining = (total - self.written) as usize;
-            self.native.pad_to(remaining);
-            ready = remaining;
-        }
-        if ready == 0 {
-            return Ok(());
-        }
-        // In pieces, so the stems and the encoder's buffer stay small and in cache (an engine
-        // call makes a million frames ready at once).
-        for start in (0..ready).step_by(WRITE_CHUNK_FRAMES) {
-            self.out_v.iter_mut().chain(&mut self.out_a).for_each(Vec::clear);
-            let piece = start..(start + WRITE_CHUNK_FRAMES).min(ready);
-            self.native.append_stems(piece, &mut self.out_v, &mut self.out_a, None);
-            let v: Vec<&[f32]> = self.out_v.iter().map(Vec::as_slice).collect();
-            let a: Vec<&[f32]> = self.out_a.iter().map(Vec::as_slice).collect();
-            sink(&v, &a)?;
-        }
-        self.native.consume(ready);
-        self.written += ready as u64;
-        Ok(())
-    }
 }

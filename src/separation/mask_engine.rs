@@ -1,4 +1,4 @@
-//! The separation engine shared by the offline pipeline and the live mode: streaming
+//! The mask engine inside every [`Separator`](super::Separator): streaming
 //! STFT per channel → features → model over a sliding window of frames → mask rule (→ the stereo
 //! Wiener filter, which couples the two channels of a frame) → streaming iSTFTs. One code path;
 //! offline uses large blocks, live uses small ones.
@@ -24,22 +24,23 @@
 //! model, or the model's own rate), the engine runs at the input's rate: window, DFT and hop are
 //! `k` times the contract's, so frames span the same time and bins the same frequencies, and the
 //! model reads the first `bins` bins. Its features are computed from `|X| · |H(f)| / k`, with
-//! `H` the band-limiting filter of [`Resampler::band_limited`](crate::audio::resample::Resampler::band_limited):
+//! `H` the band-limiting filter of [`Resampler::band_limited`](crate::dsp::resample::Resampler::band_limited):
 //! the spectrum the model would see after resampling to its rate (`1 / k` for the longer sum, `H`
 //! for the band edge it was trained with), so no resampling is needed either way. At other rates
-//! the engine runs at the model's rate and `crate::native` resamples around it.
+//! the engine runs at the model's rate and `super::rate_bridge` resamples around it.
 //!
 //! Full band. The model never sees the band above its Nyquist frequency; its vocal share is the
 //! mean vocal mask over the model's top bins, `g`. At the input's rate the bins above the
 //! model's get the mask `g` directly. At the model's rate the engine instead emits `g` as a
 //! per-sample "high-band vocal gain", overlap-added with the same window weighting as the stems,
-//! and the file pipeline splits the band the resamplers removed with it.
+//! and the rate bridge splits the band the resamplers removed with it.
 
 use realfft::num_complex::Complex32;
 
-use crate::audio::resample::band_limit_response;
+use super::MaskNetwork;
+use crate::dsp::resample::band_limit_response;
 use crate::dsp::{MaskRule, StereoWiener, StftConfig, StftPairAnalyzer, StftPairSynthesizer, mask::apply_masks, simd};
-use crate::model::{Contract, Model, StreamState};
+use crate::model::{Contract, StreamState};
 use crate::{Error, Result};
 
 /// Fraction of the model's bins, from the top, whose vocal mask decides the band above it.
@@ -178,6 +179,7 @@ pub struct MaskEngine {
     top_bins: usize,
     input_samples: u64,
     frames_emitted: u64,
+    model_calls: u64,
 }
 
 impl MaskEngine {
@@ -274,6 +276,7 @@ impl MaskEngine {
             channels,
             input_samples: 0,
             frames_emitted: 0,
+            model_calls: 0,
         })
     }
 
@@ -294,6 +297,21 @@ impl MaskEngine {
         self.rule.is_complementary()
     }
 
+    /// STFT frames finalised per model call.
+    pub fn block_frames(&self) -> usize {
+        self.block
+    }
+
+    /// Frames the model looks ahead.
+    pub fn lookahead_frames(&self) -> usize {
+        self.contract.lookahead_frames
+    }
+
+    /// Blocks the network has run on so far.
+    pub fn model_calls(&self) -> u64 {
+        self.model_calls
+    }
+
     /// Number of channels.
     pub fn channels(&self) -> usize {
         self.channels.len()
@@ -311,7 +329,7 @@ impl MaskEngine {
     }
 
     /// Feeds samples (one slice per channel, equal lengths) and appends whatever output they complete.
-    pub fn push(&mut self, model: &mut Model, input: &[&[f32]], out: &mut EngineOutput) -> Result<()> {
+    pub fn push(&mut self, network: &mut dyn MaskNetwork, input: &[&[f32]], out: &mut EngineOutput) -> Result<()> {
         if input.len() != self.channels.len() || out.vocals.len() != self.channels.len() {
             return Err(Error::Mismatch {
                 what: "engine channels".into(),
@@ -342,7 +360,7 @@ impl MaskEngine {
                 self.analyse(None)?;
             }
             if self.filled == self.block + self.contract.lookahead_frames {
-                self.run_block(model, self.block, out)?;
+                self.run_block(network, self.block, out)?;
             }
         }
         self.input_samples += len as u64;
@@ -351,7 +369,7 @@ impl MaskEngine {
 
     /// Ends the signal: analyses the frames that overlap its tail (padding with silence) and
     /// finalises every frame, so that all input samples come out (offline use).
-    pub fn finish(&mut self, model: &mut Model, out: &mut EngineOutput) -> Result<()> {
+    pub fn finish(&mut self, network: &mut dyn MaskNetwork, out: &mut EngineOutput) -> Result<()> {
         let hop = self.stft.hop;
         let needed = self.stft.frames_for(self.input_samples as usize) as u64;
         while self.frames_emitted < needed {
@@ -361,13 +379,13 @@ impl MaskEngine {
                 }
                 self.analyse(None)?;
                 if self.filled == self.block + self.contract.lookahead_frames {
-                    self.run_block(model, self.block, out)?;
+                    self.run_block(network, self.block, out)?;
                 }
             } else {
                 // Later frames lie wholly after the signal: zero features, which run_block
                 // supplies. At most `block` frames per call keeps every look-ahead in the window.
                 let ready = ((needed - self.frames_emitted) as usize).min(self.block);
-                self.run_block(model, ready, out)?;
+                self.run_block(network, ready, out)?;
             }
         }
         Ok(())
@@ -405,7 +423,7 @@ impl MaskEngine {
     }
 
     /// Runs the model over the window and emits the first `ready` frames after the context.
-    fn run_block(&mut self, model: &mut Model, ready: usize, out: &mut EngineOutput) -> Result<()> {
+    fn run_block(&mut self, network: &mut dyn MaskNetwork, ready: usize, out: &mut EngineOutput) -> Result<()> {
         let (bins, mb) = (self.bins, self.model_bins);
         let ctx = self.context;
         let wf = self.window_frames;
@@ -416,7 +434,7 @@ impl MaskEngine {
             self.features[start..(c + 1) * wf * mb].fill(0.0);
         }
         match &mut self.state {
-            None => model.run(&self.features, self.channels.len(), wf, &mut self.model_out)?,
+            None => network.run(&self.features, self.channels.len(), wf, &mut self.model_out)?,
             Some(state) => {
                 if !self.warmed_up {
                     // The frames before the signal are zero features, as in a window: feed the
@@ -426,19 +444,20 @@ impl MaskEngine {
                     if n > 0 {
                         let (silence, mut ignored) = (vec![0.0; n], vec![0.0; n]);
                         let frames = self.contract.context_frames;
-                        model.run_streaming(&silence, self.channels.len(), frames, &mut ignored, state)?;
+                        network.run_streaming(&silence, self.channels.len(), frames, &mut ignored, state)?;
                     }
                     self.warmed_up = true;
                 }
-                model.run_streaming(&self.features, self.channels.len(), wf, &mut self.model_out, state)?
+                network.run_streaming(&self.features, self.channels.len(), wf, &mut self.model_out, state)?
             }
         }
+        self.model_calls += 1;
         if !simd::all_finite(&self.model_out)
             && let Some(bad) = self.model_out.iter().position(|v| !v.is_finite())
         {
             return Err(Error::Backend(format!(
                 "{}: the model produced a non-finite value at output index {bad}",
-                model.path().display()
+                network.name()
             )));
         }
         for f in 0..ready {

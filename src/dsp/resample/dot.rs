@@ -1,4 +1,4 @@
-//! Dot products for the polyphase resampler ([`crate::audio::resample`]): its whole cost.
+//! Dot products for the polyphase resampler ([`crate::dsp::resample`]): its whole cost.
 //!
 //! Each output is one dot product of a filter phase with a window of input history. One dot
 //! product alone is bound by the latency of its multiply-add chain, so the kernels compute several
