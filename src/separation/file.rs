@@ -257,8 +257,8 @@ pub fn separate_file(
             break;
         }
         let slices: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        separator.process(&slices, &mut vocals, &mut accomp).map_err(&attribute)?;
-        write_in_pieces(&mut vocals, &mut accomp, &mut sink).map_err(&attribute)?;
+        separator.push(&slices).map_err(&attribute)?;
+        write_ready(&mut separator, &mut vocals, &mut accomp, &mut sink).map_err(&attribute)?;
         done += n as u64;
         progress(done, info.frames);
         if opts.interrupt.as_ref().is_some_and(|i| i.load(Ordering::Relaxed) != 0) {
@@ -269,8 +269,8 @@ pub fn separate_file(
     if done == 0 {
         return Err(Error::EmptyAudio { path: input.to_path_buf() });
     }
-    separator.finish(&mut vocals, &mut accomp).map_err(&attribute)?;
-    write_in_pieces(&mut vocals, &mut accomp, &mut sink).map_err(&attribute)?;
+    separator.end_input().map_err(&attribute)?;
+    write_ready(&mut separator, &mut vocals, &mut accomp, &mut sink).map_err(&attribute)?;
     let mut clipping = Clipping::default();
     for w in vocals_out.iter().chain(&accomp_out) {
         clipping.add(w.clipping());
@@ -345,18 +345,23 @@ fn separator_config(opts: &SeparateOptions, channels: usize, sample_rate: u32) -
     }
 }
 
-/// Hands the stems to `sink` in pieces, so the encoders' buffers stay small and in cache (one
-/// model call makes a million frames ready at once), and empties them.
-fn write_in_pieces(vocals: &mut [Vec<f32>], accomp: &mut [Vec<f32>], sink: &mut StemSink) -> Result<()> {
-    let len = vocals.first().map_or(0, Vec::len);
-    for start in (0..len).step_by(WRITE_CHUNK_FRAMES) {
-        let piece = start..(start + WRITE_CHUNK_FRAMES).min(len);
-        let v: Vec<&[f32]> = vocals.iter().map(|c| &c[piece.clone()]).collect();
-        let a: Vec<&[f32]> = accomp.iter().map(|c| &c[piece.clone()]).collect();
+/// Hands every ready frame's stems to `sink` in pieces, so the encoders' buffers stay small and
+/// in cache (one model call makes half a million frames ready at once).
+fn write_ready(
+    separator: &mut Separator<&mut Model>,
+    vocals: &mut [Vec<f32>],
+    accomp: &mut [Vec<f32>],
+    sink: &mut StemSink,
+) -> Result<()> {
+    loop {
+        vocals.iter_mut().chain(accomp.iter_mut()).for_each(Vec::clear);
+        if separator.pull(vocals, accomp, WRITE_CHUNK_FRAMES) == 0 {
+            return Ok(());
+        }
+        let v: Vec<&[f32]> = vocals.iter().map(Vec::as_slice).collect();
+        let a: Vec<&[f32]> = accomp.iter().map(Vec::as_slice).collect();
         sink(&v, &a)?;
     }
-    vocals.iter_mut().chain(accomp.iter_mut()).for_each(Vec::clear);
-    Ok(())
 }
 
 fn refuse_to_overwrite_input(input: &Path, outputs: &[&Path]) -> Result<()> {

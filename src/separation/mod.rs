@@ -183,9 +183,56 @@ impl<N: MaskNetwork> Separator<N> {
         vocals: &mut [Vec<f32>],
         accompaniment: &mut [Vec<f32>],
     ) -> Result<usize> {
-        let len = self.check(input, vocals, accompaniment)?;
+        self.check_outputs(vocals, accompaniment)?;
+        let mut appended = 0;
+        self.feed(input, &mut |s: &mut Self| appended += s.pull(vocals, accompaniment, usize::MAX))?;
+        Ok(appended)
+    }
+
+    /// Ends the input and appends the stems of every frame not yet handed out, so that the
+    /// outputs reach exactly the input's length; returns how many frames were appended.
+    pub fn finish(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>]) -> Result<usize> {
+        self.check_outputs(vocals, accompaniment)?;
+        self.end_input()?;
+        Ok(self.pull(vocals, accompaniment, usize::MAX))
+    }
+
+    /// Like [`process`](Self::process) without handing out stems: [`pull`](Self::pull) takes
+    /// them, in pieces of the caller's choosing (the file writer keeps its buffers small and in
+    /// cache, where one model call makes half a million frames ready at once).
+    pub fn push(&mut self, input: &[&[f32]]) -> Result<()> {
+        self.feed(input, &mut |_: &mut Self| {})
+    }
+
+    /// Like [`finish`](Self::finish) without handing out stems; [`pull`](Self::pull) takes the rest.
+    pub fn end_input(&mut self) -> Result<()> {
         if self.finished {
-            return Err(Error::InvalidArgument("separator: input after finish".into()));
+            return Ok(());
+        }
+        self.finished = true;
+        self.bridge.finish(&mut self.network)?;
+        // A resampler's rounding may leave a stream a frame short at the very end.
+        self.bridge.pad_to((self.frames_in - self.frames_out) as usize);
+        Ok(())
+    }
+
+    /// Appends up to `max_frames` frames of complete stems; returns how many.
+    pub fn pull(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], max_frames: usize) -> usize {
+        if vocals.len() != self.channels() || accompaniment.len() != self.channels() {
+            return 0;
+        }
+        let n = self.bridge.ready().min(max_frames).min((self.frames_in - self.frames_out) as usize);
+        self.bridge.drain_into(n, vocals, accompaniment);
+        self.frames_out += n as u64;
+        n
+    }
+
+    /// Hands `input` to the bridge in pieces of at most `max_chunk` frames, calling `after`
+    /// after each (so `process` drains as it goes and no queue outgrows its reservation).
+    fn feed(&mut self, input: &[&[f32]], after: &mut dyn FnMut(&mut Self)) -> Result<()> {
+        let len = self.check_input(input)?;
+        if self.finished {
+            return Err(Error::InvalidArgument("separator: input after the end of the input".into()));
         }
         let (mut stack, mut heap): ([&[f32]; STACK_CHANNELS], Vec<&[f32]>) = ([&[]; STACK_CHANNELS], Vec::new());
         let slices: &mut [&[f32]] = if input.len() <= STACK_CHANNELS {
@@ -194,7 +241,6 @@ impl<N: MaskNetwork> Separator<N> {
             heap.resize(input.len(), &[]);
             &mut heap
         };
-        let mut appended = 0;
         let mut pos = 0;
         while pos < len {
             let take = (len - pos).min(self.max_chunk);
@@ -203,45 +249,32 @@ impl<N: MaskNetwork> Separator<N> {
             }
             self.bridge.push(&mut self.network, slices)?;
             self.frames_in += take as u64;
-            appended += self.drain(vocals, accompaniment);
+            after(self);
             pos += take;
         }
-        Ok(appended)
+        Ok(())
     }
 
-    /// Ends the input and appends the stems of every frame not yet handed out, so that the
-    /// outputs reach exactly the input's length; returns how many frames were appended.
-    pub fn finish(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>]) -> Result<usize> {
-        self.check(&[], vocals, accompaniment)?;
-        if self.finished {
-            return Ok(0);
-        }
-        self.finished = true;
-        self.bridge.finish(&mut self.network)?;
-        let remaining = (self.frames_in - self.frames_out) as usize;
-        // A resampler's rounding may leave a stream a frame short at the very end.
-        self.bridge.pad_to(remaining);
-        self.bridge.drain_into(remaining, vocals, accompaniment);
-        self.frames_out += remaining as u64;
-        Ok(remaining)
-    }
-
-    fn drain(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>]) -> usize {
-        let ready = self.bridge.ready();
-        self.bridge.drain_into(ready, vocals, accompaniment);
-        self.frames_out += ready as u64;
-        ready
-    }
-
-    /// Checks channel counts and that the input's channels have one length, which it returns.
-    fn check(&self, input: &[&[f32]], vocals: &[Vec<f32>], accompaniment: &[Vec<f32>]) -> Result<usize> {
+    fn check_outputs(&self, vocals: &[Vec<f32>], accompaniment: &[Vec<f32>]) -> Result<()> {
         let ch = self.channels();
-        let input_ok = input.is_empty() || input.len() == ch;
-        if !input_ok || vocals.len() != ch || accompaniment.len() != ch {
+        if vocals.len() != ch || accompaniment.len() != ch {
             return Err(Error::Mismatch {
-                what: "separator channels".into(),
+                what: "separator output channels".into(),
                 expected: ch.to_string(),
-                got: format!("{} in, {} and {} out", input.len(), vocals.len(), accompaniment.len()),
+                got: format!("{} and {}", vocals.len(), accompaniment.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the input's channel count and that its channels have one length, which it returns.
+    fn check_input(&self, input: &[&[f32]]) -> Result<usize> {
+        let ch = self.channels();
+        if input.len() != ch {
+            return Err(Error::Mismatch {
+                what: "separator input channels".into(),
+                expected: ch.to_string(),
+                got: input.len().to_string(),
             });
         }
         let len = input.first().map_or(0, |c| c.len());
