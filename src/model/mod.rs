@@ -25,7 +25,7 @@ use crate::{Error, Result};
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Device {
+pub enum ExecutionProvider {
     #[default]
     Cpu,
     /// ONNX Runtime's CUDA execution provider (fails clearly when the library lacks it).
@@ -40,7 +40,7 @@ pub struct RuntimeOptions {
     pub ort_lib: Option<PathBuf>,
     /// Intra-op threads (0 = backend default).
     pub threads: usize,
-    pub device: Device,
+    pub provider: ExecutionProvider,
 }
 
 /// The parts of an ONNX file voxmask checks before handing it to a backend.
@@ -196,7 +196,7 @@ impl Model {
             .map_err(|e| fail("setting the optimisation level", e.to_string()))?;
         match backend.active {
             ActiveBackend::Tract => {
-                if opts.device == Device::Cuda {
+                if opts.provider == ExecutionProvider::Cuda {
                     return Err(Error::Backend(
                         "--device cuda needs ONNX Runtime with its CUDA provider; the tract backend runs on the CPU only".into(),
                     ));
@@ -209,7 +209,7 @@ impl Model {
                         .with_intra_threads(opts.threads)
                         .map_err(|e| fail("setting the thread count", e.to_string()))?;
                 }
-                if opts.device == Device::Cuda {
+                if opts.provider == ExecutionProvider::Cuda {
                     use ort::ep::ExecutionProvider;
                     let cuda = ort::ep::CUDA::default();
                     if !ort::ep::CUDA::is_available().unwrap_or(false) {

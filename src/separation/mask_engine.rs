@@ -493,7 +493,7 @@ impl MaskEngine {
                 wiener.refine([x1, x2], [&mut v1[..mb], &mut v2[..mb]]);
             }
             // With complementary masks the accompaniment is the input minus the vocals
-            // (`NativePipeline` forms it), which saves an inverse FFT per frame; the paper's rule
+            // (the rate bridge forms it), which saves an inverse FFT per frame; the paper's rule
             // is not complementary, and its accompaniment is synthesised here.
             let channels = self.channels.len();
             for (p, pair) in self.pairs.iter_mut().enumerate() {

@@ -1,95 +1,28 @@
-//! `voxmask`: the command-line front end. Subcommands parse arguments, call the library and
-//! report; all separation logic lives in the library.
-//!
-//! Exit codes (also in the README):
-//!   0 success · 1 some inputs failed (the others were written) · 2 bad command line ·
-//!   3 the model or inference backend could not be loaded · 4 no input audio found ·
-//!   5 (live, devices) no audio host/device or an unsupported configuration ·
-//!   6 (live) the session failed while running: device lost, server stopped; recordings kept.
+//! `voxmask separate`: files and folders in, stems out, with a progress bar, a summary and
+//! `--json`; the separation itself is `voxmask::separation::separate_file`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use voxmask::audio::encode::SampleFormat;
 use voxmask::dsp::MaskRule;
 use voxmask::error::count_in;
-use voxmask::model::source as builtin;
-use voxmask::model::{BackendChoice, BuiltInModel, Device, ModelInfo, ModelSource, RuntimeOptions};
 use voxmask::separation::{Container, SeparateOptions, SeparationReport, Stems, separate_file, unique_stem_names};
 
-mod eval_cmd;
-
-#[cfg(feature = "live")]
-mod live_cmd;
-
-const EXIT_PARTIAL: u8 = 1;
-const EXIT_MODEL: u8 = 3;
-const EXIT_NO_INPUT: u8 = 4;
-
-/// File extensions taken as audio when walking folders.
-const AUDIO_EXTENSIONS: &[&str] =
-    &["wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "opus", "aif", "aiff", "caf", "mka", "webm"];
-
-#[derive(Parser)]
-#[command(name = "voxmask", version, about = "Separate singing voice from accompaniment")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Separate files or folders into vocals.wav and accompaniment.wav.
-    Separate(SeparateArgs),
-    /// Score separations with BSS Eval v4 (model, oracle masks, or existing stems).
-    Eval(eval_cmd::EvalArgs),
-    /// Print a model's contract, signature and provenance (no file: the built-in models).
-    Inspect {
-        /// The .onnx model (default: every model built into this binary).
-        model: Option<PathBuf>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Separate live audio from an input device to an output device.
-    #[cfg(feature = "live")]
-    Live(live_cmd::LiveArgs),
-    /// List audio hosts and devices with their default configurations.
-    #[cfg(feature = "live")]
-    Devices(live_cmd::DevicesArgs),
-}
-
-#[derive(Args, Clone)]
-struct RuntimeArgs {
-    /// Model file (default: $VOXMASK_MODEL, else the built-in voxmask.onnx; `live` uses the
-    /// built-in voxmask-live.onnx).
-    #[arg(long, short = 'm')]
-    model: Option<PathBuf>,
-    /// Inference backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    backend: BackendArg,
-    /// ONNX Runtime shared library to load (else $VOXMASK_ORT_LIB, $ORT_DYLIB_PATH, Python's onnxruntime, system paths).
-    #[arg(long, value_name = "PATH")]
-    ort_lib: Option<PathBuf>,
-    /// Inference threads per job (1–256).
-    #[arg(long, default_value_t = 1, value_parser = count_in(1, 256))]
-    threads: usize,
-    /// Where inference runs.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
-}
+use crate::{AUDIO_EXTENSIONS, EXIT_MODEL, EXIT_NO_INPUT, EXIT_PARTIAL, Failure, RuntimeArgs, fail};
+use crate::{interrupt_on_signals, lossy, peak_rss_mb, print_json, signal_name};
 
 #[derive(Args)]
-struct SeparateArgs {
+pub(crate) struct SeparateArgs {
     /// Audio files or folders (walked recursively).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -135,19 +68,6 @@ struct SeparateArgs {
     block_frames: Option<usize>,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum BackendArg {
-    Auto,
-    Onnxruntime,
-    Tract,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Cuda,
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     Wav16,
@@ -162,167 +82,6 @@ enum StemsArg {
     Both,
     Vocals,
     Accompaniment,
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Separate(args) => run_separate(args),
-        Command::Inspect { model, json } => run_inspect(model, json),
-        #[cfg(feature = "live")]
-        Command::Live(args) => live_cmd::run_live(args),
-        #[cfg(feature = "live")]
-        Command::Devices(args) => live_cmd::run_devices(args),
-        Command::Eval(args) => eval_cmd::run(args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(failure) => {
-            eprintln!("voxmask: error: {}", voxmask::error::one_line(failure.error.as_ref()));
-            ExitCode::from(failure.code)
-        }
-    }
-}
-
-struct Failure {
-    error: anyhow::Error,
-    code: u8,
-}
-
-fn fail(code: u8) -> impl FnOnce(anyhow::Error) -> Failure {
-    move |error| Failure { error, code }
-}
-
-impl RuntimeArgs {
-    fn options(&self) -> RuntimeOptions {
-        RuntimeOptions {
-            backend: match self.backend {
-                BackendArg::Auto => BackendChoice::Auto,
-                BackendArg::Onnxruntime => BackendChoice::OnnxRuntime,
-                BackendArg::Tract => BackendChoice::Tract,
-            },
-            ort_lib: self.ort_lib.clone(),
-            threads: self.threads,
-            device: match self.device {
-                DeviceArg::Cpu => Device::Cpu,
-                DeviceArg::Cuda => Device::Cuda,
-            },
-        }
-    }
-
-    /// The model for `separate` and `eval`: `--model`, else `$VOXMASK_MODEL`, else the built-in
-    /// offline model.
-    fn model_source(&self) -> ModelSource {
-        self.model_source_or(&builtin::OFFLINE)
-    }
-
-    /// `--model`, else `$VOXMASK_MODEL`, else the built-in `default`.
-    fn model_source_or(&self, default: &'static BuiltInModel) -> ModelSource {
-        ModelSource::choose(self.model.as_deref(), default)
-    }
-}
-
-fn run_inspect(model: Option<PathBuf>, json: bool) -> Result<ExitCode, Failure> {
-    let one_file = model.is_some();
-    let sources: Vec<(ModelSource, Option<&str>)> = match model {
-        Some(p) => vec![(ModelSource::File(p), None)],
-        None => builtin::BUILT_IN.iter().map(|m| (ModelSource::BuiltIn(m), Some(m.role))).collect(),
-    };
-    let mut described = Vec::new();
-    for (source, role) in &sources {
-        let (info, _) = source.read().map_err(|e| fail(EXIT_MODEL)(e.into()))?;
-        described.push((source.label(), *role, info));
-    }
-    if json {
-        let values: Vec<_> = described.iter().map(|(label, role, info)| inspect_json(label, *role, info)).collect();
-        // One file gives one object (as before); the built-in models give an array.
-        print_json(&if one_file { values[0].clone() } else { json!(values) });
-        return Ok(ExitCode::SUCCESS);
-    }
-    let text: Vec<String> = described.iter().map(|(label, role, info)| describe(label, *role, info)).collect();
-    print_text(&text.join("\n"));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn inspect_json(path: &Path, role: Option<&str>, info: &ModelInfo) -> serde_json::Value {
-    let c = &info.contract;
-    json!({
-        "path": lossy(path),
-        "built_in": role.is_some(),
-        "role": role,
-        "metadata": info.metadata,
-        "inputs": info.inputs,
-        "outputs": info.outputs,
-        "parameters": info.parameters,
-        "opset": info.opset,
-        "producer": info.producer,
-        "latency_ms": c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64,
-    })
-}
-
-/// The text `inspect` prints for one model.
-fn describe(path: &Path, role: Option<&str>, info: &ModelInfo) -> String {
-    use std::fmt::Write;
-    let c = &info.contract;
-    let mut out = String::new();
-    let _ = match role {
-        Some(role) => writeln!(out, "model        {} ({role})", path.display()),
-        None => writeln!(out, "model        {}", path.display()),
-    };
-    let _ = writeln!(
-        out,
-        "architecture {} ({} parameters, opset {}, producer {:?})",
-        c.arch, info.parameters, info.opset, info.producer
-    );
-    let _ = writeln!(out, "sample rate  {} Hz", c.sample_rate);
-    let _ = writeln!(
-        out,
-        "STFT         {} window {} / FFT {} ({} bins) / hop {}",
-        c.stft.window.name(),
-        c.stft.win_length,
-        c.stft.n_fft,
-        c.bins(),
-        c.stft.hop
-    );
-    let _ = writeln!(out, "context      {} past frames, {} look-ahead frames", c.context_frames, c.lookahead_frames);
-    if c.is_streaming() {
-        let states: Vec<String> =
-            c.stream_state.iter().map(|s| format!("{} ({}×{})", s.name, s.frames, s.width)).collect();
-        let _ = writeln!(out, "streaming    state kept between calls: {}", states.join(", "));
-    }
-    let _ = writeln!(
-        out,
-        "latency      {} samples = {:.1} ms (STFT overlap + look-ahead)",
-        c.latency_samples(),
-        c.latency_samples() as f64 * 1000.0 / c.sample_rate as f64
-    );
-    let _ = writeln!(out, "feature      {}", c.feature.name());
-    let _ = writeln!(out, "output       {:?} of P(vocal) per bin", c.output);
-    let _ = writeln!(out, "mask rule    {} (threshold {})", c.mask_rule.name(), c.threshold);
-    for (name, dims) in info.inputs.iter().map(|i| ("input ", i)).chain(info.outputs.iter().map(|o| ("output", o))) {
-        let shape: Vec<String> = dims.1.iter().map(|d| d.map_or("?".into(), |v| v.to_string())).collect();
-        let _ = writeln!(out, "{name}       {} [{}]", dims.0, shape.join(", "));
-    }
-    let provenance: Vec<_> = c.provenance().collect();
-    if provenance.is_empty() {
-        let _ = writeln!(out, "provenance   (none recorded)");
-    }
-    for (k, v) in provenance {
-        let _ = writeln!(out, "{:<12} {v}", format!("train.{k}"));
-    }
-    out
-}
-
-/// Peak resident memory of this process (Linux `VmHWM`), in MB; 0 where unknown.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn collect_inputs(inputs: &[PathBuf], out_dir: &Path, notes: &mut Vec<String>) -> Vec<PathBuf> {
@@ -341,24 +100,6 @@ fn collect_inputs(inputs: &[PathBuf], out_dir: &Path, notes: &mut Vec<String>) -
 
 fn same_folder(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
-}
-
-/// Prints a JSON document on stdout. A closed pipe (`voxmask ... --json | head`) is the
-/// reader's choice, not an error worth a panic.
-fn print_json(value: &serde_json::Value) {
-    print_text(&format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()));
-}
-
-/// Writes to stdout, ignoring a closed pipe (`voxmask inspect | head`): `println!` would panic.
-fn print_text(text: &str) {
-    use std::io::Write;
-    let _ = std::io::stdout().write_all(text.as_bytes());
-}
-
-/// A path as text for JSON: file names need not be UTF-8 (serde refuses such a `PathBuf`, and
-/// `json!` would panic), so invalid bytes become U+FFFD.
-fn lossy(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 fn walk(dir: &Path, skip: Option<&Path>, files: &mut Vec<PathBuf>, notes: &mut Vec<String>) {
@@ -412,28 +153,7 @@ fn walk_once(
 /// Stops `separate` cleanly on SIGINT or SIGTERM: the flag holds the signal's number, the file in
 /// progress is abandoned (its temporaries removed), no new file starts. A second signal ends the
 /// process at once.
-fn interrupt_on_signals() -> Arc<AtomicUsize> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let interrupt = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // Registered first, so it only fires once `seen` was set by an earlier signal.
-        let _ = signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&seen));
-        let _ = signal_hook::flag::register(signal, Arc::clone(&seen));
-        let _ = signal_hook::flag::register_usize(signal, Arc::clone(&interrupt), signal as usize);
-    }
-    interrupt
-}
-
-fn signal_name(signal: usize) -> &'static str {
-    match signal as i32 {
-        signal_hook::consts::SIGINT => "SIGINT",
-        signal_hook::consts::SIGTERM => "SIGTERM",
-        _ => "a signal",
-    }
-}
-
-fn run_separate(args: SeparateArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: SeparateArgs) -> Result<ExitCode, Failure> {
     let started = Instant::now();
     let interrupt = interrupt_on_signals();
     let model_source = args.runtime.model_source();
