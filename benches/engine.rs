@@ -19,7 +19,7 @@ mod imp {
 
     use criterion::{Criterion, Throughput};
     use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
-    use voxmask::model::onnx_writer::tiny_conv_model;
+    use voxmask::model::test_models::tiny_conv_model;
     use voxmask::model::{BackendChoice, Contract, Model, RuntimeOptions};
     use voxmask::stream::{LiveConfig, LiveSeparator};
     use voxmask::train::export::{GraphKind, export_onnx, import_onnx};

@@ -22,7 +22,7 @@ use std::process::Command;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
-use voxmask::model::onnx_writer::{fixed_mask_model, tiny_conv_model};
+use voxmask::model::test_models::{fixed_mask_model, tiny_conv_model};
 use voxmask::model::{BackendChoice, Contract, Model, RuntimeOptions};
 use voxmask::separation::{SeparateOptions, separate_file};
 

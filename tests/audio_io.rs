@@ -404,7 +404,6 @@ fn errors_name_the_file() {
 // ---------------------------------------------------------------------------------------------
 // Damaged input
 
-/// Deterministic xorshift, so the "fuzz" cases are the same on every run.
 /// Decodes to the end; only asks that it returns (Ok or Err) instead of panicking.
 fn decode_fully(path: &Path) -> Result<usize, Error> {
     let mut reader = AudioReader::open(path)?;

@@ -344,13 +344,13 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
     let no_hop = dir.path().join("no_hop.onnx");
     std::fs::write(
         &no_hop,
-        voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap(),
+        voxmask::model::test_models::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap(),
     )
     .unwrap();
     let wrong_bins = dir.path().join("wrong_bins.onnx");
     std::fs::write(
         &wrong_bins,
-        voxmask::model::onnx_writer::fixed_mask_model(100, &[0.0; 100], &c.to_metadata()).unwrap(),
+        voxmask::model::test_models::fixed_mask_model(100, &[0.0; 100], &c.to_metadata()).unwrap(),
     )
     .unwrap();
     let garbage = dir.path().join("garbage.onnx");
@@ -360,7 +360,7 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
     let hc = contract(22_050, 1_000_000, 0, voxmask::dsp::MaskRule::Binary);
     std::fs::write(
         &huge,
-        voxmask::model::onnx_writer::fixed_mask_model(hc.bins(), &vec![0.0; hc.bins()], &hc.to_metadata()).unwrap(),
+        voxmask::model::test_models::fixed_mask_model(hc.bins(), &vec![0.0; hc.bins()], &hc.to_metadata()).unwrap(),
     )
     .unwrap();
     let empty = dir.path().join("empty.onnx");
@@ -371,7 +371,7 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
         use prost::Message;
         use voxmask::model::onnx_proto::{ModelProto, type_proto};
         let bytes =
-            voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap();
+            voxmask::model::test_models::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap();
         let mut proto = ModelProto::decode(bytes.as_slice()).unwrap();
         let output = &mut proto.graph.as_mut().unwrap().output[0];
         let Some(type_proto::Value::TensorType(t)) = output.r#type.as_mut().unwrap().value.as_mut() else {
@@ -388,7 +388,7 @@ fn models_that_break_the_contract_are_refused_with_the_reason() {
         meta.push(("voxmask.stream_state".into(), value.into()));
         std::fs::write(
             &path,
-            voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap(),
+            voxmask::model::test_models::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &meta).unwrap(),
         )
         .unwrap();
         path
@@ -898,7 +898,7 @@ fn a_named_library_that_fails_is_an_error_with_the_reason() {
 #[test]
 fn failures_name_the_input_and_the_folder_mixup() {
     use voxmask::dsp::MaskRule;
-    use voxmask::model::onnx_writer::fixed_mask_model;
+    use voxmask::model::test_models::fixed_mask_model;
     let dir = tempfile::tempdir().unwrap();
     let c = contract(22_050, 0, 0, MaskRule::Soft);
     let mut logits = vec![0.0f32; c.bins()];

@@ -232,7 +232,7 @@ fn a_folder_of_hostile_files_ends_in_time_with_per_file_errors() {
 #[test]
 fn hostile_models_are_refused_in_time() {
     use voxmask::dsp::MaskRule;
-    use voxmask::model::onnx_writer::fixed_mask_model;
+    use voxmask::model::test_models::fixed_mask_model;
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("tone_s16.wav");
     let mut huge = contract(22_050, 1_000_000, 0, MaskRule::Soft);

@@ -2,6 +2,9 @@
 //! gradients), central finite differences of independent f64 implementations, extreme logits,
 //! thread-count invariance, and hand-computed IBM / boundary-weight examples.
 
+mod common;
+
+use common::Rng;
 use voxmask::Error;
 use voxmask::loss::{
     BceOptions, DiceOptions, MIN_ELEMS_PER_THREAD, bce_with_logits, boundary_weights, ibm_targets, self_adjusting_dice,
@@ -16,21 +19,17 @@ const THREADS_RTOL: f64 = 1e-12;
 /// Step of the central differences (error O(h²) ≈ 1e-10 relative, rounding ≈ 1e-12).
 const FD_STEP: f64 = 1e-5;
 
-/// Deterministic xorshift64* so the inputs are the same on every run and machine.
-struct Rng(u64);
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f32 {
-        (lo + (hi - lo) * self.unit()) as f32
-    }
+/// Inputs from the tests' one generator (`common::Rng`), so they are the same on every run.
+trait Draw {
+    fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32>;
+    fn labels(&mut self, n: usize, p: f64) -> Vec<f32>;
+}
+
+impl Draw for Rng {
     fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(lo, hi)).collect()
+        (0..n).map(|_| (lo + (hi - lo) * self.unit()) as f32).collect()
     }
+
     fn labels(&mut self, n: usize, p: f64) -> Vec<f32> {
         (0..n).map(|_| if self.unit() < p { 1.0 } else { 0.0 }).collect()
     }
@@ -193,7 +192,7 @@ fn bce_matches_pytorch_bce_with_logits_loss() {
 #[test]
 fn bce_gradient_matches_finite_differences_for_every_option_combination() {
     let n = 97;
-    let mut rng = Rng(0x5eed_0001);
+    let mut rng = Rng::new(0x5eed_0001);
     let x = rng.vec(n, -9.0, 9.0);
     let hard = rng.labels(n, 0.3);
     let soft = rng.vec(n, 0.0, 1.0);
@@ -301,7 +300,7 @@ fn dice_ref(x: &[f64], t: &[f32], o: &DiceOptions) -> f64 {
 #[test]
 fn dice_value_and_gradient_match_finite_differences() {
     let n = 83;
-    let mut rng = Rng(0x5eed_0002);
+    let mut rng = Rng::new(0x5eed_0002);
     let x = rng.vec(n, -7.0, 7.0);
     let hard = rng.labels(n, 0.25);
     let soft = rng.vec(n, 0.0, 1.0);
@@ -374,7 +373,7 @@ fn dice_rejects_bad_input() {
 fn thread_count_changes_nothing_but_summation_order() {
     // Not a multiple of the block (1024), of MIN_ELEMS_PER_THREAD, or of any thread count used.
     let n = 5 * MIN_ELEMS_PER_THREAD + 777;
-    let mut rng = Rng(0x5eed_0003);
+    let mut rng = Rng::new(0x5eed_0003);
     let x = rng.vec(n, -12.0, 12.0);
     let y = rng.labels(n, 0.4);
     let bins = rng.vec(n, 0.5, 3.0);
@@ -450,7 +449,7 @@ fn boundary_weights_hand_example() {
 #[test]
 fn boundary_weights_match_brute_force_neighbour_check() {
     let (frames, bins) = (7, 9);
-    let mut rng = Rng(0x5eed_0004);
+    let mut rng = Rng::new(0x5eed_0004);
     let ibm = rng.labels(frames * bins, 0.5);
     let mut out = vec![0.0f32; frames * bins];
     boundary_weights(&ibm, frames, bins, 2.5, &mut out).unwrap();

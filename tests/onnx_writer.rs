@@ -7,13 +7,13 @@
 
 use prost::Message;
 use voxmask::Error;
+use voxmask::model::onnx_proto::value_infos;
 use voxmask::model::onnx_proto::{
     AttributeProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto, attribute_proto::AttributeType,
     tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
 };
-use voxmask::model::onnx_writer::{
-    Attr, Conv2d, Dim, GraphBuilder, TinyConv, fixed_mask_model, tiny_conv_model, value_infos,
-};
+use voxmask::model::onnx_writer::{Attr, Conv2d, Dim, GraphBuilder};
+use voxmask::model::test_models::{TinyConv, fixed_mask_model, tiny_conv_model};
 
 /// Initializers are stored bit-exactly (raw little-endian), so decoded values must be identical.
 const EXACT: f32 = 0.0;
@@ -211,7 +211,7 @@ fn tiny_conv_weights_are_deterministic_and_seed_dependent() {
 fn tiny_conv_reference_has_the_promised_receptive_field() {
     let (batch, frames, bins, past, look) = (1, 12, 4, 2, 1);
     let net = TinyConv::new(3, past, look);
-    let mut rng = voxmask::model::onnx_writer::XorShift64::new(99);
+    let mut rng = voxmask::model::test_models::XorShift64::new(99);
     let spec: Vec<f32> = (0..frames * bins).map(|_| rng.next_signed().abs() * 2.0).collect();
     let base = net.forward(&spec, batch, frames, bins).unwrap();
     let t = 6;

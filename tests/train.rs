@@ -828,7 +828,7 @@ fn runs_checkpoints_and_models_are_protected() {
     let c = contract(22_050, 0, 0, voxmask::dsp::MaskRule::Binary);
     std::fs::write(
         &foreign,
-        voxmask::model::onnx_writer::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap(),
+        voxmask::model::test_models::fixed_mask_model(c.bins(), &vec![0.0; c.bins()], &c.to_metadata()).unwrap(),
     )
     .unwrap();
     let o =

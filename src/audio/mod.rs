@@ -6,4 +6,5 @@ pub mod decode;
 pub mod device;
 pub mod encode;
 pub mod flac;
+mod mp4;
 pub mod streamed_wav;

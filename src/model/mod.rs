@@ -8,6 +8,7 @@ pub mod contract;
 pub mod onnx_proto;
 pub mod onnx_writer;
 pub mod source;
+pub mod test_models;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,10 +68,10 @@ impl ModelInfo {
             proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
         let contract = Contract::from_metadata(&metadata).map_err(refuse)?;
         let graph = proto.graph.as_ref().ok_or_else(|| refuse("the file has no graph".into()))?;
-        let inputs: Vec<_> = onnx_writer::value_infos(&graph.input);
+        let inputs: Vec<_> = onnx_proto::value_infos(&graph.input);
         let initializer_names: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let inputs: Vec<_> = inputs.into_iter().filter(|(n, _)| !initializer_names.contains(&n.as_str())).collect();
-        let outputs = onnx_writer::value_infos(&graph.output);
+        let outputs = onnx_proto::value_infos(&graph.output);
         let bins = contract.bins() as i64;
         for (role, list, name) in [("input", &inputs, INPUT_NAME), ("output", &outputs, OUTPUT_NAME)] {
             let Some((_, dims)) = list.iter().find(|(n, _)| n == name) else {

@@ -349,3 +349,28 @@ fn decode_le<const N: usize, T>(raw: &[u8], name: &str, from: fn([u8; N]) -> T) 
         })
         .collect())
 }
+
+/// Reads graph inputs or outputs back as `(name, dims)`, with `None` for a dynamic axis (a
+/// symbolic `dim_param` or an unknown dimension). A value whose type is not a tensor, or that has
+/// no shape, gets an empty dim list (callers checking the rank refuse it).
+pub fn value_infos(values: &[ValueInfoProto]) -> Vec<(String, Vec<Option<i64>>)> {
+    values
+        .iter()
+        .map(|v| {
+            let shape = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+                Some(type_proto::Value::TensorType(t)) => t.shape.as_ref(),
+                None => None,
+            };
+            let dims = shape.map_or_else(Vec::new, |s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(tensor_shape_proto::dimension::Value::DimValue(n)) => Some(n),
+                        _ => None,
+                    })
+                    .collect()
+            });
+            (v.name.clone(), dims)
+        })
+        .collect()
+}

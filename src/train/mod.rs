@@ -1,7 +1,8 @@
 //! Training (feature `train`): augmented spectral batches from one or more datasets, the network
 //! presets in candle (with a fused temporal convolution op), the loss kernels as candle ops,
-//! AdamW, the trainer and ONNX export.
+//! AdamW, the training loop (`trainer`), its checkpoints and validation, and ONNX export.
 
+pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod net;
@@ -9,3 +10,4 @@ pub mod ops;
 pub mod optim;
 pub mod tcn_op;
 pub mod trainer;
+pub mod validation;

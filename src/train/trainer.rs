@@ -3,7 +3,6 @@
 //! tracks and scoring them with BSS Eval v4 (`crate::eval`), checkpoints every epoch and on
 //! Ctrl-C, exact `--resume`, a CSV log and a PNG of the curves.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,15 +14,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Split, Stems, list_tracks, load_stems, load_stems_with_parts};
-use crate::dsp::stft::stft;
-use crate::eval::{BssConfig, bss_eval_v4, mdx_sdr, nan_median};
-use crate::loss::{BceOptions, DiceOptions, bce_with_logits, ibm_targets};
+use crate::loss::{BceOptions, DiceOptions};
 use crate::model::Contract;
-use crate::separation::{MaskNetwork, Separator, SeparatorConfig};
+use crate::train::checkpoint::load_checkpoint;
+use crate::train::checkpoint::{WeightAverage, save_checkpoint, save_checkpoint_with};
 use crate::train::data::{Augment, BatchSpec, Prefetch, PreparedBatch, SpectralData, TrackRole};
 use crate::train::net::{LIN_PATCH, Net, Preset};
 use crate::train::ops::{LossKind, loss};
 use crate::train::optim::{AdamW, AdamWConfig, learning_rate};
+use crate::train::validation::validate;
 use crate::{Error, Result};
 
 /// Steps between progress lines when stderr is not a terminal.
@@ -217,160 +216,6 @@ impl RunDir {
     }
 }
 
-/// The JSON sidecar of a checkpoint file.
-pub fn state_path(ckpt: &Path) -> PathBuf {
-    ckpt.with_extension("json")
-}
-
-/// Name prefix of the averaged weights in a checkpoint.
-const EMA_PREFIX: &str = "ema.";
-
-/// The exponential moving average of a network's weights (`--ema`).
-struct WeightAverage {
-    decay: f64,
-    weights: HashMap<String, Tensor>,
-}
-
-impl WeightAverage {
-    /// Starts from the network's weights, or from the averages saved in a checkpoint.
-    fn new(net: &Net, decay: f32, saved: Option<&HashMap<String, Tensor>>) -> Result<Self> {
-        let mut weights = HashMap::new();
-        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        for (k, v) in data.iter() {
-            let stored = saved.and_then(|s| s.get(&format!("{EMA_PREFIX}{k}")));
-            weights.insert(
-                k.clone(),
-                stored.cloned().unwrap_or_else(|| v.as_tensor().copy().unwrap_or(v.as_tensor().clone())),
-            );
-        }
-        Ok(WeightAverage { decay: f64::from(decay), weights })
-    }
-
-    /// After optimiser step `step`: the average moves towards the weights. The decay ramps up
-    /// over the first steps ((1 + t) / (10 + t)), so the random start does not linger.
-    fn update(&mut self, net: &Net, step: u64) -> Result<()> {
-        let d = self.decay.min((1.0 + step as f64) / (10.0 + step as f64));
-        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        for (k, v) in data.iter() {
-            if let Some(avg) = self.weights.get_mut(k) {
-                *avg = ((&*avg * d)? + (v.as_tensor() * (1.0 - d))?)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Swaps the network's weights with the averages (call again to swap back).
-    fn swap(&mut self, net: &Net) -> Result<()> {
-        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        for (k, v) in data.iter() {
-            if let Some(avg) = self.weights.get_mut(k) {
-                let current = v.as_tensor().copy()?;
-                v.set(avg)?;
-                *avg = current;
-            }
-        }
-        Ok(())
-    }
-
-    fn tensors(&self) -> impl Iterator<Item = (String, Tensor)> + '_ {
-        self.weights.iter().map(|(k, t)| (format!("{EMA_PREFIX}{k}"), t.clone()))
-    }
-}
-
-/// Writes weights (+ optimiser moments) and the state, each atomically.
-fn save_checkpoint(net: &Net, opt: Option<&AdamW>, state: &TrainState, path: &Path) -> Result<()> {
-    save_checkpoint_with(net, opt, None, state, path)
-}
-
-/// Writes weights (+ optimiser moments, + averaged weights) and the state, each atomically.
-fn save_checkpoint_with(
-    net: &Net,
-    opt: Option<&AdamW>,
-    average: Option<&WeightAverage>,
-    state: &TrainState,
-    path: &Path,
-) -> Result<()> {
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    {
-        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        for (k, v) in data.iter() {
-            tensors.insert(k.clone(), v.as_tensor().clone());
-        }
-    }
-    if let Some(opt) = opt {
-        tensors.extend(opt.state());
-    }
-    if let Some(average) = average {
-        tensors.extend(average.tensors());
-    }
-    let tmp = path.with_extension("ckpt.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    let crc = crc32fast::hash(&std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    let state = TrainState { checkpoint_crc32: Some(crc), ..state.clone() };
-    let json = serde_json::to_string_pretty(&state).map_err(|e| Error::Train(e.to_string()))?;
-    let sp = state_path(path);
-    let tmp = sp.with_extension("json.tmp");
-    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &sp).map_err(|e| Error::io(&sp, e))?;
-    Ok(())
-}
-
-/// The training state saved beside a checkpoint (`best.json` for `best.ckpt`).
-pub fn read_state(ckpt: &Path) -> Result<TrainState> {
-    if !ckpt.is_file() {
-        return Err(Error::io(ckpt, std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint not found")));
-    }
-    let sp = state_path(ckpt);
-    if !sp.is_file() {
-        return Err(Error::Train(format!(
-            "{}: not a voxmask-train checkpoint (the training state {} that goes with one is missing)",
-            ckpt.display(),
-            sp.display()
-        )));
-    }
-    let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Train(format!("{}: {e}", sp.display())))
-}
-
-/// Loads a checkpoint's network (and the raw tensors, for the optimiser).
-pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(Net, TrainState, HashMap<String, Tensor>)> {
-    let state = read_state(path)?;
-    let preset = Preset::parse(&state.config.preset).ok_or_else(|| {
-        Error::Train(format!("{}: unknown preset {:?}", state_path(path).display(), state.config.preset))
-    })?;
-    if let Some(expected) = state.checkpoint_crc32 {
-        let crc = crc32fast::hash(&std::fs::read(path).map_err(|e| Error::io(path, e))?);
-        if crc != expected {
-            return Err(Error::Train(format!(
-                "{}: the checkpoint is damaged (CRC-32 {crc:08x}, saved as {expected:08x}); use the other checkpoint of the run or start again",
-                path.display()
-            )));
-        }
-    }
-    let tensors = candle_core::safetensors::load(path, device)
-        .map_err(|e| Error::Train(format!("{}: not a readable checkpoint: {e}", path.display())))?;
-    let mut net = Net::new(preset, device, None, 0)?;
-    {
-        let data = net.varmap.data().lock().map_err(|_| Error::Train("weights lock poisoned".into()))?;
-        for (name, var) in data.iter() {
-            let t =
-                tensors.get(name).ok_or_else(|| Error::Train(format!("{}: lacks weight `{name}`", path.display())))?;
-            if t.shape() != var.shape() {
-                return Err(Error::Train(format!(
-                    "{}: `{name}` has shape {:?}, expected {:?}",
-                    path.display(),
-                    t.shape(),
-                    var.shape()
-                )));
-            }
-            var.set(t)?;
-        }
-    }
-    net.contract = training_contract(preset, &state);
-    Ok((net, state, tensors))
-}
-
 /// The preset's contract plus the training provenance of `state`.
 pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     let mut c = preset.contract();
@@ -418,143 +263,6 @@ pub fn training_contract(preset: Preset, state: &TrainState) -> Contract {
     }
     put("voxmask_version", env!("CARGO_PKG_VERSION").into());
     c
-}
-
-/// Separated estimates of one validation track.
-struct Scored {
-    loss: f64,
-    sdr_vocals: f64,
-    sdr_accomp: f64,
-    mdx_vocals: f64,
-}
-
-/// Logits for a whole sequence `[channels, frames, bins]`, computed block by block with the
-/// contract's context on each side so that memory stays bounded and results equal one pass.
-pub fn forward_long(net: &Net, features: &[f32], channels: usize, frames: usize) -> Result<Vec<f32>> {
-    let c = &net.contract;
-    let bins = c.bins();
-    let block = validation_block(net.preset);
-    let (ctx, la) = (c.context_frames, c.lookahead_frames);
-    let mut out = vec![0.0f32; channels * frames * bins];
-    let mut start = 0;
-    while start < frames {
-        let end = (start + block).min(frames);
-        let (lo, hi) = (start.saturating_sub(ctx), (end + la).min(frames));
-        let mut window = Vec::with_capacity(channels * (hi - lo) * bins);
-        for ch in 0..channels {
-            window.extend_from_slice(&features[(ch * frames + lo) * bins..(ch * frames + hi) * bins]);
-        }
-        let x = Tensor::from_vec(window, (channels, hi - lo, bins), &net.device)?;
-        let y = net.forward(&x, false)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        for ch in 0..channels {
-            let src = (ch * (hi - lo) + (start - lo)) * bins;
-            let dst = (ch * frames + start) * bins;
-            out[dst..dst + (end - start) * bins].copy_from_slice(&y[src..src + (end - start) * bins]);
-        }
-        start = end;
-    }
-    Ok(out)
-}
-
-/// Model-call blocks for the network in training: long for the temporal presets (memory grows
-/// with the block only linearly), short for lin2018's per-frame patches.
-fn validation_block(preset: Preset) -> usize {
-    match preset {
-        Preset::Live | Preset::Offline => 2048,
-        Preset::Lin2018 => 32,
-    }
-}
-
-/// The candle network in training runs inside the product's [`Separator`]: validation scores
-/// are those `voxmask separate` would give the exported model (up to float rounding).
-impl MaskNetwork for &Net {
-    fn contract(&self) -> &Contract {
-        &self.contract
-    }
-
-    fn name(&self) -> String {
-        format!("the {} network in training", self.preset.name())
-    }
-
-    fn run(&mut self, input: &[f32], batch: usize, frames: usize, output: &mut [f32]) -> Result<()> {
-        let x = Tensor::from_slice(input, (batch, frames, self.contract.bins()), &self.device)?;
-        let y = self.forward(&x, false)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        if y.len() != output.len() {
-            return Err(Error::Train(format!("network output has {} values, expected {}", y.len(), output.len())));
-        }
-        output.copy_from_slice(&y);
-        Ok(())
-    }
-}
-
-fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
-    let c = net.contract.clone();
-    let bins = c.bins();
-    let channels = stems.vocals.len();
-    let mixture: Vec<Vec<f32>> = stems
-        .vocals
-        .iter()
-        .zip(&stems.accompaniment)
-        .map(|(v, a)| v.iter().zip(a).map(|(v, a)| v + a).collect())
-        .collect();
-    // The loss against the IBM, over the whole track.
-    let mut features = Vec::new();
-    let mut targets = Vec::new();
-    let mut frames = 0;
-    for ((mix, vocals), accompaniment) in mixture.iter().zip(&stems.vocals).zip(&stems.accompaniment) {
-        let xs = stft(c.stft, mix)?;
-        let vs = stft(c.stft, vocals)?;
-        let as_ = stft(c.stft, accompaniment)?;
-        frames = xs.len();
-        let mut feat = vec![0.0f32; bins];
-        let mut tgt = vec![0.0f32; bins];
-        for ((x, v), a) in xs.iter().zip(&vs).zip(&as_) {
-            c.feature.compute_into(x, None, &mut feat);
-            features.extend_from_slice(&feat);
-            let vm: Vec<f32> = v.iter().map(|z| z.norm()).collect();
-            let am: Vec<f32> = a.iter().map(|z| z.norm()).collect();
-            ibm_targets(&vm, &am, smoothing, &mut tgt)?;
-            targets.extend_from_slice(&tgt);
-        }
-    }
-    let logits = forward_long(net, &features, channels, frames)?;
-    let loss = bce_with_logits(&logits, &targets, None, &BceOptions::default(), None)?;
-    // The scores of what the product's separator makes of the mixture.
-    let config = SeparatorConfig {
-        block_frames: Some(validation_block(net.preset)),
-        ..SeparatorConfig::new(channels, c.sample_rate)
-    };
-    let mut separator = Separator::new(net, &config)?;
-    let (mut est_v, mut est_a) = (vec![Vec::new(); channels], vec![Vec::new(); channels]);
-    let input: Vec<&[f32]> = mixture.iter().map(Vec::as_slice).collect();
-    separator.process(&input, &mut est_v, &mut est_a)?;
-    separator.finish(&mut est_v, &mut est_a)?;
-    let refs = vec![stems.vocals.clone(), stems.accompaniment.clone()];
-    let ests = vec![est_v, est_a];
-    let win = c.sample_rate as usize;
-    let cfg = BssConfig { win, hop: win, filter_len: 512, threads: 1 };
-    let scores = bss_eval_v4(&refs, &ests, &cfg)?;
-    Ok(Scored {
-        loss,
-        sdr_vocals: nan_median(&scores[0].sdr),
-        sdr_accomp: nan_median(&scores[1].sdr),
-        mdx_vocals: mdx_sdr(&refs[0], &ests[0])?,
-    })
-}
-
-/// Validation loss and scores over tracks (medians over tracks, as SiSEC reports).
-pub fn validate(net: &Net, tracks: &[(String, Stems)], smoothing: f32) -> Result<(f64, f64, f64, f64)> {
-    let mut losses = Vec::new();
-    let (mut v, mut a, mut m) = (Vec::new(), Vec::new(), Vec::new());
-    for (_, stems) in tracks {
-        let s = score_track(net, stems, smoothing)?;
-        losses.push(s.loss);
-        v.push(s.sdr_vocals);
-        a.push(s.sdr_accomp);
-        m.push(s.mdx_vocals);
-    }
-    let mean_loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
-    Ok((mean_loss, nan_median(&v), nan_median(&a), nan_median(&m)))
 }
 
 /// Options of one invocation that are not part of the run's identity.
@@ -605,8 +313,6 @@ fn load_split(cfg: &TrainConfig, dataset: usize, split: Split, rate: u32, parts:
 /// A track's name and its decoded stems.
 type NamedStems = (String, Stems);
 
-/// Training tracks of every dataset, each with its probability weight (the dataset's weight
-/// shared among its tracks).
 /// The training tracks of every dataset, each with its drawing weight and whether it supplies
 /// vocals only.
 fn load_training_tracks(cfg: &TrainConfig, rate: u32, parts: bool) -> Result<(Vec<NamedStems>, Vec<TrackRole>)> {

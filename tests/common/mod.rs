@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use voxmask::dsp::{Feature, MaskRule, ModelOutput, StftConfig, WindowKind};
 use voxmask::model::Contract;
-use voxmask::model::onnx_writer::{fixed_mask_model, tiny_conv_model};
+use voxmask::model::test_models::{fixed_mask_model, tiny_conv_model};
 
 /// Path of the built `voxmask` binary.
 pub fn voxmask() -> Command {
@@ -118,6 +118,11 @@ impl Rng {
     /// Uniform in `0..n` (`n` at least 1).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Uniform in [0, 1) with 53 bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in [-1, 1).

@@ -13,11 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use voxmask::dsp::MaskRule;
 use voxmask::error::count_in;
+use voxmask::train::checkpoint::{load_checkpoint, read_state};
 use voxmask::train::export::{GraphKind, export_onnx, import_onnx};
 use voxmask::train::net::Preset;
 use voxmask::train::trainer::{
-    DatasetSpec, LossChoice, RunOptions, TrainConfig, TrainOutcome, dataset_list, load_checkpoint, read_state, train,
-    training_contract,
+    DatasetSpec, LossChoice, RunOptions, TrainConfig, TrainOutcome, dataset_list, train, training_contract,
 };
 
 /// Largest `--lr` accepted: far past any useful rate (AdamW's default is 1e-3), low enough that a

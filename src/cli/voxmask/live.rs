@@ -1,4 +1,4 @@
-//! `voxmask live` and `voxmask devices`: the command-line side of live separation. The engine,
+//! `voxmask live` and `voxmask devices`: the command-line side of live separation. The separator,
 //! the callbacks and the inference thread live in `voxmask::stream`; devices in
 //! `voxmask::audio::device`.
 //!
