@@ -212,26 +212,7 @@ fn db(v: f32) -> String {
 
 pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     let started = Instant::now();
-    if !(args.gain.is_finite() && args.gain >= 0.0) {
-        return Err(Failure {
-            error: anyhow!("--gain {} must be a finite, non-negative factor", args.gain),
-            code: EXIT_USAGE,
-        });
-    }
-    if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
-        return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: EXIT_USAGE });
-    }
-    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0))
-        || args.buffer_ms.is_some_and(|b| !(b.is_finite() && (0.0..=MAX_BUFFER_MS).contains(&b)))
-    {
-        return Err(Failure {
-            error: anyhow!("--duration must be a positive number of seconds, --buffer-ms within 0..={MAX_BUFFER_MS}"),
-            code: EXIT_USAGE,
-        });
-    }
-    if args.block_frames == 0 || args.block_frames > 1024 {
-        return Err(Failure { error: anyhow!("--block-frames must be within 1..=1024"), code: EXIT_USAGE });
-    }
+    check_args(&args)?;
     let model_source = args.runtime.model_source_or(&voxmask::model::source::LIVE);
     let model = model_source
         .load(&args.runtime.options())
@@ -328,24 +309,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     }
     let interactive = std::io::stderr().is_terminal() && !args.json && !args.quiet;
     let raw = if std::io::stdin().is_terminal() { RawTerminal::enable() } else { RawTerminal(false) };
-    {
-        // Keys from a terminal, or commands piped on stdin by a script: v a m s (1-4), q.
-        let s = shared.clone();
-        let _ = std::thread::Builder::new().name("voxmask-keys".into()).spawn(move || {
-            let mut byte = [0u8; 1];
-            let mut stdin = std::io::stdin();
-            while let Ok(1) = stdin.read(&mut byte) {
-                if let Some(m) = Monitor::from_key(byte[0]) {
-                    s.monitor.store(m.as_u8(), Relaxed);
-                } else if matches!(byte[0], b'q' | b'Q') {
-                    s.stopping.store(true, Relaxed);
-                } else if byte[0] == b' ' {
-                    let next = (s.monitor.load(Relaxed) + 1) % 4;
-                    s.monitor.store(next, Relaxed);
-                }
-            }
-        });
-    }
+    read_keys(shared.clone());
     if interactive {
         eprintln!(
             "voxmask: live on {host_name}: {} -> {} at {rate} Hz, {channels} ch; latency {:.1} ms + {:.1} ms buffer; \
@@ -396,28 +360,7 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         reported_buffer = buffer_now;
         if interactive && last_status.elapsed() >= Duration::from_millis(250) {
             last_status = Instant::now();
-            let frames = shared.engine_frames.load(Relaxed).max(1);
-            let load = shared.engine_nanos.load(Relaxed) as f64 / 1e9 / (frames as f64 / rate as f64);
-            let block_ms = shared.last_block_nanos.load(Relaxed) as f64 / 1e6;
-            let line = format!(
-                "[{:<13}] in {} dB  voc {} dB  acc {} dB | latency {:.1} + buffer {:.1} ms | model {:.2}/{:.1} ms | cpu {:3.0}% | xruns {} | rt {} | {}",
-                Monitor::from_u8(shared.monitor.load(Relaxed)).name(),
-                db(load_f32(&shared.level_input)),
-                db(load_f32(&shared.level_vocals)),
-                db(load_f32(&shared.level_accomp)),
-                latency as f64 * 1000.0 / rate as f64,
-                buffer_now as f64 * 1000.0 / rate as f64,
-                block_ms,
-                budget_ms,
-                load * 100.0,
-                shared.xruns(),
-                match shared.realtime.load(Relaxed) {
-                    1 => "yes",
-                    2 => "no",
-                    _ => "?",
-                },
-                backend.name(),
-            );
+            let line = status_line(&shared, rate, latency, buffer_now, budget_ms, backend.name());
             let mut err = std::io::stderr();
             let _ = write!(err, "\r{line}\x1b[K");
             let _ = err.flush();
@@ -531,4 +474,75 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
         return Err(Failure { error: anyhow!("{message}{kept}"), code: EXIT_SESSION_FAILED });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses option values `live` cannot honour, before any device or model is touched.
+fn check_args(args: &LiveArgs) -> Result<(), Failure> {
+    if !(args.gain.is_finite() && args.gain >= 0.0) {
+        return Err(Failure {
+            error: anyhow!("--gain {} must be a finite, non-negative factor", args.gain),
+            code: EXIT_USAGE,
+        });
+    }
+    if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(Failure { error: anyhow!("--threshold {t} is outside [0, 1]"), code: EXIT_USAGE });
+    }
+    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0))
+        || args.buffer_ms.is_some_and(|b| !(b.is_finite() && (0.0..=MAX_BUFFER_MS).contains(&b)))
+    {
+        return Err(Failure {
+            error: anyhow!("--duration must be a positive number of seconds, --buffer-ms within 0..={MAX_BUFFER_MS}"),
+            code: EXIT_USAGE,
+        });
+    }
+    if args.block_frames == 0 || args.block_frames > 1024 {
+        return Err(Failure { error: anyhow!("--block-frames must be within 1..=1024"), code: EXIT_USAGE });
+    }
+    Ok(())
+}
+
+/// Reads keys from a terminal, or commands piped on stdin by a script, on a thread of their own:
+/// v a m s (or 1-4) choose what is monitored, space cycles, q stops.
+fn read_keys(shared: Arc<Shared>) {
+    let _ = std::thread::Builder::new().name("voxmask-keys".into()).spawn(move || {
+        let mut byte = [0u8; 1];
+        let mut stdin = std::io::stdin();
+        while let Ok(1) = stdin.read(&mut byte) {
+            if let Some(m) = Monitor::from_key(byte[0]) {
+                shared.monitor.store(m.as_u8(), Relaxed);
+            } else if matches!(byte[0], b'q' | b'Q') {
+                shared.stopping.store(true, Relaxed);
+            } else if byte[0] == b' ' {
+                let next = (shared.monitor.load(Relaxed) + 1) % 4;
+                shared.monitor.store(next, Relaxed);
+            }
+        }
+    });
+}
+
+/// The interactive status line: what is monitored, levels, latency and buffer, model time per
+/// block against its budget, CPU load, xruns, real-time scheduling and backend.
+fn status_line(shared: &Shared, rate: u32, latency: usize, buffer: u64, budget_ms: f64, backend: &str) -> String {
+    let frames = shared.engine_frames.load(Relaxed).max(1);
+    let load = shared.engine_nanos.load(Relaxed) as f64 / 1e9 / (frames as f64 / rate as f64);
+    let block_ms = shared.last_block_nanos.load(Relaxed) as f64 / 1e6;
+    format!(
+        "[{:<13}] in {} dB  voc {} dB  acc {} dB | latency {:.1} + buffer {:.1} ms | model {:.2}/{:.1} ms | cpu {:3.0}% | xruns {} | rt {} | {}",
+        Monitor::from_u8(shared.monitor.load(Relaxed)).name(),
+        db(load_f32(&shared.level_input)),
+        db(load_f32(&shared.level_vocals)),
+        db(load_f32(&shared.level_accomp)),
+        latency as f64 * 1000.0 / rate as f64,
+        buffer as f64 * 1000.0 / rate as f64,
+        block_ms,
+        budget_ms,
+        load * 100.0,
+        shared.xruns(),
+        match shared.realtime.load(Relaxed) {
+            1 => "yes",
+            2 => "no",
+            _ => "?",
+        },
+        backend,
+    )
 }
