@@ -1,5 +1,5 @@
 //! The whole offline pipeline per second of audio: decode the bundled stereo 44.1 kHz MP3,
-//! resample to the model's rate, STFT, model, mask, iSTFT, resample back, encode — on one thread.
+//! STFT at the file's rate (twice the model's: no resampling), model, mask, iSTFT, encode — on one thread.
 //!
 //! `fixed_mask` is a model that costs almost nothing (one multiply-add per bin), so its figure is
 //! the cost of everything outside the model; `tiny_conv` adds a small real convolution. Each runs

@@ -59,7 +59,7 @@ fn run_engine(
     let model = Model::load(model_path, &RuntimeOptions::default()).unwrap();
     let rule = model.contract().mask_rule;
     let ch = input.len();
-    let cfg = LiveConfig { channels: ch, device_rate: rate, block_frames, granularity, max_chunk: 1024 };
+    let cfg = LiveConfig { block_frames, granularity, max_call: call, ..LiveConfig::new(ch, rate) };
     let mut engine = LiveSeparator::new(model, rule, cfg).unwrap();
     let n = input[0].len();
     let mut vocals = vec![Vec::with_capacity(n); ch];

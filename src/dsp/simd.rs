@@ -6,7 +6,7 @@
 //! Each kernel is written once as plain scalar arithmetic (no calls, no branches) that the compiler
 //! vectorises, and compiled twice: for the baseline x86-64 CPU (4-lane SSE2) and for AVX2 + FMA
 //! (8 lanes), picked once per process where the CPU has them, as the resampler's dot products are
-//! (`crate::audio::dot`). `exp` and `ln` are Cephes' single-precision polynomials (within about an
+//! (`crate::dsp::resample`'s `dot.rs`). `exp` and `ln` are Cephes' single-precision polynomials (within about an
 //! ulp of the standard library's, which are calls that do not vectorise). Both compilations run the
 //! same operations in the same order (the compiler forms no fused multiply-adds on its own), so
 //! every CPU computes bit-identical results.

@@ -10,7 +10,7 @@
 //! estimates, tracked over the past few seconds. The vocal estimate is then
 //! `p_v R_v (p_v R_v + p_a R_a)⁻¹ x` instead of `m x`.
 //!
-//! Everything is causal, so the offline pipeline and the live engine run the same filter. The
+//! Everything is causal, so offline and live separation run the same filter. The
 //! vocal and accompaniment gains sum to the identity, so the stems still add up to the input.
 //! With one channel the filter reduces to the soft mask itself, so only stereo uses it.
 //!

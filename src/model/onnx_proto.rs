@@ -2,7 +2,7 @@
 //! writes and reads: a model with one graph of nodes, initializers, typed inputs and outputs, opset
 //! imports and metadata.
 //!
-//! Spec: `onnx/onnx.proto` (ONNX IR version 8, opset 17). Field numbers and wire types follow the
+//! Spec: `onnx/onnx.proto` in the ONNX project's repository (ONNX IR version 8, opset 17). Field numbers and wire types follow the
 //! schema exactly, including its packing: repeated scalars are unpacked (proto2's default) unless
 //! the schema marks them `[packed = true]`. Fields voxmask never uses are left out; `prost` skips
 //! them when decoding a model written by another tool. No `protoc` or build script is involved.

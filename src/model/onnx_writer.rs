@@ -2,7 +2,8 @@
 //! (ONNX IR version 8, default-domain opset 17) with the hand-written types in
 //! [`super::onnx_proto`].
 //!
-//! Spec: the ONNX IR (`docs/IR.md`) and operator definitions (`docs/Operators.md`) at opset 17;
+//! Spec: the ONNX IR and operator definitions at opset 17 (`docs/IR.md` and `docs/Operators.md`
+//! in the ONNX project's repository);
 //! in particular `Unsqueeze`/`Squeeze` take their axes as an INT64 input (opset 13+), and `Conv`
 //! pads are `[x1_begin, x2_begin, x1_end, x2_end]`, i.e. `[top, left, bottom, right]` for NCHW.
 //!

@@ -37,7 +37,7 @@ pub struct SeparateOptions {
     /// File type of the stems.
     pub container: Container,
     /// Which stems to write.
-    pub stems: Stems,
+    pub stems: StemSelection,
     /// Also draw `separation.png` beside the stems.
     pub plot: bool,
     /// Set (to the signal's number) when the run should stop: the file in progress is abandoned
@@ -54,7 +54,7 @@ impl Default for SeparateOptions {
             block_frames: None,
             stem_name: None,
             container: Container::Wav,
-            stems: Stems::Both,
+            stems: StemSelection::Both,
             plot: false,
             interrupt: None,
         }
@@ -63,19 +63,19 @@ impl Default for SeparateOptions {
 
 /// Which stems `separate` writes (karaoke makers want only the accompaniment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stems {
+pub enum StemSelection {
     Both,
     Vocals,
     Accompaniment,
 }
 
-impl Stems {
+impl StemSelection {
     fn vocals(self) -> bool {
-        self != Stems::Accompaniment
+        self != StemSelection::Accompaniment
     }
 
     fn accompaniment(self) -> bool {
-        self != Stems::Vocals
+        self != StemSelection::Vocals
     }
 }
 
@@ -355,7 +355,7 @@ fn write_ready(
 ) -> Result<()> {
     loop {
         vocals.iter_mut().chain(accomp.iter_mut()).for_each(Vec::clear);
-        if separator.pull(vocals, accomp, WRITE_CHUNK_FRAMES) == 0 {
+        if separator.pull(vocals, accomp, WRITE_CHUNK_FRAMES)? == 0 {
             return Ok(());
         }
         let v: Vec<&[f32]> = vocals.iter().map(Vec::as_slice).collect();

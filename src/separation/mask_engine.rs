@@ -154,6 +154,10 @@ pub struct MaskEngine {
     /// A streaming model's state, and whether it has seen the silence before the signal yet.
     state: Option<StreamState>,
     warmed_up: bool,
+    /// The silence fed to a streaming model before the signal, and where its output goes
+    /// (allocated up front: the first model call may be on a real-time thread).
+    warmup_in: Vec<f32>,
+    warmup_out: Vec<f32>,
     channels: Vec<ChannelState>,
     pairs: Vec<PairTransforms>,
     /// Model input `[channels, window_frames, bins]`, context part first.
@@ -245,6 +249,8 @@ impl MaskEngine {
             })
             .collect();
         let n = channels.len() * window_frames * model_bins;
+        let warmup_values =
+            if contract.is_streaming() { channels.len() * contract.context_frames * model_bins } else { 0 };
         Ok(MaskEngine {
             contract: contract.clone(),
             rule,
@@ -258,6 +264,8 @@ impl MaskEngine {
             window_frames,
             state: contract.is_streaming().then(|| StreamState::new(contract, channels.len())),
             warmed_up: false,
+            warmup_in: vec![0.0; warmup_values],
+            warmup_out: vec![0.0; warmup_values],
             features: vec![0.0; n],
             model_out: vec![0.0; n],
             filled: 0,
@@ -440,11 +448,10 @@ impl MaskEngine {
                     // The frames before the signal are zero features, as in a window: feed the
                     // receptive field's worth of them once, so the state holds what a window
                     // would have computed from them.
-                    let n = self.channels.len() * self.contract.context_frames * mb;
-                    if n > 0 {
-                        let (silence, mut ignored) = (vec![0.0; n], vec![0.0; n]);
+                    if !self.warmup_in.is_empty() {
                         let frames = self.contract.context_frames;
-                        network.run_streaming(&silence, self.channels.len(), frames, &mut ignored, state)?;
+                        let (silence, ignored) = (&self.warmup_in, &mut self.warmup_out);
+                        network.run_streaming(silence, self.channels.len(), frames, ignored, state)?;
                     }
                     self.warmed_up = true;
                 }

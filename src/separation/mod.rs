@@ -14,7 +14,7 @@ pub mod mask_engine;
 pub mod rate_bridge;
 
 pub use file::{
-    Container, SeparateOptions, SeparationReport, Stems, output_stem_name, separate_file, separate_planar,
+    Container, SeparateOptions, SeparationReport, StemSelection, output_stem_name, separate_file, separate_planar,
     unique_stem_names,
 };
 pub use mask_engine::MaskEngine;
@@ -118,8 +118,8 @@ pub struct SeparatorConfig {
     pub block_frames: Option<usize>,
     /// The input's length in frames, when known (sizes the default block).
     pub length_hint: Option<u64>,
-    /// Largest piece of input handed on at once: `process` splits longer input, so no internal
-    /// queue holds more than about this much.
+    /// Largest piece of input handed on at once: `process` and `push` split longer input (live
+    /// sizes its queues from it; a model call may still emit a whole block at once).
     pub max_chunk: usize,
 }
 
@@ -149,7 +149,7 @@ impl SeparatorConfig {
 /// [`process`](Self::process) appends to the outputs every frame whose stems are complete;
 /// [`finish`](Self::finish) ends the input and appends the rest, so that the stems have exactly
 /// the input's length. Stem frame `k` always belongs to input frame `k`, and any chunking of the
-/// input gives the same stems.
+/// input gives the same stems. After an error (a failed model call) it refuses further work.
 pub struct Separator<N: MaskNetwork = Model> {
     network: N,
     bridge: RateBridge,
@@ -157,6 +157,7 @@ pub struct Separator<N: MaskNetwork = Model> {
     frames_in: u64,
     frames_out: u64,
     finished: bool,
+    failed: bool,
 }
 
 impl<N: MaskNetwork> Separator<N> {
@@ -170,13 +171,21 @@ impl<N: MaskNetwork> Separator<N> {
         let engine =
             MaskEngine::new(&contract, rule, config.channels, config.block_for(&contract), config.sample_rate)?;
         let bridge = RateBridge::new(engine, config.sample_rate, config.max_chunk)?;
-        Ok(Separator { network, bridge, max_chunk: config.max_chunk, frames_in: 0, frames_out: 0, finished: false })
+        Ok(Separator {
+            network,
+            bridge,
+            max_chunk: config.max_chunk,
+            frames_in: 0,
+            frames_out: 0,
+            finished: false,
+            failed: false,
+        })
     }
 
     /// Separates `input` (one slice per channel, equal lengths) and appends to `vocals` and
     /// `accompaniment` (one `Vec` per channel) every frame whose stems are now complete; returns
-    /// how many. Appending never reallocates an output with room for the input so far plus
-    /// [`latency`](Self::latency), and nothing else here allocates after the first calls.
+    /// how many. Appending never reallocates an output with room for this call's input plus
+    /// [`latency`](Self::latency).
     pub fn process(
         &mut self,
         input: &[&[f32]],
@@ -185,42 +194,55 @@ impl<N: MaskNetwork> Separator<N> {
     ) -> Result<usize> {
         self.check_outputs(vocals, accompaniment)?;
         let mut appended = 0;
-        self.feed(input, &mut |s: &mut Self| appended += s.pull(vocals, accompaniment, usize::MAX))?;
+        self.feed(input, &mut |s: &mut Self| appended += s.drain(vocals, accompaniment, usize::MAX))?;
         Ok(appended)
     }
 
     /// Ends the input and appends the stems of every frame not yet handed out, so that the
     /// outputs reach exactly the input's length; returns how many frames were appended.
     pub fn finish(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>]) -> Result<usize> {
-        self.check_outputs(vocals, accompaniment)?;
         self.end_input()?;
-        Ok(self.pull(vocals, accompaniment, usize::MAX))
+        self.pull(vocals, accompaniment, usize::MAX)
     }
 
-    /// Like [`process`](Self::process) without handing out stems: [`pull`](Self::pull) takes
-    /// them, in pieces of the caller's choosing (the file writer keeps its buffers small and in
-    /// cache, where one model call makes half a million frames ready at once).
+    /// Like [`process`](Self::process) without handing out stems (nothing is drained between
+    /// the pieces of a long input): [`pull`](Self::pull) takes them, in pieces of the caller's
+    /// choosing (the file writer keeps its buffers small and in cache, where one model call makes
+    /// half a million frames ready at once).
     pub fn push(&mut self, input: &[&[f32]]) -> Result<()> {
         self.feed(input, &mut |_: &mut Self| {})
     }
 
     /// Like [`finish`](Self::finish) without handing out stems; [`pull`](Self::pull) takes the rest.
     pub fn end_input(&mut self) -> Result<()> {
+        self.usable()?;
         if self.finished {
             return Ok(());
         }
+        let ended = self.bridge.finish(&mut self.network);
+        self.failed = ended.is_err();
+        ended?;
         self.finished = true;
-        self.bridge.finish(&mut self.network)?;
         // A resampler's rounding may leave a stream a frame short at the very end.
         self.bridge.pad_to((self.frames_in - self.frames_out) as usize);
         Ok(())
     }
 
-    /// Appends up to `max_frames` frames of complete stems; returns how many.
-    pub fn pull(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], max_frames: usize) -> usize {
-        if vocals.len() != self.channels() || accompaniment.len() != self.channels() {
-            return 0;
-        }
+    /// Appends up to `max_frames` frames of complete stems; returns how many (0: none ready yet,
+    /// or, after [`end_input`](Self::end_input), all handed out).
+    pub fn pull(
+        &mut self,
+        vocals: &mut [Vec<f32>],
+        accompaniment: &mut [Vec<f32>],
+        max_frames: usize,
+    ) -> Result<usize> {
+        self.check_outputs(vocals, accompaniment)?;
+        self.usable()?;
+        Ok(self.drain(vocals, accompaniment, max_frames))
+    }
+
+    /// Moves up to `max_frames` complete frames out (outputs already checked).
+    fn drain(&mut self, vocals: &mut [Vec<f32>], accompaniment: &mut [Vec<f32>], max_frames: usize) -> usize {
         let n = self.bridge.ready().min(max_frames).min((self.frames_in - self.frames_out) as usize);
         self.bridge.drain_into(n, vocals, accompaniment);
         self.frames_out += n as u64;
@@ -231,6 +253,7 @@ impl<N: MaskNetwork> Separator<N> {
     /// after each (so `process` drains as it goes and no queue outgrows its reservation).
     fn feed(&mut self, input: &[&[f32]], after: &mut dyn FnMut(&mut Self)) -> Result<()> {
         let len = self.check_input(input)?;
+        self.usable()?;
         if self.finished {
             return Err(Error::InvalidArgument("separator: input after the end of the input".into()));
         }
@@ -247,10 +270,20 @@ impl<N: MaskNetwork> Separator<N> {
             for (s, c) in slices.iter_mut().zip(input) {
                 *s = &c[pos..pos + take];
             }
-            self.bridge.push(&mut self.network, slices)?;
+            let pushed = self.bridge.push(&mut self.network, slices);
+            self.failed = pushed.is_err();
+            pushed?;
             self.frames_in += take as u64;
             after(self);
             pos += take;
+        }
+        Ok(())
+    }
+
+    /// Refuses work after an earlier error left the queues out of step.
+    fn usable(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidArgument("separator: unusable after an earlier error".into()));
         }
         Ok(())
     }

@@ -255,8 +255,8 @@ impl RateBridge {
         })
     }
 
-    /// Gives every input-rate queue room for `frames` more frames, so that callers that never
-    /// let more than that wait (live) never make them grow.
+    /// Gives every queue (the input-rate ones, and the engine's output) room for `frames` more
+    /// frames, so that callers that never let more than that wait (live) never make them grow.
     pub fn reserve(&mut self, frames: usize) {
         let skip = self.skip;
         let out = &mut self.engine_out;

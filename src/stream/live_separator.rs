@@ -23,7 +23,8 @@ use crate::{Error, Result};
 pub struct LiveConfig {
     /// Channels separated (each on its own, as offline).
     pub channels: usize,
-    /// The device's sample rate; the engine resamples to the model's rate and back.
+    /// The device's sample rate (the separator resamples to the model's rate and back where it
+    /// is not a whole multiple of it).
     pub device_rate: u32,
     /// STFT frames per model call. 1 gives the lowest latency; larger blocks cost less per frame.
     pub block_frames: usize,
@@ -33,12 +34,15 @@ pub struct LiveConfig {
     pub granularity: usize,
     /// Largest number of frames handed to the inner pipeline at once.
     pub max_chunk: usize,
+    /// Largest `process` call (sizes the delay FIFOs so they never grow).
+    pub max_call: usize,
 }
 
 impl LiveConfig {
-    /// A configuration with one frame per model call, any call size and chunks of 1024 frames.
+    /// A configuration with one frame per model call, any call size up to 4096 frames and chunks
+    /// of 1024 frames.
     pub fn new(channels: usize, device_rate: u32) -> Self {
-        LiveConfig { channels, device_rate, block_frames: 1, granularity: 1, max_chunk: 1024 }
+        LiveConfig { channels, device_rate, block_frames: 1, granularity: 1, max_chunk: 1024, max_call: 4096 }
     }
 }
 
@@ -82,7 +86,9 @@ impl LiveSeparator {
         let mut separator = Separator::new(model, &config)?;
         let latency = separator.latency(cfg.granularity);
         let waiting = separator.reserve_for_stream(cfg.granularity);
-        let fifo_cap = latency + waiting + cfg.max_chunk;
+        // The mix FIFO holds the latency plus one call's input; the stem FIFOs at most what waits
+        // inside plus one call's output.
+        let fifo_cap = latency + waiting + cfg.max_chunk.max(cfg.max_call);
         let fifo = || {
             (0..cfg.channels)
                 .map(|_| {

@@ -99,6 +99,12 @@ impl Recorder {
     }
 }
 
+/// The most frames the inference thread hands the separator at once with input in multiples of
+/// `granularity` frames.
+pub fn max_read_frames(granularity: usize) -> usize {
+    (MAX_READ_FRAMES / granularity.max(1)).max(1) * granularity.max(1)
+}
+
 /// Everything the inference thread owns.
 pub struct Worker {
     pub separator: LiveSeparator,
@@ -158,7 +164,7 @@ impl Worker {
         let ch = self.separator.channels();
         let ic = self.input_channels.max(1);
         let g = self.separator.config().granularity;
-        let max_frames = (MAX_READ_FRAMES / g).max(1) * g;
+        let max_frames = max_read_frames(g);
         let bufs = || -> Vec<Vec<f32>> { vec![vec![0.0; max_frames]; ch] };
         let (mut inp, mut voc, mut acc, mut mix) = (bufs(), bufs(), bufs(), bufs());
         let stride = STREAMS * ch;

@@ -5,7 +5,7 @@
 //!   the channels of 1-D convolutions along time: kernel 3, growing dilations, residual
 //!   connections, and a final per-frame projection back to one logit per bin.
 //!   - `live` (`tcn-192x4`, dilations 1, 2, 4, 8) is causal: it sees the current frame and 30
-//!     past frames and no future one, which keeps the live engine within 50 ms at any device rate
+//!     past frames and no future one, which keeps live separation within 50 ms at any device rate
 //!     (34.8 ms of STFT overlap, plus the hop step and the band-limiting filters: at most 49 ms).
 //!     A frame of look-ahead would add 11.6 ms. About 1.5 MFLOP per frame.
 //!   - `offline` (`tcn-256x5c`, dilations 1, 2, 4, 8, 16) is centred: every layer looks as far

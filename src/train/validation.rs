@@ -13,7 +13,7 @@ use crate::separation::{MaskNetwork, Separator, SeparatorConfig};
 use crate::train::net::{Net, Preset};
 use crate::{Error, Result};
 
-/// Separated estimates of one validation track.
+/// The validation loss and scores of one track.
 struct Scored {
     loss: f64,
     sdr_vocals: f64,
@@ -80,7 +80,7 @@ impl MaskNetwork for &Net {
     }
 }
 
-fn score_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
+fn validate_track(net: &Net, stems: &Stems, smoothing: f32) -> Result<Scored> {
     let c = net.contract.clone();
     let bins = c.bins();
     let channels = stems.vocals.len();
@@ -140,7 +140,7 @@ pub fn validate(net: &Net, tracks: &[(String, Stems)], smoothing: f32) -> Result
     let mut losses = Vec::new();
     let (mut v, mut a, mut m) = (Vec::new(), Vec::new(), Vec::new());
     for (_, stems) in tracks {
-        let s = score_track(net, stems, smoothing)?;
+        let s = validate_track(net, stems, smoothing)?;
         losses.push(s.loss);
         v.push(s.sdr_vocals);
         a.push(s.sdr_accomp);

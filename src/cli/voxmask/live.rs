@@ -23,17 +23,10 @@ use voxmask::dsp::MaskRule;
 use voxmask::stream::worker::{BufferPolicy, Recorder, Worker};
 use voxmask::stream::{InputCallback, LiveConfig, LiveSeparator, Monitor, OutputCallback, Shared, load_f32};
 
-use super::{Failure, RuntimeArgs, fail, print_json};
+use super::{EXIT_DEVICE, EXIT_MODEL, EXIT_SESSION_FAILED, EXIT_USAGE, Failure, RuntimeArgs, fail, print_json};
 
 /// Algorithmic latency the shipped live model keeps within at 44.1 and 48 kHz.
 const LIVE_LATENCY_MS: f64 = 50.0;
-
-const EXIT_USAGE: u8 = 2;
-const EXIT_MODEL: u8 = 3;
-/// No host or device, or the device refuses the configuration.
-pub const EXIT_DEVICE: u8 = 5;
-/// The session ended abnormally; recordings are finalised.
-pub const EXIT_SESSION_FAILED: u8 = 6;
 
 /// Seconds of output before xruns count as "after warm-up".
 const WARMUP_SECONDS: f64 = 0.5;
@@ -246,7 +239,14 @@ pub fn run_live(args: LiveArgs) -> Result<ExitCode, Failure> {
     let channels = in_channels.clamp(1, 2);
 
     let granularity = period.map_or(1, |p| p as usize).max(1);
-    let cfg = LiveConfig { channels, device_rate: rate, block_frames: args.block_frames, granularity, max_chunk: 1024 };
+    let cfg = LiveConfig {
+        channels,
+        device_rate: rate,
+        block_frames: args.block_frames,
+        granularity,
+        max_chunk: 1024,
+        max_call: voxmask::stream::worker::max_read_frames(granularity),
+    };
     let separator = LiveSeparator::new(model, rule, cfg).map_err(|e| Failure { error: e.into(), code: EXIT_USAGE })?;
     let latency = separator.latency_samples();
     let frames_of = |ms: f64| (ms / 1000.0 * rate as f64).ceil() as usize;

@@ -27,8 +27,17 @@ mod live;
 mod separate;
 
 const EXIT_PARTIAL: u8 = 1;
+/// A bad option value that clap's parsing cannot catch (clap itself exits with 2 as well).
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
+const EXIT_USAGE: u8 = 2;
 const EXIT_MODEL: u8 = 3;
 const EXIT_NO_INPUT: u8 = 4;
+/// No host or device, or the device refuses the configuration.
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
+const EXIT_DEVICE: u8 = 5;
+/// The live session ended abnormally; recordings are finalised.
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
+const EXIT_SESSION_FAILED: u8 = 6;
 
 /// File extensions taken as audio when walking folders.
 const AUDIO_EXTENSIONS: &[&str] =

@@ -16,7 +16,9 @@ use serde_json::json;
 use voxmask::audio::encode::SampleFormat;
 use voxmask::dsp::MaskRule;
 use voxmask::error::count_in;
-use voxmask::separation::{Container, SeparateOptions, SeparationReport, Stems, separate_file, unique_stem_names};
+use voxmask::separation::{
+    Container, SeparateOptions, SeparationReport, StemSelection, separate_file, unique_stem_names,
+};
 
 use crate::{AUDIO_EXTENSIONS, EXIT_MODEL, EXIT_NO_INPUT, EXIT_PARTIAL, Failure, RuntimeArgs, fail};
 use crate::{interrupt_on_signals, lossy, peak_rss_mb, print_json, signal_name};
@@ -213,9 +215,9 @@ pub(crate) fn run(args: SeparateArgs) -> Result<ExitCode, Failure> {
             _ => Container::Wav,
         },
         stems: match args.stems {
-            StemsArg::Both => Stems::Both,
-            StemsArg::Vocals => Stems::Vocals,
-            StemsArg::Accompaniment => Stems::Accompaniment,
+            StemsArg::Both => StemSelection::Both,
+            StemsArg::Vocals => StemSelection::Vocals,
+            StemsArg::Accompaniment => StemSelection::Accompaniment,
         },
         plot: args.plot,
         interrupt: Some(Arc::clone(&interrupt)),

@@ -3,10 +3,10 @@
 //! The resampler is a polyphase Kaiser-windowed sinc FIR on the common grid of both rates,
 //! evaluated one output frame at a time: output appears as soon as the filter's half-length of
 //! input past it has arrived (no block buffering), so the same resampler serves the training
-//! data, offline separation and the live engine, and the model always sees the same band edge.
+//! data, offline and live separation, and the model always sees the same band edge.
 //! The filter is flat to 75% of the lower Nyquist frequency and 110 dB down from the Nyquist
 //! frequency itself (no aliasing into the band). That wide transition keeps the delay at about
-//! 1.3 ms per direction, which is what lets the live engine stay within 50 ms at 44.1/48 kHz;
+//! 1.3 ms per direction, which is what lets live separation stay within 50 ms at 44.1/48 kHz;
 //! the band it gives up (8.3–11 kHz at 22.05 kHz) is restored by the full-band split
 //! (`crate::separation::rate_bridge`), which passes everything the trip through the model's rate removed.
 //!
@@ -19,7 +19,7 @@
 //! corrupt header) fall back to rubato's synchronous FFT resampler (`rubato::Fft`, Blackman-Harris²
 //! windowed sinc, flat to 95% of the lower Nyquist frequency, a block and a half of delay).
 //!
-//! Guarantees the rest of voxmask relies on, for both kernels:
+//! Guarantees the rest of voxmask relies on, for both methods:
 //! - **Time alignment.** The filter's group delay is dropped from the front of the output, so
 //!   output frame `k` is the input evaluated at time `k / to_rate`.
 //! - **Exact length.** After [`Resampler::finish`] a stream of `n` input frames has produced exactly
@@ -56,14 +56,14 @@ pub struct Resampler {
     channels: usize,
     max_chunk_frames: usize,
     /// `None` when `from_rate == to_rate`: samples are copied untouched.
-    kernel: Option<Kernel>,
+    method: Option<Method>,
     /// Input frames accepted since construction, the last `reset` or `finish`.
     frames_in: u64,
     /// Output frames handed out over the same span (after the delay was dropped).
     frames_out: u64,
 }
 
-struct FftKernel {
+struct FftFilter {
     fft: Fft<f32>,
     block_in: usize,
     block_out: usize,
@@ -130,9 +130,9 @@ fn rubato_error(e: impl std::fmt::Display) -> Error {
 
 impl Resampler {
     /// Creates a resampler from `from_rate` to `to_rate` Hz for `channels` channels: the
-    /// polyphase kernel (low delay, no block buffering), or the FFT kernel for the rare rate
+    /// polyphase filter (low delay, no block buffering), or the FFT resampler for the rare rate
     /// pairs whose polyphase table would be too large. Every path of voxmask (training data,
-    /// offline separation, the live engine) uses this one design, so the model always sees the
+    /// offline and live separation) uses this one design, so the model always sees the
     /// same band edge.
     ///
     /// `max_chunk_frames` is the largest input chunk the caller intends to pass to
@@ -150,13 +150,13 @@ impl Resampler {
     pub fn band_limited(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
         let mut r = Self::new(from_rate, to_rate, channels, max_chunk_frames)?;
         if from_rate == to_rate {
-            r.kernel = PolyphaseKernel::try_new(from_rate, to_rate, channels).map(Kernel::Polyphase);
+            r.method = PolyphaseFilter::try_new(from_rate, to_rate, channels).map(Method::Polyphase);
         }
         Ok(r)
     }
 
-    /// Like [`new`](Self::new), but always with the FFT kernel (rubato), the fallback for rate
-    /// pairs the polyphase kernel cannot take; tests and benches reach it through here.
+    /// Like [`new`](Self::new), but always with the FFT resampler (rubato), the fallback for rate
+    /// pairs the polyphase filter cannot take; tests and benches reach it through here.
     pub fn new_fft(from_rate: u32, to_rate: u32, channels: usize, max_chunk_frames: usize) -> Result<Self> {
         Self::build(from_rate, to_rate, channels, max_chunk_frames, false)
     }
@@ -175,14 +175,14 @@ impl Resampler {
         if max_chunk_frames == 0 {
             return Err(Error::InvalidArgument("resampler max_chunk_frames must be at least 1".into()));
         }
-        let kernel = if from_rate == to_rate {
+        let method = if from_rate == to_rate {
             None
-        } else if let Some(d) = polyphase.then(|| PolyphaseKernel::try_new(from_rate, to_rate, channels)).flatten() {
-            Some(Kernel::Polyphase(d))
+        } else if let Some(d) = polyphase.then(|| PolyphaseFilter::try_new(from_rate, to_rate, channels)).flatten() {
+            Some(Method::Polyphase(d))
         } else {
-            Some(Kernel::Fft(Box::new(FftKernel::new(from_rate, to_rate, channels)?)))
+            Some(Method::Fft(Box::new(FftFilter::new(from_rate, to_rate, channels)?)))
         };
-        Ok(Resampler { from_rate, to_rate, channels, max_chunk_frames, kernel, frames_in: 0, frames_out: 0 })
+        Ok(Resampler { from_rate, to_rate, channels, max_chunk_frames, method, frames_in: 0, frames_out: 0 })
     }
 
     /// The largest input chunk [`max_output_frames`](Self::max_output_frames) is sized for.
@@ -207,32 +207,32 @@ impl Resampler {
 
     /// `true` when the rates are equal: samples are copied bit-exactly with no filtering or delay.
     pub fn is_passthrough(&self) -> bool {
-        self.kernel.is_none()
+        self.method.is_none()
     }
 
     /// The filter's delay in output frames. It is compensated inside: this many frames are dropped
     /// from the front of the output stream, which therefore starts at input time zero.
     pub fn delay_frames(&self) -> usize {
-        match &self.kernel {
+        match &self.method {
             None => 0,
-            Some(Kernel::Fft(e)) => e.block_out / 2,
-            Some(Kernel::Polyphase(e)) => e.delay_out_frames(),
+            Some(Method::Fft(e)) => e.block_out / 2,
+            Some(Method::Polyphase(e)) => e.delay_out_frames(),
         }
     }
 
     /// Frames per internal block on the input side (1 for passthrough). Output appears in whole
     /// blocks, so a real-time caller sees up to `block_in + delay` input frames of buffering latency.
     pub fn input_block_frames(&self) -> usize {
-        match &self.kernel {
-            Some(Kernel::Fft(e)) => e.block_in,
+        match &self.method {
+            Some(Method::Fft(e)) => e.block_in,
             _ => 1,
         }
     }
 
     /// Frames per internal block on the output side (1 for passthrough).
     pub fn output_block_frames(&self) -> usize {
-        match &self.kernel {
-            Some(Kernel::Fft(e)) => e.block_out,
+        match &self.method {
+            Some(Method::Fft(e)) => e.block_out,
             _ => 1,
         }
     }
@@ -241,25 +241,25 @@ impl Resampler {
     /// [`finish`](Self::finish)). A real-time caller's buffering latency is the worst case of
     /// `input_frames * to / from - output_frames_after(input_frames)`.
     pub fn output_frames_after(&self, input_frames: u64) -> u64 {
-        match &self.kernel {
+        match &self.method {
             None => input_frames,
-            Some(Kernel::Fft(e)) => {
+            Some(Method::Fft(e)) => {
                 ((input_frames / e.block_in as u64) * e.block_out as u64).saturating_sub(e.block_out as u64 / 2)
             }
-            Some(Kernel::Polyphase(e)) => e.outputs_after(input_frames),
+            Some(Method::Polyphase(e)) => e.outputs_after(input_frames),
         }
     }
 
     /// Exactly how many frames the next [`process`](Self::process) / [`process_into`](Self::process_into)
     /// call with `input_frames` frames per channel will produce.
     pub fn output_frames_next(&self, input_frames: usize) -> usize {
-        match &self.kernel {
+        match &self.method {
             None => input_frames,
-            Some(Kernel::Fft(e)) => {
+            Some(Method::Fft(e)) => {
                 let blocks = (e.pending_len + input_frames) / e.block_in;
                 (blocks * e.block_out).saturating_sub(e.skip)
             }
-            Some(Kernel::Polyphase(_)) => {
+            Some(Method::Polyphase(_)) => {
                 (self.output_frames_after(self.frames_in + input_frames as u64) - self.frames_out) as usize
             }
         }
@@ -268,10 +268,10 @@ impl Resampler {
     /// Upper bound on the frames one [`process_into`](Self::process_into) call with at most
     /// `max_chunk_frames` input frames can produce; size real-time output buffers with this.
     pub fn max_output_frames(&self) -> usize {
-        match &self.kernel {
+        match &self.method {
             None => self.max_chunk_frames,
-            Some(Kernel::Fft(e)) => self.max_chunk_frames.div_ceil(e.block_in) * e.block_out,
-            Some(Kernel::Polyphase(e)) => (self.max_chunk_frames as u64 * e.l).div_ceil(e.m) as usize + 1,
+            Some(Method::Fft(e)) => self.max_chunk_frames.div_ceil(e.block_in) * e.block_out,
+            Some(Method::Polyphase(e)) => (self.max_chunk_frames as u64 * e.l).div_ceil(e.m) as usize + 1,
         }
     }
 
@@ -386,23 +386,23 @@ impl Resampler {
     pub fn reset(&mut self) {
         self.frames_in = 0;
         self.frames_out = 0;
-        match &mut self.kernel {
+        match &mut self.method {
             None => {}
-            Some(Kernel::Fft(e)) => e.reset(),
-            Some(Kernel::Polyphase(e)) => e.reset(),
+            Some(Method::Fft(e)) => e.reset(),
+            Some(Method::Polyphase(e)) => e.reset(),
         }
     }
 
     fn run(&mut self, input: &[&[f32]], sink: &mut Sink<'_, '_>) -> Result<()> {
         let frames = input[0].len();
         self.frames_in += frames as u64;
-        match &mut self.kernel {
+        match &mut self.method {
             None => {
                 sink.push_slices(input);
                 self.frames_out += frames as u64;
             }
-            Some(Kernel::Fft(e)) => self.frames_out += e.push(input, sink)? as u64,
-            Some(Kernel::Polyphase(e)) => self.frames_out += e.push(input, sink, usize::MAX) as u64,
+            Some(Method::Fft(e)) => self.frames_out += e.push(input, sink)? as u64,
+            Some(Method::Polyphase(e)) => self.frames_out += e.push(input, sink, usize::MAX) as u64,
         }
         Ok(())
     }
@@ -410,16 +410,16 @@ impl Resampler {
     fn flush(&mut self, sink: &mut Sink<'_, '_>) -> Result<()> {
         let target = self.target_frames();
         let mut remaining = target.saturating_sub(self.frames_out) as usize;
-        match &mut self.kernel {
+        match &mut self.method {
             None => {}
-            Some(Kernel::Fft(e)) => {
+            Some(Method::Fft(e)) => {
                 // The rest of the last partial block, then as many silent blocks as the filter's
                 // reach needs; rubato fills everything past `pending_len` with zeros.
                 while remaining > 0 {
                     remaining -= e.run_pending_block(sink, remaining)?;
                 }
             }
-            Some(Kernel::Polyphase(e)) => {
+            Some(Method::Polyphase(e)) => {
                 // Silence past the end until the filter has seen all it needs for the last frame.
                 while remaining > 0 {
                     remaining -= e.push_zeros(sink, remaining);
@@ -431,13 +431,13 @@ impl Resampler {
     }
 }
 
-enum Kernel {
-    // Boxed: the FFT kernel's plans and buffers dwarf the polyphase kernel.
-    Fft(Box<FftKernel>),
-    Polyphase(PolyphaseKernel),
+enum Method {
+    // Boxed: the FFT resampler's plans and buffers dwarf the polyphase filter.
+    Fft(Box<FftFilter>),
+    Polyphase(PolyphaseFilter),
 }
 
-impl FftKernel {
+impl FftFilter {
     fn new(from_rate: u32, to_rate: u32, channels: usize) -> Result<Self> {
         let g = gcd(from_rate as u64, to_rate as u64);
         let (a, b) = ((from_rate as u64 / g) as usize, (to_rate as u64 / g) as usize);
@@ -470,7 +470,7 @@ impl FftKernel {
                 fft.output_frames_next()
             )));
         }
-        Ok(FftKernel {
+        Ok(FftFilter {
             fft,
             block_in,
             block_out,
@@ -547,7 +547,7 @@ impl FftKernel {
 const DIRECT_ATTEN_DB: f64 = 110.0;
 /// The polyphase filter is flat up to this fraction of the lower Nyquist frequency ...
 const DIRECT_PASS: f64 = 0.75;
-/// Fraction of the lower Nyquist frequency up to which resampled material is flat (both kernels:
+/// Fraction of the lower Nyquist frequency up to which resampled material is flat (both methods:
 /// the FFT fallback is flat further, to 95 %). Above it a signal stored at a lower rate than the
 /// model's carries less than its full content.
 pub const PASSBAND_FRACTION: f32 = DIRECT_PASS as f32;
@@ -559,7 +559,7 @@ const DIRECT_STOP: f64 = 1.0;
 /// Input frames appended to the history per step; bounds the scratch buffers.
 const DIRECT_PIECE: usize = 256;
 /// Polyphase tables larger than this (coprime rates with a huge common multiple) use the FFT
-/// kernel instead, so no rate pair can make `new` allocate more than ~16 MB.
+/// resampler instead, so no rate pair can make `new` allocate more than ~16 MB.
 const DIRECT_MAX_COEFS: usize = 1 << 22;
 
 /// Zeroth-order modified Bessel function of the first kind (Kaiser window), by its power series.
@@ -575,13 +575,13 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// The polyphase kernel: a FIR on the common grid of both rates. With `L = to / g`
+/// The polyphase filter: a FIR on the common grid of both rates. With `L = to / g`
 /// and `M = from / g`, input frame `i` sits at grid index `i L` and output frame `k` at `k M`;
 /// output `k` is the prototype filter `h` (length `2c + 1`, centred, so linear phase with its delay
 /// cancelled) applied to the inputs within `c` grid steps of `k M`. Each output is computed
 /// as soon as its last input (`floor((k M + c) / L)`) has arrived, and each phase's taps sum to
 /// exactly 1 so that DC passes unchanged.
-struct PolyphaseKernel {
+struct PolyphaseFilter {
     l: u64,
     m: u64,
     c: u64,
@@ -602,7 +602,7 @@ struct PolyphaseKernel {
     k_next: u64,
 }
 
-/// The polyphase kernel's prototype lowpass: a Kaiser-windowed sinc of `2c + 1` taps on the
+/// The polyphase filter's prototype lowpass: a Kaiser-windowed sinc of `2c + 1` taps on the
 /// common grid of both rates (`L · from` Hz, with `L = to / g` and `M = from / g`).
 struct Prototype {
     l: u64,
@@ -666,7 +666,7 @@ pub fn band_limit_response(from_rate: u32, to_rate: u32, freqs: &[f64]) -> Optio
     )
 }
 
-impl PolyphaseKernel {
+impl PolyphaseFilter {
     /// `None` when the polyphase table would be too large for this rate pair.
     fn try_new(from_rate: u32, to_rate: u32, channels: usize) -> Option<Self> {
         let proto = Prototype::design(from_rate, to_rate);
@@ -692,7 +692,7 @@ impl PolyphaseKernel {
             }
         }
         let out_piece = (DIRECT_PIECE as u64 * l).div_ceil(m) as usize + 1;
-        Some(PolyphaseKernel {
+        Some(PolyphaseFilter {
             l,
             m,
             c,

@@ -10,7 +10,7 @@
 //! Models: the shipped live model `models/voxmask-live.onnx` when present (streaming), its
 //! windowed twin exported from the same weights, and a tiny convolutional model made by the
 //! project's ONNX writer (the cost of everything around the model). One backend per
-//! process: `VOXMASK_BENCH_BACKEND=tract|onnxruntime cargo bench --bench engine`.
+//! process: `VOXMASK_BENCH_BACKEND=tract|onnxruntime cargo bench --bench live_separator`.
 
 #[cfg(feature = "live")]
 mod imp {
@@ -47,7 +47,7 @@ mod imp {
         if shipped.is_file() {
             match Model::load(&shipped, opts) {
                 Ok(_) => out.push(("shipped".to_string(), shipped.clone())),
-                Err(e) => eprintln!("engine bench: skipping the shipped model: {e}"),
+                Err(e) => eprintln!("live_separator bench: skipping the shipped model: {e}"),
             }
             // Its windowed twin (the same weights, every call over the whole 31-frame window):
             // what streaming saves, measured in the same run.
@@ -55,11 +55,11 @@ mod imp {
             let exported = import_onnx(&shipped).and_then(|net| export_onnx(&net, GraphKind::Windowed));
             match exported.map(|bytes| std::fs::write(&twin, bytes)) {
                 Ok(Ok(())) => out.push(("shipped_windowed".to_string(), twin)),
-                Ok(Err(e)) => eprintln!("engine bench: skipping the windowed twin: {e}"),
-                Err(e) => eprintln!("engine bench: skipping the windowed twin: {e}"),
+                Ok(Err(e)) => eprintln!("live_separator bench: skipping the windowed twin: {e}"),
+                Err(e) => eprintln!("live_separator bench: skipping the windowed twin: {e}"),
             }
         } else {
-            eprintln!("engine bench: models/voxmask-live.onnx not found; benching the tiny model only");
+            eprintln!("live_separator bench: models/voxmask-live.onnx not found; benching the tiny model only");
         }
         let c = tiny_contract();
         let path = dir.join("tiny_conv.onnx");
@@ -93,7 +93,7 @@ mod imp {
         let opts = RuntimeOptions { backend, threads: 1, ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
         let mut summary = Vec::new();
-        let mut group = c.benchmark_group("live_engine_per_block");
+        let mut group = c.benchmark_group("live_separator_per_block");
         group.sample_size(20);
         for (name, path) in models(dir.path(), &opts) {
             let contract = Model::load(&path, &opts).unwrap().contract().clone();
@@ -103,35 +103,34 @@ mod imp {
                     let ratio = device_rate as f64 / contract.sample_rate as f64;
                     // Device frames per block (rounded: resampled cases average out over calls).
                     let frames = ((block * contract.stft.hop) as f64 * ratio).round() as usize;
-                    let cfg =
-                        LiveConfig { channels: 2, device_rate, block_frames: block, granularity: 1, max_chunk: 1024 };
+                    let cfg = LiveConfig { block_frames: block, max_call: frames, ..LiveConfig::new(2, device_rate) };
                     let model = Model::load(&path, &opts).unwrap();
                     let backend = model.backend().name();
-                    let mut engine = LiveSeparator::new(model, rule, cfg).unwrap();
+                    let mut separator = LiveSeparator::new(model, rule, cfg).unwrap();
                     let input = [signal(frames, 1), signal(frames, 2)];
                     let mut outs = vec![vec![0.0f32; frames]; 6];
-                    let mut run = |engine: &mut LiveSeparator| {
+                    let mut run = |separator: &mut LiveSeparator| {
                         let i: Vec<&[f32]> = input.iter().map(Vec::as_slice).collect();
                         let (v, rest) = outs.split_at_mut(2);
                         let (a, m) = rest.split_at_mut(2);
                         let mut v: Vec<&mut [f32]> = v.iter_mut().map(|c| c.as_mut_slice()).collect();
                         let mut a: Vec<&mut [f32]> = a.iter_mut().map(|c| c.as_mut_slice()).collect();
                         let mut m: Vec<&mut [f32]> = m.iter_mut().map(|c| c.as_mut_slice()).collect();
-                        engine.process(&i, &mut v, &mut a, &mut m).unwrap();
+                        separator.process(&i, &mut v, &mut a, &mut m).unwrap();
                     };
                     // Warm up past the start-up latency so every iteration runs a model block.
                     for _ in 0..64 {
-                        run(&mut engine);
+                        run(&mut separator);
                     }
                     let budget = (block * contract.stft.hop) as f64 / contract.sample_rate as f64;
                     let label = format!("{name}_{backend}_block{block}_{device_rate}Hz");
                     group.throughput(Throughput::Elements(frames as u64));
-                    group.bench_function(&label, |b| b.iter(|| run(&mut engine)));
+                    group.bench_function(&label, |b| b.iter(|| run(&mut separator)));
                     // A direct measurement for the budget ratio printed below.
                     let reps = 50;
                     let t = Instant::now();
                     for _ in 0..reps {
-                        run(&mut engine);
+                        run(&mut separator);
                     }
                     let per_block = t.elapsed().as_secs_f64() / reps as f64;
                     summary.push(format!(
@@ -157,5 +156,5 @@ criterion::criterion_main!(benches);
 
 #[cfg(not(feature = "live"))]
 fn main() {
-    eprintln!("the engine bench needs the `live` feature");
+    eprintln!("the live_separator bench needs the `live` feature");
 }
