@@ -20,7 +20,7 @@ const TILE: usize = 8;
 /// Dot product with eight independent partial sums: strict IEEE order would stop LLVM from
 /// vectorising a single-accumulator loop.
 #[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];

@@ -1,0 +1,275 @@
+//! Cholesky factor of a positive-definite block-Toeplitz matrix by the generalized Schur
+//! algorithm, and solves with it.
+//!
+//! Ordered by delay, then channel, the BSS Eval Gram matrix is block Toeplitz: `L` × `L` blocks
+//! of `q` × `q` (q reference channels), block (i, j) the channels' correlations at lag j − i. Its
+//! displacement `T − Z T Zᵀ` (Z shifts down one block) has rank 2q, so the Schur algorithm
+//! (Kailath & Sayed, "Displacement structure: theory and applications", SIAM Review 37(3),
+//! 1995, §4) gets the Cholesky factor from an `n × 2q` generator in O(q·n²) flops instead of
+//! Cholesky's n³/3: 2048 unknowns (two stereo sources, 512 taps) take ~70 Mflop, not 2.9 Gflop.
+//!
+//! Each block step makes the generator's top block proper with, per row, a Householder
+//! reflection in each half and one hyperbolic rotation, applied in the mixed form, the stable one
+//! for positive-definite Toeplitz matrices (Bojanczyk, Brent, de Hoog & Sweet, SIAM J. Matrix
+//! Anal. Appl. 16(1), 1995). A rotation with |ρ| ≥ 1 means the matrix is not numerically positive
+//! definite: `factor` then says so and the caller falls back to the dense solver.
+
+use super::linalg::dot;
+
+/// A block-Toeplitz Cholesky factor, its buffers kept between systems.
+#[derive(Default)]
+pub(crate) struct ToeplitzCholesky {
+    n: usize,
+    /// The lower factor packed by columns: column j, rows j..n, starts at `col_start(j)`.
+    l: Vec<f64>,
+    /// Generator `[U V]`, 2q columns of n rows; see `factor`.
+    generator: Vec<f64>,
+    /// One row value per generator row, the reflections' `w = X v`.
+    w: Vec<f64>,
+}
+
+impl ToeplitzCholesky {
+    fn col_start(&self, j: usize) -> usize {
+        j * (2 * self.n - j + 1) / 2
+    }
+
+    /// Factors `T + diag·I`, `T` the symmetric block-Toeplitz matrix of `blocks` × `blocks`
+    /// blocks of `q` × `q` whose first block column is `first(i, a, b) = T[(i, a), (0, b)]`.
+    /// Returns `false` (and leaves no usable factor) when it is not numerically positive definite.
+    pub(crate) fn factor(&mut self, q: usize, blocks: usize, first: impl Fn(usize, usize, usize) -> f64, diag: f64) -> bool {
+        let n = q * blocks;
+        self.n = n;
+        if n == 0 {
+            return true;
+        }
+        // Leading block C₀ = Lc Lcᵀ (row-major, lower).
+        let mut lc = vec![0.0f64; q * q];
+        for a in 0..q {
+            for b in 0..=a {
+                lc[a * q + b] = first(0, a, b);
+            }
+            lc[a * q + a] += diag;
+        }
+        for j in 0..q {
+            let d = lc[j * q + j] - dot(&lc[j * q..j * q + j], &lc[j * q..j * q + j]);
+            if !(d > 0.0 && d.is_finite()) {
+                return false;
+            }
+            let s = d.sqrt();
+            lc[j * q + j] = s;
+            for i in j + 1..q {
+                lc[i * q + j] = (lc[i * q + j] - dot(&lc[i * q..i * q + j], &lc[j * q..j * q + j])) / s;
+            }
+        }
+        // T − Z T Zᵀ = U Uᵀ − V Vᵀ with block row i of U equal to Cᵢ Lc⁻ᵀ (block 0: Lc) and V the
+        // same without block 0. Columns are contiguous so every transform below is a vector loop.
+        let g = &mut self.generator;
+        g.clear();
+        g.resize(2 * q * n, 0.0);
+        let mut y = vec![0.0f64; q];
+        for i in 0..blocks {
+            for a in 0..q {
+                let row = i * q + a;
+                if i == 0 {
+                    for c in 0..=a {
+                        g[c * n + row] = lc[a * q + c];
+                    }
+                    continue;
+                }
+                for c in 0..q {
+                    y[c] = (first(i, a, c) - dot(&lc[c * q..c * q + c], &y[..c])) / lc[c * q + c];
+                }
+                for (c, &v) in y.iter().enumerate() {
+                    g[c * n + row] = v;
+                    g[(q + c) * n + row] = v;
+                }
+            }
+        }
+        self.l.clear();
+        self.l.resize(n * (n + 1) / 2, 0.0);
+        self.w.resize(n, 0.0);
+        let (u, v) = self.generator.split_at_mut(q * n);
+        for k in 0..blocks {
+            // Step k: U's rows 0..rows and V's rows vo..n are the generator of the trailing
+            // (n − kq)-square Schur complement. Shifting U down one block between steps is free:
+            // its row r stands for row kq + r of the matrix.
+            let rows = n - k * q;
+            let vo = k * q;
+            if k > 0 {
+                for r in 0..q {
+                    // Zero the top block's row r right of the diagonal in U and past column 0 in V,
+                    // then V's last entry on it with one hyperbolic rotation against U's diagonal.
+                    reflect(u, n, r, q, r, rows, &mut self.w);
+                    reflect(v, n, 0, q, vo + r, n, &mut self.w);
+                    let a = u[r * n + r];
+                    let rho = v[vo + r] / a;
+                    if !(rho.abs() < 1.0) {
+                        return false;
+                    }
+                    let c = ((1.0 - rho) * (1.0 + rho)).sqrt();
+                    for (x, y) in u[r * n + r..r * n + rows].iter_mut().zip(&mut v[vo + r..n]) {
+                        // Mixed form: y from the updated x, not from the original pair.
+                        let xn = (*x - rho * *y) / c;
+                        *y = c * *y - rho * xn;
+                        *x = xn;
+                    }
+                    v[vo + r] = 0.0;
+                    if u[r * n + r] < 0.0 {
+                        u[r * n + r..r * n + rows].iter_mut().for_each(|x| *x = -*x);
+                    }
+                }
+            }
+            for c in 0..q {
+                let j = k * q + c;
+                let d = u[c * n + c];
+                if !(d > 0.0 && d.is_finite()) {
+                    return false;
+                }
+                let s = j * (2 * n - j + 1) / 2;
+                self.l[s..s + n - j].copy_from_slice(&u[c * n + c..c * n + rows]);
+            }
+        }
+        true
+    }
+
+    /// Solves `(T + diag·I) x = b` in place for every `b` in `rhs` (length n each), ordered as
+    /// the matrix: entry `i·q + a` is delay i, channel a. Every right-hand side shares one pass
+    /// over the factor each way, which does not fit in cache.
+    pub(crate) fn solve(&self, rhs: &mut [Vec<f64>]) {
+        let n = self.n;
+        for j in 0..n {
+            let s = self.col_start(j);
+            let col = &self.l[s..s + n - j];
+            for b in rhs.iter_mut() {
+                let y = b[j] / col[0];
+                b[j] = y;
+                for (bi, li) in b[j + 1..].iter_mut().zip(&col[1..]) {
+                    *bi -= y * li;
+                }
+            }
+        }
+        for j in (0..n).rev() {
+            let s = self.col_start(j);
+            let col = &self.l[s..s + n - j];
+            for b in rhs.iter_mut() {
+                b[j] = (b[j] - dot(&col[1..], &b[j + 1..])) / col[0];
+            }
+        }
+    }
+}
+
+/// Householder reflection of columns `c0..c1` of the column-major `m` (column stride `n`) that
+/// zeroes row `piv` in columns `c0 + 1..c1`, applied to rows `piv..end` (the rows above are zero
+/// in these columns). `w` is scratch of at least `end` entries.
+fn reflect(m: &mut [f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize, w: &mut [f64]) {
+    if c1 - c0 < 2 {
+        return;
+    }
+    let x0 = m[c0 * n + piv];
+    let tail: f64 = (c0 + 1..c1).map(|c| m[c * n + piv] * m[c * n + piv]).sum();
+    if tail == 0.0 {
+        return;
+    }
+    // H = I − τ v vᵀ with v₀ = 1 (LAPACK's dlarfg), mapping the row onto (β, 0, …, 0).
+    let beta = -(x0 * x0 + tail).sqrt().copysign(x0);
+    let tau = (beta - x0) / beta;
+    let scale = 1.0 / (x0 - beta);
+    let vs: Vec<f64> = (c0..c1).map(|c| if c == c0 { 1.0 } else { m[c * n + piv] * scale }).collect();
+    let w = &mut w[piv..end];
+    w.copy_from_slice(&m[c0 * n + piv..c0 * n + end]);
+    for (c, &vc) in (c0 + 1..c1).zip(&vs[1..]) {
+        for (wi, x) in w.iter_mut().zip(&m[c * n + piv..c * n + end]) {
+            *wi += vc * x;
+        }
+    }
+    for (c, &vc) in (c0..c1).zip(&vs) {
+        let f = tau * vc;
+        for (x, wi) in m[c * n + piv..c * n + end].iter_mut().zip(w.iter()) {
+            *x -= f * wi;
+        }
+    }
+    m[c0 * n + piv] = beta;
+    for c in c0 + 1..c1 {
+        m[c * n + piv] = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Relative residual allowed for the well-conditioned systems below, in f64.
+    const SOLVE_TOL: f64 = 1e-10;
+
+    fn signal(len: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .collect()
+    }
+
+    /// `r_ab(k) = Σ x_a[t + k] x_b[t]`, the Gram entries of delayed copies of `x`.
+    fn corr(x: &[Vec<f64>], a: usize, b: usize, k: isize) -> f64 {
+        let n = x[0].len() as isize;
+        (0..n).filter(|&t| t + k >= 0 && t + k < n).map(|t| x[a][(t + k) as usize] * x[b][t as usize]).sum()
+    }
+
+    /// The dense matrix `T[(u, a), (v, b)] = r_ab(v − u)` and the factor's `first`.
+    fn system(q: usize, blocks: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
+        // Channel 1 mixes channel 0 in, so the off-diagonal blocks are not zero.
+        let mut x: Vec<Vec<f64>> = (0..q as u64).map(|c| signal(300, seed + c)).collect();
+        for c in 1..q {
+            let prev = x[c - 1].clone();
+            for (v, p) in x[c].iter_mut().zip(prev) {
+                *v += 0.5 * p;
+            }
+        }
+        let n = q * blocks;
+        let mut t = vec![0.0; n * n];
+        for u in 0..blocks {
+            for v in 0..blocks {
+                for a in 0..q {
+                    for b in 0..q {
+                        t[(u * q + a) * n + v * q + b] = corr(&x, a, b, v as isize - u as isize);
+                    }
+                }
+            }
+        }
+        (x, t)
+    }
+
+    #[test]
+    fn solves_block_toeplitz_systems() {
+        for (q, blocks) in [(1, 1), (1, 9), (2, 7), (3, 5), (4, 16)] {
+            let (x, t) = system(q, blocks, 7 * q as u64 + blocks as u64);
+            let n = q * blocks;
+            let mut f = ToeplitzCholesky::default();
+            assert!(f.factor(q, blocks, |i, a, b| corr(&x, a, b, -(i as isize)), 1e-3));
+            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37 + 1.0).sin()).collect();
+            let mut sol = vec![b.clone(), b.iter().map(|v| -2.0 * v).collect()];
+            f.solve(&mut sol);
+            for (s, scale) in sol.iter().zip([1.0, -2.0]) {
+                let mut worst = 0.0f64;
+                for i in 0..n {
+                    let r: f64 = (0..n).map(|j| t[i * n + j] * s[j]).sum::<f64>() + 1e-3 * s[i] - scale * b[i];
+                    worst = worst.max(r.abs());
+                }
+                assert!(worst < SOLVE_TOL * 2.0, "q={q} blocks={blocks}: residual {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_indefinite_matrix() {
+        // Lag-1 correlation above the lag-0 energy: [[1, 2], [2, 1]] is indefinite.
+        let mut f = ToeplitzCholesky::default();
+        assert!(!f.factor(1, 2, |i, _, _| if i == 0 { 1.0 } else { 2.0 }, 0.0));
+        // And a leading block that is not positive definite.
+        assert!(!f.factor(2, 1, |_, a, b| if a == b { 1.0 } else { 3.0 }, 0.0));
+    }
+}
