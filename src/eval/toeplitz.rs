@@ -14,7 +14,26 @@
 //! Anal. Appl. 16(1), 1995). A rotation with |ρ| ≥ 1 means the matrix is not numerically positive
 //! definite: `factor` then says so and the caller falls back to the dense solver.
 
-use super::linalg::dot;
+/// Dot product with eight independent partial sums: strict IEEE order would stop LLVM from
+/// vectorising a single-accumulator loop.
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
 
 /// A block-Toeplitz Cholesky factor, its buffers kept between systems.
 #[derive(Default)]
