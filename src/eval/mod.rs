@@ -443,12 +443,11 @@ impl BssEval {
         if self.dense_only {
             return solve_dense(&first, q, l, rhs);
         }
-        if !self.toeplitz.factor(q, l, &first, f64::EPSILON) {
+        // The Schur algorithm orders unknowns by delay, then channel.
+        let mut x: Vec<Vec<f64>> = rhs.iter().map(|b| (0..q * l).map(|i| b[(i % q) * l + i / q]).collect()).collect();
+        if !self.toeplitz.solve(q, l, &first, f64::EPSILON, &mut x) {
             return solve_dense(&first, q, l, rhs);
         }
-        // The factor orders unknowns by delay, then channel.
-        let mut x: Vec<Vec<f64>> = rhs.iter().map(|b| (0..q * l).map(|i| b[(i % q) * l + i / q]).collect()).collect();
-        self.toeplitz.solve(&mut x);
         Ok(x.iter().map(|x| (0..q * l).map(|i| x[(i % l) * q + i / l]).collect()).collect())
     }
 
@@ -513,7 +512,7 @@ impl BssEval {
 
 /// The fallback for systems the Schur algorithm finds not numerically positive definite:
 /// `(T + eps·I) x = b` densely, `T[(a, u), (b, v)] = first(v − u, a, b)` read as a symmetric
-/// block-Toeplitz matrix (`first` as in [`ToeplitzCholesky::factor`] for u ≥ v), unknowns ordered
+/// block-Toeplitz matrix (`first` as in [`ToeplitzCholesky::solve`] for u ≥ v), unknowns ordered
 /// `[channel][tap]` like `rhs`. Cholesky, then LU with partial pivoting (numpy's method) when
 /// Cholesky breaks down; an exact zero pivot is an error, where numpy raises `LinAlgError`.
 ///

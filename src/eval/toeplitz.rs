@@ -35,29 +35,34 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// A block-Toeplitz Cholesky factor, its buffers kept between systems.
+/// The Schur algorithm's buffers, kept between systems.
 #[derive(Default)]
 pub(crate) struct ToeplitzCholesky {
-    n: usize,
     /// The lower factor packed by columns: column j, rows j..n, starts at `col_start(j)`.
     l: Vec<f64>,
-    /// Generator `[U V]`, 2q columns of n rows; see `factor`.
+    /// Generator `[U V]`, 2q columns of n rows; see `solve`.
     generator: Vec<f64>,
     /// One row value per generator row, the reflections' `w = X v`.
     w: Vec<f64>,
+    /// A reflection's vector.
+    vs: Vec<f64>,
 }
 
 impl ToeplitzCholesky {
-    fn col_start(&self, j: usize) -> usize {
-        j * (2 * self.n - j + 1) / 2
-    }
-
-    /// Factors `T + diag·I`, `T` the symmetric block-Toeplitz matrix of `blocks` × `blocks`
-    /// blocks of `q` × `q` whose first block column is `first(i, a, b) = T[(i, a), (0, b)]`.
-    /// Returns `false` (and leaves no usable factor) when it is not numerically positive definite.
-    pub(crate) fn factor(&mut self, q: usize, blocks: usize, first: impl Fn(usize, usize, usize) -> f64, diag: f64) -> bool {
+    /// Solves `(T + diag·I) x = b` in place for every `b` in `rhs`, `T` the symmetric
+    /// block-Toeplitz matrix of `blocks` × `blocks` blocks of `q` × `q` whose first block column
+    /// is `first(i, a, b) = T[(i, a), (0, b)]`; unknowns are ordered as the matrix, entry `i·q + a`
+    /// for delay i, channel a. Returns `false`, `rhs` garbage, when `T + diag·I` is not
+    /// numerically positive definite.
+    pub(crate) fn solve(
+        &mut self,
+        q: usize,
+        blocks: usize,
+        first: impl Fn(usize, usize, usize) -> f64,
+        diag: f64,
+        rhs: &mut [Vec<f64>],
+    ) -> bool {
         let n = q * blocks;
-        self.n = n;
         if n == 0 {
             return true;
         }
@@ -104,8 +109,10 @@ impl ToeplitzCholesky {
                 }
             }
         }
-        self.l.clear();
-        self.l.resize(n * (n + 1) / 2, 0.0);
+        // Every entry is written before it is read: no need to clear what the last system left.
+        if self.l.len() < n * (n + 1) / 2 {
+            self.l.resize(n * (n + 1) / 2, 0.0);
+        }
         self.w.resize(n, 0.0);
         let (u, v) = self.generator.split_at_mut(q * n);
         for k in 0..blocks {
@@ -118,8 +125,8 @@ impl ToeplitzCholesky {
                 for r in 0..q {
                     // Zero the top block's row r right of the diagonal in U and past column 0 in V,
                     // then V's last entry on it with one hyperbolic rotation against U's diagonal.
-                    reflect(u, n, r, q, r, rows, &mut self.w);
-                    reflect(v, n, 0, q, vo + r, n, &mut self.w);
+                    reflect(u, n, r, q, r, rows, &mut self.w, &mut self.vs);
+                    reflect(v, n, 0, q, vo + r, n, &mut self.w, &mut self.vs);
                     let a = u[r * n + r];
                     let rho = v[vo + r] / a;
                     if !(rho.abs() < 1.0) {
@@ -138,49 +145,47 @@ impl ToeplitzCholesky {
                     }
                 }
             }
+            // Block column k of the factor is U's: forward substitution L y = b while it is in
+            // cache, and kept for the backward pass.
             for c in 0..q {
                 let j = k * q + c;
-                let d = u[c * n + c];
-                if !(d > 0.0 && d.is_finite()) {
+                let col = &u[c * n + c..c * n + rows];
+                if !(col[0] > 0.0 && col[0].is_finite()) {
                     return false;
                 }
-                let s = j * (2 * n - j + 1) / 2;
-                self.l[s..s + n - j].copy_from_slice(&u[c * n + c..c * n + rows]);
-            }
-        }
-        true
-    }
-
-    /// Solves `(T + diag·I) x = b` in place for every `b` in `rhs` (length n each), ordered as
-    /// the matrix: entry `i·q + a` is delay i, channel a. Every right-hand side shares one pass
-    /// over the factor each way, which does not fit in cache.
-    pub(crate) fn solve(&self, rhs: &mut [Vec<f64>]) {
-        let n = self.n;
-        for j in 0..n {
-            let s = self.col_start(j);
-            let col = &self.l[s..s + n - j];
-            for b in rhs.iter_mut() {
-                let y = b[j] / col[0];
-                b[j] = y;
-                for (bi, li) in b[j + 1..].iter_mut().zip(&col[1..]) {
-                    *bi -= y * li;
+                for b in rhs.iter_mut() {
+                    let y = b[j] / col[0];
+                    b[j] = y;
+                    for (bi, li) in b[j + 1..].iter_mut().zip(&col[1..]) {
+                        *bi -= y * li;
+                    }
                 }
+                let s = col_start(n, j);
+                self.l[s..s + n - j].copy_from_slice(col);
             }
         }
+        // Lᵀ x = y, one pass over the factor (too large for cache) for every right-hand side.
         for j in (0..n).rev() {
-            let s = self.col_start(j);
+            let s = col_start(n, j);
             let col = &self.l[s..s + n - j];
             for b in rhs.iter_mut() {
                 b[j] = (b[j] - dot(&col[1..], &b[j + 1..])) / col[0];
             }
         }
+        true
     }
+}
+
+/// Where column `j` of an `n × n` lower factor packed by columns starts.
+fn col_start(n: usize, j: usize) -> usize {
+    j * (2 * n - j + 1) / 2
 }
 
 /// Householder reflection of columns `c0..c1` of the column-major `m` (column stride `n`) that
 /// zeroes row `piv` in columns `c0 + 1..c1`, applied to rows `piv..end` (the rows above are zero
-/// in these columns). `w` is scratch of at least `end` entries.
-fn reflect(m: &mut [f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize, w: &mut [f64]) {
+/// in these columns). `w` is scratch of at least `end` entries, `vs` of any length.
+#[allow(clippy::too_many_arguments)]
+fn reflect(m: &mut [f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize, w: &mut [f64], vs: &mut Vec<f64>) {
     if c1 - c0 < 2 {
         return;
     }
@@ -193,7 +198,8 @@ fn reflect(m: &mut [f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize
     let beta = -(x0 * x0 + tail).sqrt().copysign(x0);
     let tau = (beta - x0) / beta;
     let scale = 1.0 / (x0 - beta);
-    let vs: Vec<f64> = (c0..c1).map(|c| if c == c0 { 1.0 } else { m[c * n + piv] * scale }).collect();
+    vs.clear();
+    vs.extend((c0..c1).map(|c| if c == c0 { 1.0 } else { m[c * n + piv] * scale }));
     let w = &mut w[piv..end];
     w.copy_from_slice(&m[c0 * n + piv..c0 * n + end]);
     for (c, &vc) in (c0 + 1..c1).zip(&vs[1..]) {
@@ -201,7 +207,7 @@ fn reflect(m: &mut [f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize
             *wi += vc * x;
         }
     }
-    for (c, &vc) in (c0..c1).zip(&vs) {
+    for (c, &vc) in (c0..c1).zip(vs.iter()) {
         let f = tau * vc;
         for (x, wi) in m[c * n + piv..c * n + end].iter_mut().zip(w.iter()) {
             *x -= f * wi;
@@ -268,10 +274,9 @@ mod tests {
             let (x, t) = system(q, blocks, 7 * q as u64 + blocks as u64);
             let n = q * blocks;
             let mut f = ToeplitzCholesky::default();
-            assert!(f.factor(q, blocks, |i, a, b| corr(&x, a, b, -(i as isize)), 1e-3));
             let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37 + 1.0).sin()).collect();
             let mut sol = vec![b.clone(), b.iter().map(|v| -2.0 * v).collect()];
-            f.solve(&mut sol);
+            assert!(f.solve(q, blocks, |i, a, b| corr(&x, a, b, -(i as isize)), 1e-3, &mut sol));
             for (s, scale) in sol.iter().zip([1.0, -2.0]) {
                 let mut worst = 0.0f64;
                 for i in 0..n {
@@ -287,8 +292,8 @@ mod tests {
     fn rejects_indefinite_matrix() {
         // Lag-1 correlation above the lag-0 energy: [[1, 2], [2, 1]] is indefinite.
         let mut f = ToeplitzCholesky::default();
-        assert!(!f.factor(1, 2, |i, _, _| if i == 0 { 1.0 } else { 2.0 }, 0.0));
+        assert!(!f.solve(1, 2, |i, _, _| if i == 0 { 1.0 } else { 2.0 }, 0.0, &mut [vec![1.0; 2]]));
         // And a leading block that is not positive definite.
-        assert!(!f.factor(2, 1, |_, a, b| if a == b { 1.0 } else { 3.0 }, 0.0));
+        assert!(!f.solve(2, 1, |_, a, b| if a == b { 1.0 } else { 3.0 }, 0.0, &mut [vec![1.0; 2]]));
     }
 }
