@@ -62,6 +62,37 @@ impl ToeplitzCholesky {
         diag: f64,
         rhs: &mut [Vec<f64>],
     ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if crate::dsp::simd::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA.
+            return unsafe { self.solve_avx2(q, blocks, &first, diag, rhs) };
+        }
+        self.solve_body(q, blocks, &first, diag, rhs)
+    }
+
+    /// The same arithmetic at AVX2 width (no fused multiply-adds: both paths round alike).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn solve_avx2(
+        &mut self,
+        q: usize,
+        blocks: usize,
+        first: &dyn Fn(usize, usize, usize) -> f64,
+        diag: f64,
+        rhs: &mut [Vec<f64>],
+    ) -> bool {
+        self.solve_body(q, blocks, first, diag, rhs)
+    }
+
+    #[inline(always)]
+    fn solve_body(
+        &mut self,
+        q: usize,
+        blocks: usize,
+        first: &dyn Fn(usize, usize, usize) -> f64,
+        diag: f64,
+        rhs: &mut [Vec<f64>],
+    ) -> bool {
         let n = q * blocks;
         if n == 0 {
             return true;
@@ -115,42 +146,82 @@ impl ToeplitzCholesky {
         }
         self.w.resize(n, 0.0);
         let (u, v) = self.generator.split_at_mut(q * n);
+        let (w, vs) = (&mut self.w, &mut self.vs);
         for k in 0..blocks {
             // Step k: U's rows 0..rows and V's rows vo..n are the generator of the trailing
             // (n − kq)-square Schur complement. Shifting U down one block between steps is free:
             // its row r stands for row kq + r of the matrix.
             let rows = n - k * q;
             let vo = k * q;
-            if k > 0 {
-                for r in 0..q {
-                    // Zero the top block's row r right of the diagonal in U and past column 0 in V,
-                    // then V's last entry on it with one hyperbolic rotation against U's diagonal.
-                    reflect(u, n, r, q, r, rows, &mut self.w, &mut self.vs);
-                    reflect(v, n, 0, q, vo + r, n, &mut self.w, &mut self.vs);
-                    let a = u[r * n + r];
-                    let rho = v[vo + r] / a;
-                    if !(rho.abs() < 1.0) {
-                        return false;
-                    }
-                    let c = ((1.0 - rho) * (1.0 + rho)).sqrt();
-                    for (x, y) in u[r * n + r..r * n + rows].iter_mut().zip(&mut v[vo + r..n]) {
-                        // Mixed form: y from the updated x, not from the original pair.
-                        let xn = (*x - rho * *y) / c;
-                        *y = c * *y - rho * xn;
-                        *x = xn;
-                    }
-                    v[vo + r] = 0.0;
-                    if u[r * n + r] < 0.0 {
-                        u[r * n + r..r * n + rows].iter_mut().for_each(|x| *x = -*x);
+            // Step 0's top block, [Lc 0], is already proper.
+            let to_zero = if k == 0 { 0 } else { q };
+            for r in 0..to_zero {
+                // Zero the top block's row r right of the diagonal in U ...
+                if let Some((tau, beta)) = householder(u, n, r, q, r, vs) {
+                    project(u, n, r, q, r, rows, vs, w);
+                    for c in r..q {
+                        let f = tau * vs[c - r];
+                        for (x, wi) in u[c * n + r..c * n + rows].iter_mut().zip(&w[r..rows]) {
+                            *x -= f * wi;
+                        }
+                        // The row's exact image: (β, 0, …, 0).
+                        u[c * n + r] = if c == r { beta } else { 0.0 };
                     }
                 }
+                // ... and past column 0 in V, then V's last entry on it with one hyperbolic
+                // rotation against U's diagonal, in the same pass as V's column 0.
+                let reflected = householder(v, n, 0, q, vo + r, vs);
+                let a = u[r * n + r];
+                let b = match reflected {
+                    Some((tau, beta)) => {
+                        project(v, n, 0, q, vo + r, n, vs, w);
+                        for c in 1..q {
+                            let f = tau * vs[c];
+                            for (x, wi) in v[c * n + vo + r..c * n + n].iter_mut().zip(&w[vo + r..n]) {
+                                *x -= f * wi;
+                            }
+                            v[c * n + vo + r] = 0.0;
+                        }
+                        beta
+                    }
+                    None => v[vo + r],
+                };
+                let rho = b / a;
+                if !(rho.abs() < 1.0) {
+                    return false;
+                }
+                let c = ((1.0 - rho) * (1.0 + rho)).sqrt();
+                let (ur, v0) = (&mut u[r * n + r..r * n + rows], &mut v[vo + r..n]);
+                // Mixed form: V's entry from U's updated one, not from the original pair.
+                match reflected {
+                    // V's column 0 takes its reflection's update on the way.
+                    Some((tau, _)) => {
+                        for ((x, y), wi) in ur.iter_mut().zip(v0.iter_mut()).zip(&w[vo + r..n]) {
+                            let yr = *y - tau * wi;
+                            let xn = (*x - rho * yr) / c;
+                            *y = c * yr - rho * xn;
+                            *x = xn;
+                        }
+                    }
+                    None => {
+                        for (x, y) in ur.iter_mut().zip(v0.iter_mut()) {
+                            let xn = (*x - rho * *y) / c;
+                            *y = c * *y - rho * xn;
+                            *x = xn;
+                        }
+                    }
+                }
+                // The top row's exact image: (a·c, 0).
+                ur[0] = (a - rho * b) / c;
+                v0[0] = 0.0;
             }
-            // Block column k of the factor is U's: forward substitution L y = b while it is in
-            // cache, and kept for the backward pass.
+            // Block column k of the factor is U's (its diagonal may be negative: a column's sign
+            // cancels in L Lᵀ): forward substitution L y = b while it is in cache, and kept for
+            // the backward pass.
             for c in 0..q {
                 let j = k * q + c;
                 let col = &u[c * n + c..c * n + rows];
-                if !(col[0] > 0.0 && col[0].is_finite()) {
+                if !(col[0] != 0.0 && col[0].is_finite()) {
                     return false;
                 }
                 for b in rhs.iter_mut() {
@@ -181,41 +252,43 @@ fn col_start(n: usize, j: usize) -> usize {
     j * (2 * n - j + 1) / 2
 }
 
-/// Householder reflection of columns `c0..c1` of the column-major `m` (column stride `n`) that
-/// zeroes row `piv` in columns `c0 + 1..c1`, applied to rows `piv..end` (the rows above are zero
-/// in these columns). `w` is scratch of at least `end` entries, `vs` of any length.
-#[allow(clippy::too_many_arguments)]
-fn reflect(m: &mut [f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize, w: &mut [f64], vs: &mut Vec<f64>) {
+/// The Householder reflection `H = I − τ v vᵀ` (LAPACK's dlarfg, `v₀ = 1`, into `vs`) that maps
+/// row `piv` of columns `c0..c1` of the column-major `m` (column stride `n`) onto its first
+/// column, and `(τ, β)`, β the row's first entry after it; `None` when that row is already zero
+/// past its first column.
+#[inline(always)]
+fn householder(m: &[f64], n: usize, c0: usize, c1: usize, piv: usize, vs: &mut Vec<f64>) -> Option<(f64, f64)> {
     if c1 - c0 < 2 {
-        return;
+        return None;
     }
     let x0 = m[c0 * n + piv];
     let tail: f64 = (c0 + 1..c1).map(|c| m[c * n + piv] * m[c * n + piv]).sum();
     if tail == 0.0 {
-        return;
+        return None;
     }
-    // H = I − τ v vᵀ with v₀ = 1 (LAPACK's dlarfg), mapping the row onto (β, 0, …, 0).
     let beta = -(x0 * x0 + tail).sqrt().copysign(x0);
-    let tau = (beta - x0) / beta;
     let scale = 1.0 / (x0 - beta);
     vs.clear();
     vs.extend((c0..c1).map(|c| if c == c0 { 1.0 } else { m[c * n + piv] * scale }));
+    Some(((beta - x0) / beta, beta))
+}
+
+/// `w[piv..end] = Σ_c vs[c − c0] · m[c][piv..end]` over columns `c0..c1` (at least two), the
+/// rows below `piv` the reflection acts on (the rows above are zero in these columns).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn project(m: &[f64], n: usize, c0: usize, c1: usize, piv: usize, end: usize, vs: &[f64], w: &mut [f64]) {
     let w = &mut w[piv..end];
-    w.copy_from_slice(&m[c0 * n + piv..c0 * n + end]);
-    for (c, &vc) in (c0 + 1..c1).zip(&vs[1..]) {
+    let v1 = vs[1];
+    let (x0, x1) = (&m[c0 * n + piv..c0 * n + end], &m[(c0 + 1) * n + piv..(c0 + 1) * n + end]);
+    for ((wi, a), b) in w.iter_mut().zip(x0).zip(x1) {
+        *wi = a + v1 * b;
+    }
+    for c in c0 + 2..c1 {
+        let vc = vs[c - c0];
         for (wi, x) in w.iter_mut().zip(&m[c * n + piv..c * n + end]) {
             *wi += vc * x;
         }
-    }
-    for (c, &vc) in (c0..c1).zip(vs.iter()) {
-        let f = tau * vc;
-        for (x, wi) in m[c * n + piv..c * n + end].iter_mut().zip(w.iter()) {
-            *x -= f * wi;
-        }
-    }
-    m[c0 * n + piv] = beta;
-    for c in c0 + 1..c1 {
-        m[c * n + piv] = 0.0;
     }
 }
 
