@@ -36,8 +36,7 @@ type Sources = Vec<Vec<Vec<f32>>>;
 fn track(seconds: usize, seed: u64) -> (Sources, Sources) {
     let len = RATE * seconds;
     let s = 1000 * seed;
-    let mut refs: Sources =
-        (0..2u64).map(|j| (0..2u64).map(|c| noise(len, s + 1 + 2 * j + c)).collect()).collect();
+    let mut refs: Sources = (0..2u64).map(|j| (0..2u64).map(|c| noise(len, s + 1 + 2 * j + c)).collect()).collect();
     for ch in &mut refs[1] {
         let mut y = 0.0f32;
         for v in ch.iter_mut() {

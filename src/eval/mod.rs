@@ -452,7 +452,7 @@ impl BssEval {
         }
         // The Schur algorithm orders unknowns by delay, then channel.
         let mut x: Vec<Vec<f64>> = rhs.iter().map(|b| (0..q * l).map(|i| b[(i % q) * l + i / q]).collect()).collect();
-        if !self.toeplitz.solve(q, l, &first, f64::EPSILON, &mut x) {
+        if !self.toeplitz.solve(q, l, first, f64::EPSILON, &mut x) {
             return solve_dense(&first, q, l, rhs);
         }
         Ok(x.iter().map(|x| (0..q * l).map(|i| x[(i % l) * q + i / l]).collect()).collect())
@@ -686,24 +686,25 @@ impl Bands<'_> {
         // Split real and imaginary parts, zero past `n` so the lanes need no remainder loop.
         let len = n.next_multiple_of(LANES);
         let [ar, ai, or, oi, sr, si, yr, yi] = buf;
-        let sum_products = |re: &mut [f64; CHUNK], im: &mut [f64; CHUNK], x: &[Vec<Complex<f64>>], h: &[Vec<Complex<f64>>]| {
-            for (m, (x, h)) in x.iter().zip(h).enumerate() {
-                let terms = re.iter_mut().zip(im.iter_mut()).zip(&x[k0..k1]).zip(&h[k0..k1]);
-                if m == 0 {
-                    for (((r, i), x), h) in terms {
-                        *r = x.re * h.re - x.im * h.im;
-                        *i = x.re * h.im + x.im * h.re;
-                    }
-                } else {
-                    for (((r, i), x), h) in terms {
-                        *r += x.re * h.re - x.im * h.im;
-                        *i += x.re * h.im + x.im * h.re;
+        let sum_products =
+            |re: &mut [f64; CHUNK], im: &mut [f64; CHUNK], x: &[Vec<Complex<f64>>], h: &[Vec<Complex<f64>>]| {
+                for (m, (x, h)) in x.iter().zip(h).enumerate() {
+                    let terms = re.iter_mut().zip(im.iter_mut()).zip(&x[k0..k1]).zip(&h[k0..k1]);
+                    if m == 0 {
+                        for (((r, i), x), h) in terms {
+                            *r = x.re * h.re - x.im * h.im;
+                            *i = x.re * h.im + x.im * h.re;
+                        }
+                    } else {
+                        for (((r, i), x), h) in terms {
+                            *r += x.re * h.re - x.im * h.im;
+                            *i += x.re * h.im + x.im * h.re;
+                        }
                     }
                 }
-            }
-            re[n..len].fill(0.0);
-            im[n..len].fill(0.0);
-        };
+                re[n..len].fill(0.0);
+                im[n..len].fill(0.0);
+            };
         sum_products(ar, ai, self.x, self.h);
         sum_products(or, oi, self.xj, self.hj);
         for (k, (s, y)) in self.s[k0..k1].iter().zip(&self.y[k0..k1]).enumerate() {
@@ -713,6 +714,8 @@ impl Bands<'_> {
             v[n..len].fill(0.0);
         }
         for i in (0..len).step_by(LANES) {
+            // `l` is the lane of every accumulator and the offset of its bin alike.
+            #[allow(clippy::needless_range_loop)]
             for l in 0..LANES {
                 let k = i + l;
                 let (ar, ai, or, oi) = (ar[k], ai[k], or[k], oi[k]);
@@ -790,7 +793,9 @@ mod tests {
                 (0..2)
                     .map(|c| {
                         let n = noise(len, 10 + 2 * j as u64 + c as u64);
-                        (0..len).map(|i| refs[j][c][i] + 0.2 * refs[1 - j][c][i.saturating_sub(3)] + 0.1 * n[i]).collect()
+                        (0..len)
+                            .map(|i| refs[j][c][i] + 0.2 * refs[1 - j][c][i.saturating_sub(3)] + 0.1 * n[i])
+                            .collect()
                     })
                     .collect()
             })
