@@ -22,7 +22,7 @@ pub use mask_engine::MaskEngine;
 use crate::dsp::MaskRule;
 use crate::model::{Contract, Model, StreamState};
 use crate::{Error, Result};
-use rate_bridge::RateBridge;
+use rate_bridge::{RateBridge, STACK_CHANNELS};
 
 /// Something that maps features to the model's output per bin (`[batch, frames, bins]` in and
 /// out, what its [`Contract`] says): an ONNX [`Model`], or the candle network in training.
@@ -350,24 +350,9 @@ impl<N: MaskNetwork> Separator<N> {
         self.bridge.engine().channels()
     }
 
-    /// The input's sample rate.
-    pub fn sample_rate(&self) -> u32 {
-        self.bridge.input_rate()
-    }
-
-    /// The mask engine (its rate, hop and block).
-    pub fn engine(&self) -> &MaskEngine {
-        self.bridge.engine()
-    }
-
     /// The network.
     pub fn network(&self) -> &N {
         &self.network
-    }
-
-    /// Gives the network back.
-    pub fn into_network(self) -> N {
-        self.network
     }
 }
 
@@ -410,6 +395,3 @@ fn bridge_latency(bridge: &RateBridge, granularity: usize) -> usize {
     let horizon = (rate * 4).max(64 * period);
     (0..=horizon / g).map(|i| i * g).map(|n| n - ready(n)).max().unwrap_or(0)
 }
-
-/// Largest channel count `process` splits without allocating a slice list.
-const STACK_CHANNELS: usize = 8;

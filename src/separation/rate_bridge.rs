@@ -25,8 +25,9 @@ use super::mask_engine::{EngineOutput, MaskEngine};
 use crate::Result;
 use crate::dsp::resample::Resampler;
 
-/// Largest channel count handled without a per-call allocation of slice lists.
-const STACK_CHANNELS: usize = 8;
+/// Largest channel count handled without a per-call allocation of slice lists (here and in
+/// `Separator::process`).
+pub(super) const STACK_CHANNELS: usize = 8;
 
 /// Calls `f` with `vecs` as a list of slices, without allocating for up to eight channels.
 fn with_slices<R>(vecs: &[Vec<f32>], f: impl FnOnce(&[&[f32]]) -> R) -> R {
